@@ -1,0 +1,193 @@
+/**
+ * Every name of akv-injector's public surface, in one place: the label, the
+ * annotations, what the webhook injects, and the environment of each process.
+ * The README's tables are checked against this module by a test, so the docs
+ * and the code cannot drift. Formats and defaults are in each entry's comment;
+ * the rules that check them live in `refs.ts` and the webhook's parser.
+ */
+
+/** Prefix of every label and annotation we own. */
+export const PREFIX = "akv-injector.io/";
+
+/** The opt-in pod label; the webhook's `objectSelector` matches only `"true"`. */
+export const INJECT_LABEL = "akv-injector.io/inject";
+
+/** The pod annotation that marks a pod as done; a pod that has it is returned unchanged. */
+export const STATUS_ANNOTATION = "akv-injector.io/status";
+
+/** The only value the webhook writes into {@link STATUS_ANNOTATION}. */
+export const STATUS_INJECTED = "injected";
+
+/** Service-account annotations, the same keys as Azure Workload Identity's. */
+export const ServiceAccountAnnotation = {
+  /** The user-assigned managed identity's client id (a GUID). Required unless the pod sets `client-id`. */
+  clientId: "azure.workload.identity/client-id",
+  /** Optional tenant id (a GUID); else the webhook's `AZURE_TENANT_ID`. */
+  tenantId: "azure.workload.identity/tenant-id",
+} as const;
+
+/**
+ * Pod annotations with one fixed key each (prefix {@link PREFIX}). The three
+ * per-file families are in {@link FileAnnotationPrefix}.
+ */
+export const Annotation = {
+  /** Vault name (`myvault` → `https://myvault.vault.azure.net`, suffix from the first dotted entry of the allowed suffixes) or a full `https://` vault URL. Required. */
+  vault: "akv-injector.io/vault",
+  /** Comma-separated secret refs `NAME[/VERSION]`; each is written to `<mount-path>/NAME`. */
+  secrets: "akv-injector.io/secrets",
+  /** Absolute directory where files appear in every target container. Default `/mnt/secrets`. */
+  mountPath: "akv-injector.io/mount-path",
+  /** Comma-separated container names that get the mount. Default: all containers and init containers. */
+  containers: "akv-injector.io/containers",
+  /** `sidecar` (native sidecar that refreshes) or `init` (one-shot init container). Default `sidecar`. */
+  mode: "akv-injector.io/mode",
+  /** Go-style duration (`90s`, `5m`, `1h`) between refreshes in `sidecar` mode. Default: the chart's, 5m. */
+  refreshInterval: "akv-injector.io/refresh-interval",
+  /** Octal permission of written files, e.g. `0640`. Default `0644`. */
+  fileMode: "akv-injector.io/file-mode",
+  /** Overrides the service account's client id. */
+  clientId: "akv-injector.io/client-id",
+  /** Written by the webhook only: see {@link STATUS_ANNOTATION}. */
+  status: STATUS_ANNOTATION,
+} as const;
+
+/** Per-file annotation families: the key is the prefix followed by a file name. */
+export const FileAnnotationPrefix = {
+  /** `secret-<file>`: one secret ref `NAME[/VERSION]` written to `<mount-path>/<file>`. */
+  secret: "akv-injector.io/secret-",
+  /** `template-<file>`: text rendered to `<mount-path>/<file>`; `{{ secret "NAME[/VERSION]" }}` substitutes a secret's value. */
+  template: "akv-injector.io/template-",
+  /** `format-<file>`: one of {@link FORMATS}; default `raw`. */
+  format: "akv-injector.io/format-",
+} as const;
+
+/** How a secret's value becomes a file's content. */
+export const FORMATS = ["raw", "pem", "cert", "key", "base64-decode"] as const;
+/** One of {@link FORMATS}. */
+export type Format = (typeof FORMATS)[number];
+
+/** The two injection modes. */
+export const MODES = ["sidecar", "init"] as const;
+/** One of {@link MODES}. */
+export type Mode = (typeof MODES)[number];
+
+/** Defaults of the pod annotations that have one. */
+export const Defaults = {
+  /** Default of `mount-path`. */
+  mountPath: "/mnt/secrets",
+  /** Default of `mode`. */
+  mode: "sidecar",
+  /** Default of `format-<file>`. */
+  format: "raw",
+  /** Default of `file-mode`. */
+  fileMode: 0o644,
+  /** Default refresh interval in milliseconds when the chart sets none (5m). */
+  refreshIntervalMs: 5 * 60_000,
+  /** Refresh intervals under this are allowed with an admission warning. */
+  minQuietRefreshIntervalMs: 30_000,
+  /** Default `sizeLimit` of the `akv-secrets` tmpfs. */
+  tmpfsSizeLimit: "4Mi",
+} as const;
+
+/** What the webhook injects into a pod. */
+export const Injected = {
+  /** The sidecar container's name; always the first init container. */
+  containerName: "akv-injector",
+  /** The in-memory `emptyDir` that holds the written files. */
+  secretsVolume: "akv-secrets",
+  /** Where the sidecar mounts {@link Injected.secretsVolume} read-write (its own path, whatever `mount-path` is). */
+  sidecarSecretsPath: "/var/run/akv-injector/secrets",
+  /** The projected service-account token volume; mounted in the sidecar alone. */
+  tokenVolume: "akv-injector-token",
+  /** Where the sidecar mounts {@link Injected.tokenVolume}, read-only. */
+  tokenMountPath: "/var/run/secrets/akv-injector/token",
+  /** The token's file name inside {@link Injected.tokenVolume}. */
+  tokenPath: "azure-identity-token",
+  /** The token's full path, the sidecar's `AZURE_FEDERATED_TOKEN_FILE`. */
+  tokenFile: "/var/run/secrets/akv-injector/token/azure-identity-token",
+  /** The audience of the projected token (what Entra ID expects for workload identity federation). */
+  tokenAudience: "api://AzureADTokenExchange",
+  /** The projected token's requested lifetime. */
+  tokenExpirationSeconds: 3600,
+  /**
+   * The sidecar image's entrypoint (distroless Node: node, then our bundle).
+   * The webhook sets only `args`; the exec startup probe needs the full command.
+   */
+  sidecarEntrypoint: ["/nodejs/bin/node", "/app/sidecar.mjs"],
+  /** The sidecar's args: one sync loop (`sidecar` mode) or one sync (`init` mode), as the spec says. */
+  sidecarRunArgs: ["run"],
+  /** Appended to the entrypoint for the startup probe: exits 0 once the first sync was published. */
+  sidecarProbeArgs: ["probe"],
+} as const;
+
+/** Environment of the sidecar process, as the webhook sets it. */
+export const SidecarEnv = {
+  /** The managed identity's client id. */
+  clientId: "AZURE_CLIENT_ID",
+  /** The Entra tenant id. */
+  tenantId: "AZURE_TENANT_ID",
+  /** The projected service-account token's path, read afresh for every exchange. */
+  federatedTokenFile: "AZURE_FEDERATED_TOKEN_FILE",
+  /** Entra ID authority host, e.g. `https://login.microsoftonline.com/`. */
+  authorityHost: "AZURE_AUTHORITY_HOST",
+  /** The sync spec as JSON (see `spec.ts`): vault, files, mode, interval, file mode, output directory. */
+  spec: "AKV_INJECTOR_SPEC",
+  /** The webhook's allowed vault suffixes; an exact-host entry turns challenge resource verification off for that host. */
+  vaultSuffixes: "AKV_INJECTOR_VAULT_SUFFIXES",
+  /** Optional PEM bundle of extra CA certificates to trust (a private CA in front of AAD or Key Vault). */
+  extraCaCerts: "AKV_INJECTOR_EXTRA_CA_CERTS",
+  /** pino log level; default `info`. */
+  logLevel: "AKV_INJECTOR_LOG_LEVEL",
+} as const;
+
+/** Environment of the webhook process (the chart sets it). */
+export const WebhookEnv = {
+  /** PEM serving certificate (chain) file; reloaded when it changes. */
+  tlsCertFile: "AKV_INJECTOR_TLS_CERT_FILE",
+  /** PEM private key file; reloaded when it changes. */
+  tlsKeyFile: "AKV_INJECTOR_TLS_KEY_FILE",
+  /** HTTPS port of `POST /mutate`. Default 8443. */
+  port: "AKV_INJECTOR_PORT",
+  /** Plain HTTP port of `/healthz`, `/readyz`, `/metrics`. Default 8080. */
+  healthPort: "AKV_INJECTOR_HEALTH_PORT",
+  /** The sidecar image reference. Required. */
+  sidecarImage: "AKV_INJECTOR_SIDECAR_IMAGE",
+  /** Comma list of allowed vault DNS suffixes; a leading dot matches subdomains, none matches that host exactly. Default: Azure public, China and US Government. */
+  vaultSuffixes: "AKV_INJECTOR_VAULT_SUFFIXES",
+  /** Default tenant id for service accounts without the tenant annotation. Required. */
+  tenantId: "AZURE_TENANT_ID",
+  /** Entra ID authority host. Default `https://login.microsoftonline.com/`. */
+  authorityHost: "AZURE_AUTHORITY_HOST",
+  /** Default refresh interval (Go-style duration). Default `5m`. */
+  refreshInterval: "AKV_INJECTOR_REFRESH_INTERVAL",
+  /** `sizeLimit` of the `akv-secrets` tmpfs (a Kubernetes quantity). Default `4Mi`. */
+  tmpfsSizeLimit: "AKV_INJECTOR_TMPFS_SIZE_LIMIT",
+  /** Default file mode (octal). Default `0644`. */
+  fileMode: "AKV_INJECTOR_FILE_MODE",
+  /** The sidecar's `resources` as JSON (`{"requests":{…},"limits":{…}}`). */
+  sidecarResources: "AKV_INJECTOR_SIDECAR_RESOURCES",
+  /** Optional path to a PEM bundle the sidecars should trust too; passed to them as `AKV_INJECTOR_EXTRA_CA_CERTS`. */
+  sidecarExtraCaFile: "AKV_INJECTOR_SIDECAR_EXTRA_CA_FILE",
+  /** pino log level; default `info`. */
+  logLevel: "AKV_INJECTOR_LOG_LEVEL",
+  /** Kubeconfig path; else the in-cluster service account. */
+  kubeconfig: "KUBECONFIG",
+} as const;
+
+/** Key Vault DNS suffixes of the Azure clouds; the default of `AKV_INJECTOR_VAULT_SUFFIXES`. */
+export const AZURE_VAULT_SUFFIXES = [
+  ".vault.azure.net",
+  ".vault.azure.cn",
+  ".vault.usgovcloudapi.net",
+] as const;
+
+/** Microsoft Entra authority hosts; any other host turns MSAL instance discovery off. */
+export const ENTRA_AUTHORITY_HOSTS = [
+  "login.microsoftonline.com",
+  "login.microsoftonline.us",
+  "login.chinacloudapi.cn",
+  "login.partner.microsoftonline.cn",
+] as const;
+
+/** Default `AZURE_AUTHORITY_HOST`. */
+export const DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com/";

@@ -1,0 +1,252 @@
+/**
+ * Pure parsers for the small values of the public surface: secret refs, file
+ * names, vault names and URLs, durations, file modes, templates. The webhook
+ * uses them to refuse bad annotations; the sidecar uses them to check the spec
+ * it was given. Each returns a typed value or a {@link Problem} that says what
+ * was expected, never throws.
+ */
+import { AZURE_VAULT_SUFFIXES, ENTRA_AUTHORITY_HOSTS } from "./names.ts";
+
+/** A secret in Key Vault: its name and, optionally, one fixed version. */
+export interface SecretRef {
+  readonly name: string;
+  readonly version?: string;
+}
+
+/** Why a value was refused: what is expected, in words a user can act on. */
+export interface Problem {
+  readonly expected: string;
+}
+
+/** The result of a parser: a value or a problem. */
+export type Parsed<T> =
+  { readonly ok: true; readonly value: T } | ({ readonly ok: false } & Problem);
+
+const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
+const fail = (expected: string): { readonly ok: false; readonly expected: string } => ({
+  ok: false,
+  expected,
+});
+
+const SECRET_NAME = /^[0-9A-Za-z-]{1,127}$/;
+const SECRET_VERSION = /^[0-9A-Fa-f]{32}$/;
+const FILE_NAME = /^[A-Za-z0-9._-]+$/;
+const VAULT_NAME = /^[A-Za-z][0-9A-Za-z-]{1,22}[0-9A-Za-z]$/;
+
+/**
+ * Parses `NAME[/VERSION]`.
+ * @example parseSecretRef("db-password") // { name: "db-password" }
+ * @example parseSecretRef("tls/0123456789abcdef0123456789abcdef") // with version
+ */
+export function parseSecretRef(text: string): Parsed<SecretRef> {
+  const [name = "", version, ...rest] = text.trim().split("/");
+  if (rest.length > 0) return fail("a secret ref NAME or NAME/VERSION");
+  if (!SECRET_NAME.test(name)) return fail("a secret name of 1-127 characters [0-9A-Za-z-]");
+  if (version === undefined) return ok({ name });
+  if (!SECRET_VERSION.test(version)) return fail("a secret version of 32 hex digits");
+  return ok({ name, version: version.toLowerCase() });
+}
+
+/** Formats a ref back as `NAME[/VERSION]` (for messages and cache keys). */
+export function formatSecretRef(ref: SecretRef): string {
+  return ref.version === undefined ? ref.name : `${ref.name}/${ref.version}`;
+}
+
+/** Checks a target file name: one path segment of `[A-Za-z0-9._-]`, not `.` or `..`, not starting with `..`. */
+export function parseFileName(text: string): Parsed<string> {
+  if (!FILE_NAME.test(text) || text.startsWith("..")) {
+    return fail("file name must be one path segment of [A-Za-z0-9._-], not starting with '..'");
+  }
+  if (text === ".") return fail("file name must not be '.'");
+  return ok(text);
+}
+
+/** Checks Azure's vault-name rule: 3-24 of `[0-9A-Za-z-]`, a letter first, a letter or digit last, no `--`. */
+export function isVaultName(text: string): boolean {
+  return VAULT_NAME.test(text) && !text.includes("--");
+}
+
+/** One entry of the allowed vault suffixes: `.vault.azure.net` matches subdomains; `127.0.0.1` only that host. */
+export interface VaultSuffix {
+  readonly value: string;
+  /** An exact host (no leading dot): a local emulator or mock, for which challenge resource verification is off. */
+  readonly exactHost: boolean;
+}
+
+/**
+ * Parses the comma list of `AKV_INJECTOR_VAULT_SUFFIXES`; empty or missing gives
+ * the Azure clouds' suffixes.
+ */
+export function parseVaultSuffixes(text: string | undefined): Parsed<readonly VaultSuffix[]> {
+  const items = (text ?? "")
+    .split(",")
+    .map((s) => s.trim().toLowerCase())
+    .filter((s) => s !== "");
+  const list = items.length > 0 ? items : [...AZURE_VAULT_SUFFIXES];
+  const out: VaultSuffix[] = [];
+  for (const item of list) {
+    const host = item.startsWith(".") ? item.slice(1) : item;
+    if (!/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$/.test(host) || host.includes("..")) {
+      return fail(
+        `a comma list of DNS suffixes like .vault.azure.net or hosts like 127.0.0.1, not '${item}'`,
+      );
+    }
+    out.push({ value: item, exactHost: !item.startsWith(".") });
+  }
+  return ok(Object.freeze(out));
+}
+
+/** The suffix entry that allows a vault URL's host (with port, if any), or undefined. */
+export function findVaultSuffix(
+  url: URL,
+  suffixes: readonly VaultSuffix[],
+): VaultSuffix | undefined {
+  const host = url.host.toLowerCase();
+  const hostname = url.hostname.toLowerCase();
+  return suffixes.find((s) =>
+    s.exactHost
+      ? s.value === host || s.value === hostname
+      : hostname.endsWith(s.value) && hostname.length > s.value.length,
+  );
+}
+
+/**
+ * Resolves the `vault` annotation to a vault URL with no trailing slash: a
+ * bare name takes the first dotted suffix; a URL must be https, have no path,
+ * query or credentials, and be allowed by a suffix.
+ * @example resolveVaultUrl("myvault", parseVaultSuffixes(undefined)) // https://myvault.vault.azure.net
+ */
+export function resolveVaultUrl(text: string, suffixes: readonly VaultSuffix[]): Parsed<string> {
+  const value = text.trim();
+  const allowed = suffixes.map((s) => s.value).join(", ");
+  if (!value.includes("/") && !value.includes(":")) {
+    if (!isVaultName(value)) {
+      return fail(
+        "a vault name of 3-24 characters [0-9A-Za-z-], starting with a letter, ending with a letter or digit, without '--', or an https:// vault URL",
+      );
+    }
+    const dotted = suffixes.find((s) => !s.exactHost);
+    if (dotted === undefined)
+      return fail(
+        `a full https:// vault URL (no DNS suffix is allowed for bare names; allowed: ${allowed})`,
+      );
+    return ok(`https://${value.toLowerCase()}${dotted.value}`);
+  }
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return fail("a vault name or an https:// vault URL");
+  }
+  if (url.protocol !== "https:") return fail("an https:// vault URL");
+  if (
+    url.username !== "" ||
+    url.password !== "" ||
+    url.search !== "" ||
+    url.hash !== "" ||
+    (url.pathname !== "/" && url.pathname !== "")
+  ) {
+    return fail(
+      "a vault URL with no path, query or credentials, like https://myvault.vault.azure.net",
+    );
+  }
+  if (findVaultSuffix(url, suffixes) === undefined)
+    return fail(`a vault host under one of the allowed suffixes: ${allowed}`);
+  return ok(`https://${url.host.toLowerCase()}`);
+}
+
+/** True when an authority host is one of Microsoft Entra's (instance discovery stays on only for these). */
+export function isEntraAuthority(authorityHost: string): boolean {
+  try {
+    const host = new URL(authorityHost).hostname.toLowerCase();
+    return (ENTRA_AUTHORITY_HOSTS as readonly string[]).includes(host);
+  } catch {
+    return false;
+  }
+}
+
+const DURATION_UNITS: Readonly<Record<string, number>> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
+
+/**
+ * Parses a Go-style duration of positive parts in `ms`, `s`, `m`, `h`.
+ * @example parseDuration("1h30m") // 5_400_000 (milliseconds)
+ */
+export function parseDuration(text: string): Parsed<number> {
+  const value = text.trim();
+  const part = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
+  let total = 0;
+  let end = 0;
+  for (const match of value.matchAll(part)) {
+    total += Number(match[1]) * (DURATION_UNITS[match[2] ?? ""] ?? Number.NaN);
+    end = part.lastIndex;
+  }
+  if (value === "" || end !== value.length || !Number.isFinite(total) || total <= 0) {
+    return fail("a positive Go-style duration like 90s, 5m or 1h");
+  }
+  return ok(Math.round(total));
+}
+
+/** Formats milliseconds as a short Go-style duration (`5m`, `90s`, `1h30m`). */
+export function formatDuration(ms: number): string {
+  const parts: string[] = [];
+  let rest = ms;
+  for (const [unit, size] of [
+    ["h", 3_600_000],
+    ["m", 60_000],
+    ["s", 1000],
+  ] as const) {
+    if (rest >= size) {
+      parts.push(`${Math.floor(rest / size)}${unit}`);
+      rest %= size;
+    }
+  }
+  if (rest > 0 || parts.length === 0) parts.push(`${rest}ms`);
+  return parts.join("");
+}
+
+/** Parses an octal file mode like `0644` or `640` (permission bits only). */
+export function parseFileMode(text: string): Parsed<number> {
+  const value = text.trim();
+  if (!/^0?[0-7]{3}$/.test(value)) return fail("an octal file mode like 0644 or 0440");
+  return ok(Number.parseInt(value, 8));
+}
+
+/** Formats a file mode as four octal digits (`0644`). */
+export function formatFileMode(mode: number): string {
+  return `0${mode.toString(8).padStart(3, "0")}`;
+}
+
+/** A piece of a parsed template: literal text or a secret's value. */
+export type TemplatePart = { readonly text: string } | { readonly secret: SecretRef };
+
+const TEMPLATE_ACTION = /\{\{-?\s*(.*?)\s*-?\}\}/gs;
+const SECRET_CALL = /^secret\s+"([^"]*)"$/;
+
+/**
+ * Parses a template: `{{ secret "NAME[/VERSION]" }}` substitutes a secret's
+ * value; any other `{{ … }}` is refused, so nothing else is ever evaluated.
+ * @example parseTemplate('user=app\npass={{ secret "db-password" }}\n')
+ */
+export function parseTemplate(text: string): Parsed<readonly TemplatePart[]> {
+  const parts: TemplatePart[] = [];
+  let last = 0;
+  for (const match of text.matchAll(TEMPLATE_ACTION)) {
+    const call = SECRET_CALL.exec(match[1] ?? "");
+    if (call === null)
+      return fail(`only {{ secret "NAME[/VERSION]" }} in templates, not '${match[0]}'`);
+    const ref = parseSecretRef(call[1] ?? "");
+    if (!ref.ok) return fail(`${ref.expected} in '${match[0]}'`);
+    if (match.index > last) parts.push({ text: text.slice(last, match.index) });
+    parts.push({ secret: ref.value });
+    last = match.index + match[0].length;
+  }
+  if (last < text.length) parts.push({ text: text.slice(last) });
+  const stray = parts.find((p) => "text" in p && (p.text.includes("{{") || p.text.includes("}}")));
+  if (stray !== undefined) return fail('balanced {{ secret "NAME" }} actions in templates');
+  return ok(Object.freeze(parts));
+}

@@ -1,0 +1,192 @@
+/**
+ * The sync spec: what the webhook tells the sidecar to do, carried as JSON in
+ * the sidecar's `AKV_INJECTOR_SPEC` env var. The webhook builds it from the
+ * annotations it validated; the sidecar checks it again at its own boundary
+ * with {@link parseSpec}, using the same rules, so a hand-edited pod cannot
+ * smuggle in a bad file name or template.
+ */
+import { AkvError, ErrorCode } from "./errors.ts";
+import { FORMATS, MODES, type Format, type Mode } from "./names.ts";
+import {
+  parseFileName,
+  parseSecretRef,
+  formatSecretRef,
+  type SecretRef,
+  type TemplatePart,
+} from "./refs.ts";
+
+/** Where one file's content comes from. */
+export type FileSource =
+  | { readonly kind: "secret"; readonly ref: SecretRef }
+  | { readonly kind: "template"; readonly parts: readonly TemplatePart[] };
+
+/** One file the sidecar writes. */
+export interface FileSpec {
+  /** File name inside the output directory (one path segment). */
+  readonly file: string;
+  readonly source: FileSource;
+  /** How a secret's value becomes the content; templates are always `raw`. */
+  readonly format: Format;
+}
+
+/** Everything one sidecar needs besides its credentials. */
+export interface SyncSpec {
+  /** `https://host[:port]`, already checked against the allowed suffixes. */
+  readonly vaultUrl: string;
+  readonly files: readonly FileSpec[];
+  readonly mode: Mode;
+  /** Milliseconds between refreshes in `sidecar` mode. */
+  readonly refreshIntervalMs: number;
+  /** Permission bits of written files. */
+  readonly fileMode: number;
+  /** The directory the sidecar publishes into (its mount of the tmpfs). */
+  readonly outputDir: string;
+}
+
+/** Every secret ref a spec needs, each once, in first-use order. */
+export function listSecretRefs(spec: Pick<SyncSpec, "files">): readonly SecretRef[] {
+  const seen = new Map<string, SecretRef>();
+  const add = (ref: SecretRef): void => {
+    const key = formatSecretRef(ref);
+    if (!seen.has(key)) seen.set(key, ref);
+  };
+  for (const f of spec.files) {
+    if (f.source.kind === "secret") add(f.source.ref);
+    else for (const p of f.source.parts) if ("secret" in p) add(p.secret);
+  }
+  return [...seen.values()];
+}
+
+/** Serializes a spec for the `AKV_INJECTOR_SPEC` env var. */
+export function encodeSpec(spec: SyncSpec): string {
+  return JSON.stringify(spec);
+}
+
+/** A spec that does not parse: every problem, each with the JSON path it concerns. */
+export class SpecError extends AkvError {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(ErrorCode.SPEC_INVALID, `invalid AKV_INJECTOR_SPEC: ${problems.join("; ")}`);
+    this.problems = problems;
+  }
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * Parses and checks the JSON of `AKV_INJECTOR_SPEC` into a frozen spec.
+ * @throws {SpecError} naming every bad field.
+ */
+export function parseSpec(json: string): SyncSpec {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch (cause) {
+    throw new SpecError([`not JSON (${(cause as Error).message})`]);
+  }
+  const problems: string[] = [];
+  const bad = (path: string, expected: string): void => {
+    problems.push(`${path}: expected ${expected}`);
+  };
+  if (!isRecord(raw)) throw new SpecError(["expected a JSON object"]);
+
+  const { vaultUrl, files, mode, refreshIntervalMs, fileMode, outputDir } = raw;
+  if (typeof vaultUrl !== "string" || !/^https:\/\/[^/?#@]+$/.test(vaultUrl))
+    bad("vaultUrl", "https://host");
+  if (typeof mode !== "string" || !(MODES as readonly string[]).includes(mode))
+    bad("mode", MODES.join(" or "));
+  if (
+    typeof refreshIntervalMs !== "number" ||
+    !Number.isInteger(refreshIntervalMs) ||
+    refreshIntervalMs < 1000
+  ) {
+    bad("refreshIntervalMs", "an integer of at least 1000");
+  }
+  if (
+    typeof fileMode !== "number" ||
+    !Number.isInteger(fileMode) ||
+    fileMode < 0 ||
+    fileMode > 0o777
+  ) {
+    bad("fileMode", "permission bits 0-0o777");
+  }
+  if (typeof outputDir !== "string" || !outputDir.startsWith("/"))
+    bad("outputDir", "an absolute path");
+
+  const parsedFiles: FileSpec[] = [];
+  if (!Array.isArray(files) || files.length === 0) bad("files", "a non-empty array");
+  else {
+    const names = new Set<string>();
+    files.forEach((f: unknown, i) => {
+      const file = parseFileSpec(f, `files[${i}]`);
+      if ("expected" in file) {
+        bad(file.path, file.expected);
+        return;
+      }
+      if (names.has(file.file))
+        bad(`files[${i}].file`, `a unique file name, '${file.file}' is repeated`);
+      names.add(file.file);
+      parsedFiles.push(file);
+    });
+  }
+  if (problems.length > 0) throw new SpecError(problems);
+  return deepFreeze({
+    vaultUrl: vaultUrl as string,
+    files: parsedFiles,
+    mode: mode as Mode,
+    refreshIntervalMs: refreshIntervalMs as number,
+    fileMode: fileMode as number,
+    outputDir: outputDir as string,
+  });
+}
+
+function parseFileSpec(
+  raw: unknown,
+  path: string,
+): FileSpec | { readonly path: string; readonly expected: string } {
+  const bad = (where: string, expected: string) => ({ path: where, expected });
+  if (!isRecord(raw)) return bad(path, "an object");
+  const file = typeof raw.file === "string" ? parseFileName(raw.file) : undefined;
+  if (file === undefined || !file.ok) return bad(`${path}.file`, file?.expected ?? "a file name");
+  const format = raw.format;
+  if (typeof format !== "string" || !(FORMATS as readonly string[]).includes(format)) {
+    return bad(`${path}.format`, FORMATS.join(", "));
+  }
+  const source = isRecord(raw.source) ? raw.source : {};
+  if (source.kind === "secret") {
+    const ref = parseRef(source.ref);
+    if (ref === undefined)
+      return bad(`${path}.source.ref`, "{ name, version? } of a valid secret ref");
+    return { file: file.value, format: format as Format, source: { kind: "secret", ref } };
+  }
+  if (source.kind === "template" && Array.isArray(source.parts)) {
+    const parts: TemplatePart[] = [];
+    for (const p of source.parts as unknown[]) {
+      if (isRecord(p) && typeof p.text === "string") parts.push({ text: p.text });
+      else if (isRecord(p) && parseRef(p.secret) !== undefined)
+        parts.push({ secret: parseRef(p.secret) as SecretRef });
+      else
+        return bad(`${path}.source.parts`, "items of { text } or { secret: { name, version? } }");
+    }
+    if (format !== "raw") return bad(`${path}.format`, "raw for a template");
+    return { file: file.value, format: "raw", source: { kind: "template", parts } };
+  }
+  return bad(`${path}.source`, "{ kind: 'secret', ref } or { kind: 'template', parts }");
+}
+
+function parseRef(raw: unknown): SecretRef | undefined {
+  if (!isRecord(raw) || typeof raw.name !== "string") return undefined;
+  if (raw.version !== undefined && typeof raw.version !== "string") return undefined;
+  const text = raw.version === undefined ? raw.name : `${raw.name}/${raw.version}`;
+  const ref = parseSecretRef(text);
+  return ref.ok && text === formatSecretRef(ref.value) ? ref.value : undefined;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
