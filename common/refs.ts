@@ -183,7 +183,7 @@ export function parseDuration(text: string): Parsed<number> {
   let end = 0;
   for (const match of value.matchAll(part)) {
     total += Number(match[1]) * (DURATION_UNITS[match[2] ?? ""] ?? Number.NaN);
-    end = part.lastIndex;
+    end = match.index + match[0].length;
   }
   if (value === "" || end !== value.length || !Number.isFinite(total) || total <= 0) {
     return fail("a positive Go-style duration like 90s, 5m or 1h");
