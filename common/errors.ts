@@ -28,6 +28,8 @@ export const ErrorCode = {
   SECRET_FORBIDDEN: "AKV_SECRET_FORBIDDEN",
   /** Key Vault answered 404: no such secret or version. */
   SECRET_NOT_FOUND: "AKV_SECRET_NOT_FOUND",
+  /** Key Vault refused a read for another reason than 403/404 (400 bad request, 401 token not accepted, a challenge for the wrong resource); not retried. */
+  KEY_VAULT_REFUSED: "AKV_KEY_VAULT_REFUSED",
   /** Key Vault throttled (429); retried after Retry-After or backoff. */
   THROTTLED: "AKV_THROTTLED",
   /** Key Vault or Entra ID was unreachable, timed out or answered 5xx; retried with backoff. */

@@ -152,6 +152,8 @@ export const WebhookEnv = {
   healthPort: "AKV_INJECTOR_HEALTH_PORT",
   /** The sidecar image reference. Required. */
   sidecarImage: "AKV_INJECTOR_SIDECAR_IMAGE",
+  /** Optional `imagePullPolicy` of the injected sidecar (`Always`, `IfNotPresent`, `Never`); unset leaves the Kubernetes default. */
+  sidecarImagePullPolicy: "AKV_INJECTOR_SIDECAR_IMAGE_PULL_POLICY",
   /** Comma list of allowed vault DNS suffixes; a leading dot matches subdomains, none matches that host exactly. Default: Azure public, China and US Government. */
   vaultSuffixes: "AKV_INJECTOR_VAULT_SUFFIXES",
   /** Default tenant id for service accounts without the tenant annotation. Required. */
@@ -170,9 +172,34 @@ export const WebhookEnv = {
   sidecarExtraCaFile: "AKV_INJECTOR_SIDECAR_EXTRA_CA_FILE",
   /** pino log level; default `info`. */
   logLevel: "AKV_INJECTOR_LOG_LEVEL",
+  /**
+   * One of {@link CERT_MODES}. `self`: the webhook makes, stores (in
+   * {@link WebhookEnv.certSecret}) and renews its CA and serving certificate,
+   * writes them to the two TLS files and the CA into its webhook configuration;
+   * needs the `self`-mode settings below. `cert-manager` and `provided`: it
+   * serves the TLS files as mounted. Default `provided`.
+   */
+  certMode: "AKV_INJECTOR_CERT_MODE",
+  /** `self` mode: name of the Secret in {@link WebhookEnv.namespace} that holds the CA and serving certificate all replicas share. Required in `self` mode. */
+  certSecret: "AKV_INJECTOR_CERT_SECRET",
+  /** `self` mode: name of the MutatingWebhookConfiguration whose every webhook gets the CA as `caBundle`. Required in `self` mode. */
+  webhookConfigName: "AKV_INJECTOR_WEBHOOK_CONFIG_NAME",
+  /** `self` mode: the webhook's Service name; the certificate's DNS names are `svc`, `svc.ns`, `svc.ns.svc`, `svc.ns.svc.cluster.local`. Required in `self` mode. */
+  serviceName: "AKV_INJECTOR_SERVICE_NAME",
+  /** `self` mode: the webhook's own namespace (the chart sets it from the downward API). Required in `self` mode. */
+  namespace: "AKV_INJECTOR_NAMESPACE",
+  /** `self` mode: the serving certificate's lifetime, a Go-style duration; it is renewed at two thirds of it. Default `8760h` (a year). */
+  certValidity: "AKV_INJECTOR_CERT_VALIDITY",
+  /** `self` mode: optional comma list of extra subject alternative names; IP addresses become IP SANs, others DNS SANs (e.g. `127.0.0.1` for a URL webhook in tests). */
+  certExtraSans: "AKV_INJECTOR_CERT_EXTRA_SANS",
   /** Kubeconfig path; else the in-cluster service account. */
   kubeconfig: "KUBECONFIG",
 } as const;
+
+/** How the webhook gets its serving certificate: the chart's `certificates.mode`, passed as `AKV_INJECTOR_CERT_MODE`. */
+export const CERT_MODES = ["self", "cert-manager", "provided"] as const;
+/** One of {@link CERT_MODES}. */
+export type CertMode = (typeof CERT_MODES)[number];
 
 /** Key Vault DNS suffixes of the Azure clouds; the default of `AKV_INJECTOR_VAULT_SUFFIXES`. */
 export const AZURE_VAULT_SUFFIXES = [

@@ -1,0 +1,107 @@
+/**
+ * One server under test, run as its own process so it can be pinned to one
+ * core and its memory read alone: `node bench/webhook/server.ts full|baseline DIR`.
+ *
+ * - `full`: the real webhook server (`createWebhookServer`) with the real
+ *   service-account cache (filled as the informer would fill it), pino logging
+ *   to a file, prom-client metrics with the default process metrics.
+ * - `baseline`: a bare fastify HTTPS handler that parses the same review and
+ *   answers a fixed patch.
+ *
+ * Prints `{"port":N}` once listening; exits on SIGTERM.
+ */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fastify } from "fastify";
+import { pino } from "pino";
+import { collectDefaultMetrics, Registry } from "prom-client";
+import { createLogger } from "../../common/logger.ts";
+import { createServiceAccountCache } from "../../webhook/service-accounts.ts";
+import type { ServiceAccount } from "../../webhook/injection-config.ts";
+import { BODY_LIMIT, createWebhookServer } from "../../webhook/server.ts";
+import { testServiceAccount, testSettings } from "../../webhook/testing.ts";
+
+const [mode, dir] = process.argv.slice(2);
+if ((mode !== "full" && mode !== "baseline") || dir === undefined) {
+  process.stderr.write("usage: node bench/webhook/server.ts full|baseline DIR\n");
+  process.exit(2);
+}
+const certFile = join(dir, "tls.crt");
+const keyFile = join(dir, "tls.key");
+
+/** A fixed answer for the baseline: the patch of a typical injection, precomputed. */
+const FIXED_PATCH = Buffer.from(
+  JSON.stringify([
+    { op: "add", path: "/metadata/annotations/akv-injector.io~1status", value: "injected" },
+  ]),
+).toString("base64");
+
+async function startFull(): Promise<{ port: number; close: () => Promise<void> }> {
+  const logger = createLogger({
+    name: "webhook",
+    destination: pino.destination({ dest: join(dir ?? ".", "webhook.log"), sync: false }),
+  });
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  // The informer's cache, filled as a list would fill it: every lookup of the mix is a hit.
+  const accounts = new Map<string, ServiceAccount>();
+  for (const ns of ["team-a", "team-b"]) {
+    for (const name of ["app", "web", "default"])
+      accounts.set(`${ns}/${name}`, testServiceAccount(name, ns));
+  }
+  const serviceAccounts = createServiceAccountCache({
+    informer: {
+      on: () => undefined,
+      start: () => Promise.resolve(),
+      stop: () => Promise.resolve(),
+      get: (name, namespace) => accounts.get(`${namespace ?? ""}/${name}`),
+    },
+    read: () => Promise.resolve(undefined),
+    logger,
+  });
+  await serviceAccounts.start();
+  const server = await createWebhookServer({
+    settings: { ...testSettings(), tlsCertFile: certFile, tlsKeyFile: keyFile },
+    logger,
+    serviceAccounts,
+    registry,
+  });
+  const { port } = await server.listen({ host: "127.0.0.1", port: 0, healthPort: 0 });
+  return {
+    port,
+    close: async () => {
+      await server.close();
+      logger.flush();
+    },
+  };
+}
+
+async function startBaseline(): Promise<{ port: number; close: () => Promise<void> }> {
+  const [cert, key] = await Promise.all([readFile(certFile), readFile(keyFile)]);
+  const app = fastify({
+    https: { cert, key, minVersion: "TLSv1.2" },
+    bodyLimit: BODY_LIMIT,
+    logger: false,
+  });
+  app.post("/mutate", (request) => {
+    const body = request.body as { request?: { uid?: unknown } } | null;
+    const uid = typeof body?.request?.uid === "string" ? body.request.uid : "";
+    return {
+      apiVersion: "admission.k8s.io/v1",
+      kind: "AdmissionReview",
+      response: { uid, allowed: true, patchType: "JSONPatch", patch: FIXED_PATCH },
+    };
+  });
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  const address = app.server.address();
+  return {
+    port: typeof address === "object" && address !== null ? address.port : 0,
+    close: () => app.close(),
+  };
+}
+
+const server = mode === "full" ? await startFull() : await startBaseline();
+process.stdout.write(`${JSON.stringify({ port: server.port })}\n`);
+process.on("SIGTERM", () => {
+  void server.close().then(() => process.exit(0));
+});

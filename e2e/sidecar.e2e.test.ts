@@ -1,0 +1,289 @@
+/**
+ * The sidecar really runs: pods injected by the webhook through the real
+ * apiserver are run by the test kubelet (token minted by TokenRequest, tmpfs
+ * volumes at the container's paths, the injected user and read-only root).
+ * The mock Entra ID verifies each token against this apiserver's JWKS with a
+ * federated credential for `system:serviceaccount:<ns>:<sa>`; the mock Key
+ * Vault serves the secrets. Then: what the app sees, rotation that swaps all
+ * files at once, outages of Entra ID and Key Vault that leave the files as
+ * they were, the refusals a user must be able to act on, and finally the
+ * logs of the whole run, which must hold no secret value and no token.
+ */
+import type { V1Pod } from "@kubernetes/client-node";
+import { readFile, readlink } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Injected } from "../common/names.ts";
+import { startEnvironment, type Environment } from "./cluster/environment.ts";
+import type { RunningPod } from "./kubelet/kubelet.ts";
+import {
+  buildPod,
+  checkAppView,
+  eventually,
+  findLeaks,
+  freshValue,
+  injectionScenarios,
+  WORKLOAD,
+  type ScenarioContext,
+} from "./scenarios.ts";
+
+let env: Environment;
+let ctx: ScenarioContext;
+/** Every secret value this run put in the vault: the log scan looks for each. */
+const values: string[] = [];
+
+beforeAll(async () => {
+  env = await startEnvironment();
+  await env.addWorkload({ namespace: WORKLOAD.namespace, serviceAccount: WORKLOAD.serviceAccount });
+  ctx = { vaultUrl: env.vault.url, appImage: "busybox:1.37" };
+  // Tokens shorter than MSAL's 5-minute refresh margin are fetched for every
+  // sync, so an Entra ID outage is felt at the next refresh, not in an hour.
+  env.aad.setTokenLifetime(120);
+});
+
+afterAll(async () => {
+  await env.stop();
+});
+
+function setSecret(name: string, value: string): void {
+  values.push(value);
+  env.vault.setSecret(name, value);
+}
+
+async function createPod(pod: V1Pod): Promise<void> {
+  const namespace = pod.metadata?.namespace ?? WORKLOAD.namespace;
+  const response = await env.api("POST", `/api/v1/namespaces/${namespace}/pods`, pod);
+  if (response.status !== 201) {
+    throw new Error(`pod not created (${response.status}): ${JSON.stringify(response.body)}`);
+  }
+}
+
+/** A labelled pod with the given annotations (the vault added), created and run. */
+async function runWith(
+  name: string,
+  annotations: Record<string, string>,
+  serviceAccount: string = WORKLOAD.serviceAccount,
+  namespace: string = WORKLOAD.namespace,
+): Promise<RunningPod> {
+  await createPod(
+    buildPod(
+      { pod: name, serviceAccount, annotations: { "akv-injector.io/vault": ctx.vaultUrl, ...annotations } },
+      ctx,
+      namespace,
+    ),
+  );
+  return env.runPod(namespace, name);
+}
+
+const sidecarLog = async (pod: RunningPod): Promise<string> =>
+  (await pod.process(Injected.containerName)?.readLog()) ?? "";
+
+describe("the injected sidecar, run by the test kubelet", () => {
+  it.each(injectionScenarios({ vaultUrl: "", appImage: "" }).map((s) => [s.name, s.pod]))(
+    "%s",
+    async (_title, podName) => {
+      const scenario = injectionScenarios(ctx).find((s) => s.pod === podName);
+      if (scenario === undefined) throw new Error(podName);
+      for (const secret of scenario.secrets) setSecret(secret.name, secret.value);
+      await createPod(buildPod(scenario, ctx));
+      const pod = await env.runPod(WORKLOAD.namespace, scenario.pod);
+      console.log(`${scenario.pod}: ready ${pod.startMs} ms after the sidecar started (${pod.layout} layout)`);
+      await checkAppView(pod, scenario);
+
+      const sidecar = pod.process(Injected.containerName);
+      if (scenario.annotations["akv-injector.io/mode"] === "init") {
+        // One sync, then done: the app starts after it.
+        expect(sidecar?.exit()).toEqual({ code: 0, signal: null });
+      } else if (pod.layout === "namespace") {
+        // The injected security context, really applied.
+        const status = await readFile(`/proc/${String(sidecar?.pid)}/status`, "utf8");
+        expect(status).toMatch(/^Uid:\s+65532\s/m);
+      }
+      const exits = await pod.stop();
+      if (scenario.annotations["akv-injector.io/mode"] !== "init") {
+        // SIGTERM ends it promptly and cleanly, as a Job's sidecar must.
+        expect(exits.get(Injected.containerName)).toEqual({ code: 0, signal: null });
+      }
+    },
+  );
+
+  it("rotates every file of a pod together, atomically", async () => {
+    setSecret("rot-a", freshValue("a1"));
+    setSecret("rot-b", freshValue("b1"));
+    const before = [values.at(-2), values.at(-1)];
+    const pod = await runWith("rotate", {
+      "akv-injector.io/secrets": "rot-a,rot-b",
+      "akv-injector.io/refresh-interval": "2s",
+    });
+    const dir = pod.hostPath("app", "/mnt/secrets");
+    expect(await readFile(join(dir, "rot-a"), "utf8")).toBe(before[0]);
+
+    setSecret("rot-a", freshValue("a2"));
+    setSecret("rot-b", freshValue("b2"));
+    const after = [values.at(-2), values.at(-1)];
+    // Read as fast as possible until the new set shows: through the visible
+    // names, every file is always one whole version; through one `..data`
+    // target, both files are always of the same generation.
+    const seen = new Set<string>();
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const a = await readFile(join(dir, "rot-a"), "utf8");
+      expect([before[0], after[0]]).toContain(a);
+      const target = await readlink(join(dir, "..data"));
+      try {
+        const pair = [
+          await readFile(join(dir, target, "rot-a"), "utf8"),
+          await readFile(join(dir, target, "rot-b"), "utf8"),
+        ];
+        const generation = pair[0] === after[0] ? "new" : "old";
+        expect(pair).toEqual(generation === "new" ? after : before);
+        seen.add(generation);
+        if (generation === "new") break;
+      } catch (error) {
+        // The old generation's folder is removed after the swap: read again.
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      }
+      if (Date.now() > deadline) throw new Error("the rotated values never appeared");
+    }
+    expect(seen.has("new")).toBe(true);
+    await pod.stop();
+  });
+
+  it("keeps the files when Entra ID is down, and catches up when it is back", async () => {
+    setSecret("aad-down", freshValue("v1"));
+    const first = values.at(-1);
+    const pod = await runWith("aad-down", {
+      "akv-injector.io/secrets": "aad-down",
+      "akv-injector.io/refresh-interval": "1s",
+    });
+    const file = pod.hostPath("app", "/mnt/secrets/aad-down");
+    const fault = env.aad.injectFault({
+      action: { type: "status", status: 503 },
+      match: { endpoint: "token" },
+      times: 100_000,
+    });
+    setSecret("aad-down", freshValue("v2"));
+    const second = values.at(-1);
+    const failedBefore = env.aad.counters().faults;
+    await eventually(async () => {
+      expect(env.aad.counters().faults).toBeGreaterThan(failedBefore + 1);
+    }, 20_000);
+    expect(await readFile(file, "utf8")).toBe(first);
+    expect(pod.process(Injected.containerName)?.exit()).toBeUndefined();
+    env.aad.clearFaults(fault);
+    await eventually(async () => {
+      expect(await readFile(file, "utf8")).toBe(second);
+    }, 30_000);
+    await pod.stop();
+  });
+
+  it("keeps the files through Key Vault outages, throttling and dropped connections", async () => {
+    setSecret("kv-down", freshValue("v1"));
+    const first = values.at(-1);
+    const pod = await runWith("kv-down", {
+      "akv-injector.io/secrets": "kv-down",
+      "akv-injector.io/refresh-interval": "1s",
+    });
+    const file = pod.hostPath("app", "/mnt/secrets/kv-down");
+    setSecret("kv-down", freshValue("v2"));
+    const second = values.at(-1);
+    for (const action of [
+      { type: "status", status: 500 },
+      { type: "status", status: 429 },
+      { type: "drop" },
+    ] as const) {
+      const id = env.vault.injectFault({
+        action,
+        match: { secret: "kv-down", authenticated: true },
+        times: 100_000,
+      });
+      const faultsBefore = env.vault.counters().faults;
+      await eventually(async () => {
+        expect(env.vault.counters().faults).toBeGreaterThan(faultsBefore);
+      }, 20_000);
+      expect(await readFile(file, "utf8")).toBe(first);
+      env.vault.clearFaults(id);
+      // Back to failing before the next fault, so "first" is still expected.
+      if (action.type !== "drop") continue;
+    }
+    expect(pod.process(Injected.containerName)?.exit()).toBeUndefined();
+    await eventually(async () => {
+      expect(await readFile(file, "utf8")).toBe(second);
+    }, 60_000);
+    await pod.stop();
+  });
+
+  it("says why when the federated credential does not match", async () => {
+    const unfederated = await env.addWorkload({
+      namespace: WORKLOAD.namespace,
+      serviceAccount: "unfederated",
+      federate: false,
+    });
+    setSecret("fed", freshValue("fed"));
+    await createPod(
+      buildPod(
+        {
+          pod: "unfederated",
+          serviceAccount: unfederated.serviceAccount,
+          annotations: { "akv-injector.io/vault": ctx.vaultUrl, "akv-injector.io/secrets": "fed" },
+        },
+        ctx,
+      ),
+    );
+    const run = env.runPod(WORKLOAD.namespace, "unfederated", { startupTimeoutMs: 8000 });
+    await expect(run).rejects.toThrow(/did not become started/);
+    const log = await readFile(
+      join(env.cp.logDir, `${WORKLOAD.namespace}.unfederated.${Injected.containerName}.log`),
+      "utf8",
+    );
+    expect(log).toContain("AADSTS70021");
+    expect(log).toContain(unfederated.clientId);
+    expect(log).toContain(env.cp.issuer);
+    expect(log).toContain(unfederated.subject);
+    expect(log).toContain(Injected.tokenAudience);
+  });
+
+  it("says which role is missing when the identity may not read the vault", async () => {
+    const noRole = await env.addWorkload({
+      namespace: WORKLOAD.namespace,
+      serviceAccount: "no-role",
+      grantVault: false,
+    });
+    setSecret("locked", freshValue("locked"));
+    await createPod(
+      buildPod(
+        {
+          pod: "no-role",
+          serviceAccount: noRole.serviceAccount,
+          annotations: { "akv-injector.io/vault": ctx.vaultUrl, "akv-injector.io/secrets": "locked" },
+        },
+        ctx,
+      ),
+    );
+    const run = env.runPod(WORKLOAD.namespace, "no-role", { startupTimeoutMs: 8000 });
+    await expect(run).rejects.toThrow(/did not become started/);
+    const log = await readFile(
+      join(env.cp.logDir, `${WORKLOAD.namespace}.no-role.${Injected.containerName}.log`),
+      "utf8",
+    );
+    expect(log).toContain("403");
+    expect(log).toContain("locked");
+    expect(log).toContain("Key Vault Secrets User");
+  });
+
+  it("logs of the whole run hold no secret value and no token", async () => {
+    const logs = await env.logs();
+    // What ran: the control plane, both mocks, the webhook, the sidecars.
+    const names = [...logs.keys()];
+    expect(names).toEqual(
+      expect.arrayContaining(["kube-apiserver.log", "mock-aad.log", "mock-key-vault.log"]),
+    );
+    expect(names.some((n) => n.endsWith(".webhook.log"))).toBe(true);
+    expect(names.filter((n) => n.endsWith(`.${Injected.containerName}.log`)).length).toBeGreaterThan(3);
+    expect(values.length).toBeGreaterThan(5);
+    expect(findLeaks(logs, values)).toEqual([]);
+    // The scan works: it finds a planted value and a planted token.
+    const planted = new Map([["planted.log", `x ${values[0] ?? ""} eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXh5eg`]]);
+    expect(findLeaks(planted, values)).toHaveLength(2);
+  });
+});

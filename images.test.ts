@@ -1,0 +1,268 @@
+// The two Dockerfiles, checked without a Docker engine: parsed with
+// dockerfile-ast, every COPY source must be in the build context (present and
+// not dropped by .dockerignore), every source file the bundles are built from
+// must reach the build stage, and the final stage must be the distroless
+// Node image with our one bundle, a numeric non-root user, no npm, and the
+// entrypoint the webhook's injected spec relies on.
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, posix, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Copy, DockerfileParser, From, type Instruction } from "dockerfile-ast";
+import { describe, expect, it } from "vitest";
+import { Injected } from "./common/names.ts";
+
+const ROOT = dirname(fileURLToPath(import.meta.url));
+const UID = "65532";
+
+interface Stage {
+  readonly from: From;
+  readonly image: string;
+  readonly name: string | undefined;
+  readonly instructions: readonly Instruction[];
+}
+
+/** Splits a Dockerfile into its stages, each from its FROM to the next. */
+function readStages(file: string): Stage[] {
+  const dockerfile = DockerfileParser.parse(readFileSync(join(ROOT, file), "utf8"));
+  const stages: { from: From; instructions: Instruction[] }[] = [];
+  for (const instruction of dockerfile.getInstructions()) {
+    if (instruction instanceof From) stages.push({ from: instruction, instructions: [] });
+    else stages.at(-1)?.instructions.push(instruction);
+  }
+  return stages.map(({ from, instructions }) => {
+    const args = from.getArguments().map((a) => a.getValue());
+    const asIndex = args.findIndex((a) => a.toUpperCase() === "AS");
+    return {
+      from,
+      image: args[0] ?? "",
+      name: asIndex === -1 ? undefined : args[asIndex + 1],
+      instructions,
+    };
+  });
+}
+
+/** A COPY's flags, sources and destination. */
+function readCopy(instruction: Instruction): {
+  from: string | undefined;
+  sources: string[];
+  dest: string;
+} {
+  if (!(instruction instanceof Copy)) throw new Error(`not a COPY: ${instruction.getKeyword()}`);
+  const from = instruction.getFromFlag()?.getValue() ?? undefined;
+  // The parser leaves flags out of the arguments.
+  const paths = instruction.getArguments().map((a) => a.getValue());
+  return { from, sources: paths.slice(0, -1), dest: paths.at(-1) ?? "" };
+}
+
+function jsonArgs(instruction: Instruction): string[] {
+  const raw = instruction.getArgumentsContent() ?? "";
+  const parsed: unknown = JSON.parse(raw);
+  expect(Array.isArray(parsed), `${instruction.getKeyword()} must use the JSON (exec) form`).toBe(
+    true,
+  );
+  return parsed as string[];
+}
+
+/**
+ * .dockerignore as the Docker builder reads it (moby/patternmatcher): patterns
+ * in order, the last one that matches a path or one of its parents wins, `!`
+ * re-includes; `*` and `?` stay within a path segment, `**` crosses them.
+ */
+function readDockerignore(): (path: string) => boolean {
+  const patterns = readFileSync(join(ROOT, ".dockerignore"), "utf8")
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line !== "" && !line.startsWith("#"))
+    .map((line) => {
+      const negated = line.startsWith("!");
+      const clean = posix.normalize(negated ? line.slice(1) : line).replace(/^\/+|\/+$/g, "");
+      let source = "";
+      for (let i = 0; i < clean.length; i++) {
+        const c = clean.charAt(i);
+        if (c === "*" && clean.charAt(i + 1) === "*") {
+          const slash = clean.charAt(i + 2) === "/";
+          source += slash ? "(?:.*/)?" : ".*";
+          i += slash ? 2 : 1;
+        } else if (c === "*") source += "[^/]*";
+        else if (c === "?") source += "[^/]";
+        else source += c.replace(/[.+^${}()|[\]\\]/g, "\\$&");
+      }
+      return { negated, regex: new RegExp(`^${source}$`) };
+    });
+  return (path: string) => {
+    const parents: string[] = [];
+    for (let p = path; p !== "." && p !== ""; p = posix.dirname(p)) parents.push(p);
+    let excluded = false;
+    for (const { negated, regex } of patterns) {
+      if (parents.some((p) => regex.test(p))) excluded = !negated;
+    }
+    return excluded;
+  };
+}
+
+function listFiles(path: string): string[] {
+  const full = join(ROOT, path);
+  if (!statSync(full).isDirectory()) return [path];
+  return readdirSync(full).flatMap((name) =>
+    name === "node_modules" ? [] : listFiles(posix.join(path, name)),
+  );
+}
+
+/** Every repository file a bundle is built from: the entry and its relative imports, transitively. */
+function sourcesOf(entry: string): Set<string> {
+  const seen = new Set<string>();
+  const visit = (file: string): void => {
+    if (seen.has(file)) return;
+    expect(existsSync(join(ROOT, file)), `${file} (imported by the build)`).toBe(true);
+    seen.add(file);
+    const text = readFileSync(join(ROOT, file), "utf8");
+    for (const match of text.matchAll(/(?:from|import)\s*\(?\s*["'](\.{1,2}\/[^"']+)["']/g)) {
+      const target = match[1];
+      if (target !== undefined) visit(posix.normalize(posix.join(posix.dirname(file), target)));
+    }
+  };
+  visit(entry);
+  return seen;
+}
+
+const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
+  bin: Record<string, string>;
+  engines: { node: string };
+};
+/** bin name → entry, as scripts/build.ts bundles them. */
+const buildEntries = Object.fromEntries(
+  [
+    ...readFileSync(join(ROOT, "scripts/build.ts"), "utf8").matchAll(
+      /"(akv-injector[a-z-]*)": "([\w/.-]+\.ts)"/g,
+    ),
+  ].map((m) => [m[1] ?? "", m[2] ?? ""]),
+);
+const isIgnored = readDockerignore();
+
+describe.each([
+  {
+    kind: "webhook",
+    bin: "akv-injector-webhook",
+    entrypoint: ["/nodejs/bin/node", "/app/webhook.mjs"],
+  },
+  { kind: "sidecar", bin: "akv-injector-sidecar", entrypoint: [...Injected.sidecarEntrypoint] },
+])("Dockerfile.$kind", ({ kind, bin, entrypoint }) => {
+  const stages = readStages(`Dockerfile.${kind}`);
+  const [build, final] = stages;
+
+  it("has a Node 24 build stage and a distroless Node 24 final stage", () => {
+    expect(stages).toHaveLength(2);
+    expect(build?.name).toBe("build");
+    expect(build?.image).toMatch(/^node:24-bookworm-slim$/);
+    expect(pkg.engines.node).toBe(">=24");
+    // Built once on the builder's platform: the bundle is platform-independent JavaScript.
+    expect(build?.from.getPlatformFlag()?.getValue()).toBe("$BUILDPLATFORM");
+    expect(final?.from.getPlatformFlag()).toBeNull();
+    expect(final?.image).toBe("gcr.io/distroless/nodejs24-debian12:nonroot");
+  });
+
+  it("installs from the lock file, then runs the project's build", () => {
+    const runs = (build?.instructions ?? [])
+      .filter((i) => i.getKeyword() === "RUN")
+      .map((i) => i.getArgumentsContent() ?? "");
+    expect(runs).toEqual([expect.stringMatching(/^npm ci\b/), "npm run build"]);
+    const copiesBeforeCi = (build?.instructions ?? []).slice(
+      0,
+      build?.instructions.findIndex((i) => i.getKeyword() === "RUN"),
+    );
+    // Only the manifests before `npm ci`, so source edits do not reinstall.
+    expect(
+      copiesBeforeCi.filter((i) => i.getKeyword() === "COPY").map((i) => readCopy(i).sources),
+    ).toEqual([["package.json", "package-lock.json"]]);
+  });
+
+  it("copies only sources that exist and that .dockerignore lets through", () => {
+    for (const copy of (build?.instructions ?? []).filter((i) => i.getKeyword() === "COPY")) {
+      const { from, sources } = readCopy(copy);
+      expect(from).toBeUndefined();
+      for (const source of sources) {
+        const path = source.replace(/\/$/, "");
+        expect(existsSync(join(ROOT, path)), `COPY ${source}`).toBe(true);
+        const sent = listFiles(path).filter((f) => !isIgnored(f));
+        expect(sent.length, `COPY ${source} sends nothing past .dockerignore`).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it("gives the build stage every file the bundles are built from, and no tests", () => {
+    const copied = (build?.instructions ?? [])
+      .filter((i) => i.getKeyword() === "COPY")
+      .flatMap((i) => readCopy(i).sources.map((s) => s.replace(/\/$/, "")));
+    const inContext = (file: string): boolean =>
+      !isIgnored(file) && copied.some((c) => file === c || file.startsWith(`${c}/`));
+    expect(Object.keys(buildEntries).sort()).toEqual(Object.keys(pkg.bin).sort());
+    const files = new Set([
+      "scripts/build.ts",
+      ...Object.values(buildEntries).flatMap((e) => [...sourcesOf(e)]),
+    ]);
+    expect(files).toContain("common/names.ts");
+    for (const file of files) expect(inContext(file), `${file} reaches the build stage`).toBe(true);
+    expect(isIgnored("webhook/self-managed-certs.test.ts")).toBe(true);
+    for (const heavy of [
+      "node_modules/yaml/package.json",
+      "dist/webhook.mjs",
+      ".cache/bin/helm",
+      ".git/HEAD",
+      "e2e/cluster/build.sh",
+    ]) {
+      expect(isIgnored(heavy), heavy).toBe(true);
+    }
+  });
+
+  it("copies the one bundle that `npm run build` makes for its bin", () => {
+    const copies = (final?.instructions ?? [])
+      .filter((i) => i.getKeyword() === "COPY")
+      .map(readCopy);
+    const workdir =
+      build?.instructions.find((i) => i.getKeyword() === "WORKDIR")?.getArgumentsContent() ?? "";
+    expect(pkg.bin[bin]).toBe(`dist/${kind}.mjs`);
+    expect(existsSync(join(ROOT, buildEntries[bin] ?? "missing"))).toBe(true);
+    expect(copies).toEqual([
+      { from: "build", sources: [posix.join(workdir, pkg.bin[bin] ?? "")], dest: entrypoint[1] },
+    ]);
+    // After a build (the e2e suite runs one), the file is really there.
+    if (existsSync(join(ROOT, "dist"))) {
+      const built = join(ROOT, pkg.bin[bin] ?? "");
+      if (existsSync(built)) expect(statSync(built).size).toBeGreaterThan(0);
+    }
+  });
+
+  it("runs as numeric non-root user 65532 with no npm, shell or package manager", () => {
+    const keywords = (final?.instructions ?? []).map((i) => i.getKeyword());
+    expect(
+      keywords.filter((k) => !["COPY", "USER", "EXPOSE", "ENTRYPOINT", "LABEL"].includes(k)),
+    ).toEqual([]);
+    const users = (final?.instructions ?? []).filter((i) => i.getKeyword() === "USER");
+    expect(users.map((u) => u.getArgumentsContent())).toEqual([`${UID}:${UID}`]);
+    const text = (final?.instructions ?? []).map((i) => i.getArgumentsContent() ?? "").join("\n");
+    expect(text).not.toMatch(/\bnpm\b|node_modules|\/bin\/sh|bash/);
+    // The chart's and the injected spec's runAsUser agree with the image.
+    const chart = readFileSync(join(ROOT, "charts/akv-injector/templates/deployment.yaml"), "utf8");
+    expect(chart.match(/runAsUser: (\d+)/g)).toEqual([`runAsUser: ${UID}`, `runAsUser: ${UID}`]);
+  });
+
+  it("starts with the exec-form entrypoint the injected spec uses", () => {
+    const entrypoints = (final?.instructions ?? []).filter((i) => i.getKeyword() === "ENTRYPOINT");
+    expect(entrypoints).toHaveLength(1);
+    expect(jsonArgs(entrypoints[0] as Instruction)).toEqual(entrypoint);
+    expect(entrypoint[0]).toBe("/nodejs/bin/node");
+  });
+});
+
+describe(".dockerignore matcher", () => {
+  it("reads the patterns as Docker does", () => {
+    expect(isIgnored("package.json")).toBe(false);
+    expect(isIgnored("README.md")).toBe(true);
+    expect(isIgnored("scripts/build.ts")).toBe(false);
+    expect(isIgnored("scripts/other.ts")).toBe(true);
+    expect(isIgnored("common/names.ts")).toBe(false);
+    expect(isIgnored("common/names.test.ts")).toBe(true);
+    expect(relative(ROOT, join(ROOT, "certs/index.ts"))).toBe("certs/index.ts");
+    expect(isIgnored("certs/index.ts")).toBe(false);
+  });
+});

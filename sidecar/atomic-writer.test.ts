@@ -1,0 +1,168 @@
+import {
+  lstat,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  realpath,
+  stat,
+  writeFile,
+  symlink,
+} from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beforeEach, describe, expect, it } from "vitest";
+import { ErrorCode, isAkvError } from "../common/errors.ts";
+import { DATA_LINK, publishFiles, type PublishStep } from "./atomic-writer.ts";
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "akv-writer-"));
+});
+
+const files = (o: Record<string, string>): Map<string, Uint8Array> =>
+  new Map(Object.entries(o).map(([k, v]) => [k, Buffer.from(v)]));
+const now = new Date(Date.UTC(2025, 4, 6, 7, 8, 9));
+
+async function visible(): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const name of await readdir(dir)) {
+    if (!name.startsWith("..")) out[name] = await readFile(join(dir, name), "utf8");
+  }
+  return out;
+}
+
+async function hidden(): Promise<string[]> {
+  return (await readdir(dir)).filter((n) => n.startsWith("..")).sort();
+}
+
+describe("publishFiles", () => {
+  it("lays files out as the kubelet does: timestamped dir, ..data link, visible links", async () => {
+    const result = await publishFiles(dir, files({ a: "1", "b.txt": "2" }), { mode: 0o640, now });
+    expect(result.changed).toBe(true);
+    expect(result.dataDir).toMatch(/^\.\.2025_05_06_07_08_09\.\d+$/);
+    expect(await readlink(join(dir, DATA_LINK))).toBe(result.dataDir);
+    expect(await readlink(join(dir, "a"))).toBe("..data/a");
+    expect(await visible()).toEqual({ a: "1", "b.txt": "2" });
+    expect((await stat(join(dir, "a"))).mode & 0o777).toBe(0o640);
+    expect(await hidden()).toEqual([DATA_LINK, result.dataDir].sort());
+  });
+
+  it("skips the write when nothing changed", async () => {
+    const first = await publishFiles(dir, files({ a: "1" }), { mode: 0o644, now });
+    const again = await publishFiles(dir, files({ a: "1" }), { mode: 0o644, now });
+    expect(again).toEqual({ changed: false, dataDir: first.dataDir });
+    // A different mode is a change.
+    expect((await publishFiles(dir, files({ a: "1" }), { mode: 0o600, now })).changed).toBe(true);
+  });
+
+  it("replaces the whole set in one swap, removing stale names and old dirs", async () => {
+    const first = await publishFiles(dir, files({ a: "1", old: "x" }), { mode: 0o644, now });
+    const second = await publishFiles(dir, files({ a: "2", added: "y" }), { mode: 0o644, now });
+    expect(second.dataDir).not.toBe(first.dataDir);
+    expect(await visible()).toEqual({ a: "2", added: "y" });
+    expect(await hidden()).toEqual([DATA_LINK, second.dataDir].sort());
+  });
+
+  it("leaves files it does not own alone", async () => {
+    await writeFile(join(dir, "user-file"), "mine");
+    await symlink("/etc/hostname", join(dir, "user-link"));
+    await publishFiles(dir, files({ a: "1" }), { mode: 0o644, now });
+    await publishFiles(dir, files({ b: "1" }), { mode: 0o644, now });
+    expect(await readFile(join(dir, "user-file"), "utf8")).toBe("mine");
+    expect((await lstat(join(dir, "user-link"))).isSymbolicLink()).toBe(true);
+  });
+
+  it("refuses a bad file name before touching the directory", async () => {
+    const error = await publishFiles(dir, files({ "../x": "1" }), { mode: 0o644, now }).catch(
+      (e: unknown) => e,
+    );
+    expect(isAkvError(error, ErrorCode.PUBLISH_FAILED)).toBe(true);
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  for (const crashAt of ["write", "swap", "link", "cleanup"] as const) {
+    it(`a crash at '${crashAt}' keeps a whole set visible, and the next publish recovers`, async () => {
+      await publishFiles(dir, files({ a: "old-a", b: "old-b" }), { mode: 0o644, now });
+      const crash = (step: PublishStep): void => {
+        if (step === crashAt) throw new Error(`crash at ${step}`);
+      };
+      const error = await publishFiles(dir, files({ a: "new-a", c: "new-c" }), {
+        mode: 0o644,
+        now,
+        beforeStep: crash,
+      }).catch((e: unknown) => e);
+      expect(isAkvError(error, ErrorCode.PUBLISH_FAILED)).toBe(true);
+      // Through ..data the app sees exactly one whole set, old or new.
+      const data = await realpath(join(dir, DATA_LINK));
+      const set = Object.fromEntries(
+        await Promise.all(
+          (await readdir(data)).map(
+            async (n) => [n, await readFile(join(data, n), "utf8")] as const,
+          ),
+        ),
+      );
+      expect([
+        { a: "old-a", b: "old-b" },
+        { a: "new-a", c: "new-c" },
+      ]).toContainEqual(set);
+      if (crashAt === "write" || crashAt === "swap")
+        expect(await readFile(join(dir, "a"), "utf8")).toBe("old-a");
+
+      const next = await publishFiles(dir, files({ a: "new-a", c: "new-c" }), { mode: 0o644, now });
+      expect(await visible()).toEqual({ a: "new-a", c: "new-c" });
+      expect(await hidden()).toEqual([DATA_LINK, next.dataDir].sort());
+    });
+  }
+
+  it("a failure while writing (here: no space) never truncates the previous set", async () => {
+    await publishFiles(dir, files({ a: "old" }), { mode: 0o644, now });
+    // A directory where a file must go makes the new dir's write fail mid-way.
+    const error = await publishFiles(
+      dir,
+      new Map([
+        ["a", Buffer.from("new")],
+        ["b", Buffer.alloc(0)],
+      ]),
+      {
+        mode: 0o644,
+        now,
+        beforeStep: (step) => {
+          if (step === "write") throw Object.assign(new Error("ENOSPC"), { code: "ENOSPC" });
+        },
+      },
+    ).catch((e: unknown) => e);
+    expect((error as Error).message).toContain("ENOSPC");
+    expect((error as Error).message).toContain("the previous files stay");
+    expect(await visible()).toEqual({ a: "old" });
+  });
+
+  it("readers never see a partial file or a mixed set while publishing repeatedly", async () => {
+    await publishFiles(dir, files({ a: "0".repeat(10_000), b: "0" }), { mode: 0o644, now });
+    const control = { stop: false };
+    const seen = new Set<string>();
+    const reader = (async () => {
+      while (!control.stop) {
+        const data = await realpath(join(dir, DATA_LINK)).catch(() => undefined);
+        if (data === undefined) continue;
+        const [a, b] = await Promise.all([
+          readFile(join(data, "a"), "utf8"),
+          readFile(join(data, "b"), "utf8"),
+        ]).catch(() => ["gone", "gone"]);
+        if (a === "gone") continue; // the old dir was removed between realpath and read
+        expect(a).toBe(a[0]?.repeat(10_000));
+        expect(b).toBe(a[0]);
+        seen.add(b);
+      }
+    })();
+    for (let i = 1; i <= 20; i++) {
+      await publishFiles(dir, files({ a: String(i % 10).repeat(10_000), b: String(i % 10) }), {
+        mode: 0o644,
+        now,
+      });
+    }
+    control.stop = true;
+    await reader;
+    expect(seen.size).toBeGreaterThan(1);
+  });
+});

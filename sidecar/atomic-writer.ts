@@ -1,0 +1,231 @@
+/**
+ * Publishes a set of files atomically, as the kubelet's AtomicWriter does for
+ * Secret and ConfigMap volumes (pkg/volume/util/atomic_writer.go):
+ *
+ *   <dir>/..2024_05_01_12_00_00.123456789/   the files of one sync (fresh dir)
+ *   <dir>/..data -> ..2024_05_01_12_00_00.123456789
+ *   <dir>/NAME -> ..data/NAME                 what the app opens
+ *
+ * A reader follows `NAME → ..data → dir`, so it sees the old set or the new
+ * set, never a mix and never a partial file: the switch is one rename of the
+ * `..data` symlink. The previous directory is removed only after that rename,
+ * so a failure (or a crash) at any step leaves the previous set in place; the
+ * next publish cleans up what a crashed one left.
+ */
+import { randomInt } from "node:crypto";
+import {
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  readlink,
+  rename,
+  rm,
+  stat,
+  symlink,
+  unlink,
+} from "node:fs/promises";
+import { join } from "node:path";
+import { AkvError, ErrorCode } from "../common/errors.ts";
+import { parseFileName } from "../common/refs.ts";
+
+/** The symlink the probe checks and every visible name goes through. */
+export const DATA_LINK = "..data";
+const DATA_TMP = "..data_tmp";
+const LINK_TMP_PREFIX = "..link_tmp.";
+const TS_DIR = /^\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.\d+$/;
+
+/** The steps of a publish, for fault injection in tests. */
+export type PublishStep = "write" | "swap" | "link" | "cleanup";
+
+/** Options of {@link publishFiles}. */
+export interface PublishOptions {
+  /** Permission bits of every file (e.g. 0o644). */
+  readonly mode: number;
+  /** The clock, for the directory's timestamp. */
+  readonly now: Date;
+  /** Called before each step; tests throw from it to simulate a crash there. */
+  readonly beforeStep?: (step: PublishStep) => void | Promise<void>;
+}
+
+/** What a publish did. */
+export interface PublishResult {
+  /** False when the files were already exactly these (nothing was written). */
+  readonly changed: boolean;
+  /** The timestamped directory now behind `..data`. */
+  readonly dataDir: string;
+}
+
+/**
+ * Publishes `files` (name → content) into `dir` atomically, or does nothing
+ * when the published set already has exactly these names, contents and mode.
+ * @throws {AkvError} `PUBLISH_FAILED` (the previous set stays as it was).
+ */
+export async function publishFiles(
+  dir: string,
+  files: ReadonlyMap<string, Uint8Array>,
+  options: PublishOptions,
+): Promise<PublishResult> {
+  for (const name of files.keys()) {
+    const parsed = parseFileName(name);
+    if (!parsed.ok)
+      throw new AkvError(ErrorCode.PUBLISH_FAILED, `cannot publish '${name}': ${parsed.expected}`);
+  }
+  const step = async (s: PublishStep): Promise<void> => {
+    await options.beforeStep?.(s);
+  };
+  try {
+    await mkdir(dir, { recursive: true });
+    const current = await readCurrent(dir);
+    if (current !== undefined && (await isSame(join(dir, current), files, options.mode))) {
+      // Repair links and leftovers of a crashed publish even when nothing changed.
+      await linkNames(dir, files);
+      await cleanUp(dir, current, files);
+      return { changed: false, dataDir: current };
+    }
+
+    await step("write");
+    const tsDir = await createTimestampedDir(dir, options.now);
+    await Promise.all(
+      [...files].map(([name, content]) =>
+        writeDurably(join(dir, tsDir, name), content, options.mode),
+      ),
+    );
+    await syncDir(join(dir, tsDir));
+
+    await step("swap");
+    await rm(join(dir, DATA_TMP), { force: true });
+    await symlink(tsDir, join(dir, DATA_TMP));
+    await rename(join(dir, DATA_TMP), join(dir, DATA_LINK));
+    await syncDir(dir);
+
+    await step("link");
+    await linkNames(dir, files);
+
+    await step("cleanup");
+    await cleanUp(dir, tsDir, files);
+    return { changed: true, dataDir: tsDir };
+  } catch (cause) {
+    if (cause instanceof AkvError) throw cause;
+    throw new AkvError(
+      ErrorCode.PUBLISH_FAILED,
+      `cannot publish ${files.size} file(s) to ${dir} (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}); the previous files stay`,
+      { cause },
+    );
+  }
+}
+
+/** The directory `..data` points to, or undefined before the first publish. */
+async function readCurrent(dir: string): Promise<string | undefined> {
+  try {
+    return await readlink(join(dir, DATA_LINK));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+}
+
+async function isSame(
+  dataDir: string,
+  files: ReadonlyMap<string, Uint8Array>,
+  mode: number,
+): Promise<boolean> {
+  let names: string[];
+  try {
+    names = await readdir(dataDir);
+  } catch {
+    return false;
+  }
+  if (names.length !== files.size || names.some((n) => !files.has(n))) return false;
+  const same = await Promise.all(
+    [...files].map(async ([name, content]) => {
+      const path = join(dataDir, name);
+      const [info, old] = await Promise.all([stat(path), readFile(path)]);
+      return (info.mode & 0o777) === mode && Buffer.compare(old, content) === 0;
+    }),
+  );
+  return same.every(Boolean);
+}
+
+/** `..YYYY_MM_DD_HH_MM_SS.N`, created exclusively (a collision just draws another N). */
+async function createTimestampedDir(dir: string, now: Date): Promise<string> {
+  const p = (n: number, w = 2): string => String(n).padStart(w, "0");
+  const ts = `${p(now.getUTCFullYear(), 4)}_${p(now.getUTCMonth() + 1)}_${p(now.getUTCDate())}_${p(now.getUTCHours())}_${p(now.getUTCMinutes())}_${p(now.getUTCSeconds())}`;
+  for (;;) {
+    const name = `..${ts}.${randomInt(1_000_000_000)}`;
+    try {
+      // 0755: the app's user must traverse it; the files carry the mode that matters.
+      await mkdir(join(dir, name), { mode: 0o755 });
+      return name;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+  }
+}
+
+async function writeDurably(path: string, content: Uint8Array, mode: number): Promise<void> {
+  const handle = await open(path, "wx", mode);
+  try {
+    await handle.writeFile(content);
+    // open()'s mode is masked by the umask; the user asked for exactly this one.
+    await handle.chmod(mode);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function syncDir(path: string): Promise<void> {
+  const handle = await open(path, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Makes each visible name a symlink `NAME → ..data/NAME` (replacing whatever else is there). */
+async function linkNames(dir: string, files: ReadonlyMap<string, Uint8Array>): Promise<void> {
+  await Promise.all(
+    [...files.keys()].map(async (name) => {
+      const target = `${DATA_LINK}/${name}`;
+      const path = join(dir, name);
+      try {
+        if ((await readlink(path)) === target) return;
+      } catch {
+        // missing or not a symlink: (re)create below
+      }
+      const tmp = join(dir, `${LINK_TMP_PREFIX}${name}`);
+      await rm(tmp, { force: true });
+      await symlink(target, tmp);
+      await rename(tmp, path);
+    }),
+  );
+}
+
+/** Removes visible links no longer published, and every directory or temp name but the current one. */
+async function cleanUp(
+  dir: string,
+  current: string,
+  files: ReadonlyMap<string, Uint8Array>,
+): Promise<void> {
+  const entries = await readdir(dir);
+  await Promise.all(
+    entries.map(async (name) => {
+      const path = join(dir, name);
+      if (!name.startsWith("..")) {
+        if (files.has(name)) return;
+        const info = await lstat(path);
+        // Only our own links (into ..data) are ours to remove.
+        if (info.isSymbolicLink() && (await readlink(path)).startsWith(`${DATA_LINK}/`))
+          await unlink(path);
+        return;
+      }
+      if (name === DATA_LINK || name === current) return;
+      if (TS_DIR.test(name) || name === DATA_TMP || name.startsWith(LINK_TMP_PREFIX)) {
+        await rm(path, { recursive: true, force: true });
+      }
+    }),
+  );
+}

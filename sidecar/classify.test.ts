@@ -1,0 +1,209 @@
+import { createHttpHeaders, createPipelineRequest, RestError } from "@azure/core-rest-pipeline";
+import { describe, expect, it } from "vitest";
+import { ErrorCode } from "../common/errors.ts";
+import { classifyAuthError, decodeJwtClaims, readAssertion } from "./credential.ts";
+import { classifyKeyVaultError, createWarmUpGate } from "./key-vault-source.ts";
+import { isRetryable, parseRetryAfter, SourceError } from "./secret-source.ts";
+
+const vaultUrl = "https://myvault.vault.azure.net";
+const clientId = "00000000-0000-0000-0000-0000000000c1";
+const now = Date.UTC(2025, 0, 1);
+
+function restError(status: number, headers: Record<string, string> = {}, code?: string): RestError {
+  const request = createPipelineRequest({ url: `${vaultUrl}/secrets/x/` });
+  return new RestError(`status ${status}`, {
+    statusCode: status,
+    ...(code === undefined ? {} : { code }),
+    request,
+    response: { status, headers: createHttpHeaders(headers), request },
+  });
+}
+
+const kv = (error: unknown, version?: string): SourceError =>
+  classifyKeyVaultError(error, {
+    vaultUrl,
+    ref: version === undefined ? { name: "db" } : { name: "db", version },
+    clientId,
+    now,
+  });
+
+describe("classifyKeyVaultError", () => {
+  it("403: fatal, names vault, secret, the role and the client id", () => {
+    const e = kv(restError(403, {}, "Forbidden"));
+    expect(e.code).toBe(ErrorCode.SECRET_FORBIDDEN);
+    expect(isRetryable(e)).toBe(false);
+    expect(e.message).toBe(
+      `reading secret 'db' in Key Vault ${vaultUrl} was refused (403 Forbidden): grant 'Key Vault Secrets User' on vault ${vaultUrl} to client id ${clientId} (or an access policy with get on secrets)`,
+    );
+  });
+
+  it("404: fatal, no such secret or version", () => {
+    const e = kv(restError(404, {}, "SecretNotFound"), "0123456789abcdef0123456789abcdef");
+    expect(e.code).toBe(ErrorCode.SECRET_NOT_FOUND);
+    expect(e.message).toContain(
+      "secret 'db/0123456789abcdef0123456789abcdef' in Key Vault https://myvault.vault.azure.net does not exist (404 SecretNotFound)",
+    );
+  });
+
+  it("400 and 401: fatal, refused", () => {
+    expect(kv(restError(400, {}, "BadParameter")).code).toBe(ErrorCode.KEY_VAULT_REFUSED);
+    expect(kv(restError(401)).message).toContain("did not accept the Entra token");
+  });
+
+  it("429: retryable, with Retry-After in seconds, ms headers or as a date", () => {
+    expect(kv(restError(429)).retryAfterMs).toBeUndefined();
+    expect(isRetryable(kv(restError(429)))).toBe(true);
+    expect(kv(restError(429, { "retry-after": "3" })).retryAfterMs).toBe(3000);
+    expect(kv(restError(429, { "retry-after-ms": "1500", "retry-after": "3" })).retryAfterMs).toBe(
+      1500,
+    );
+    expect(
+      kv(restError(429, { "retry-after": new Date(now + 10_000).toUTCString() })).retryAfterMs,
+    ).toBe(10_000);
+  });
+
+  it("408, 5xx and no answer at all: retryable", () => {
+    for (const s of [408, 500, 502, 503, 504])
+      expect(kv(restError(s)).code).toBe(ErrorCode.UNAVAILABLE);
+    const reset = kv(new RestError("socket hang up", { code: "ECONNRESET" }));
+    expect(reset.code).toBe(ErrorCode.UNAVAILABLE);
+    expect(reset.message).toContain("could not be reached reading secret 'db'");
+    expect(reset.message).toContain("ECONNRESET");
+    const abort = Object.assign(new Error("The operation was aborted."), { name: "AbortError" });
+    expect(kv(abort).code).toBe(ErrorCode.UNAVAILABLE);
+  });
+
+  it("passes the credential's own errors through", () => {
+    const auth = new SourceError(ErrorCode.AUTH_FAILED, "refused");
+    expect(kv(auth)).toBe(auth);
+    expect(kv(Object.assign(new Error("wrapped"), { cause: auth }))).toBe(auth);
+  });
+});
+
+describe("parseRetryAfter", () => {
+  it("reads seconds, dates and ms; ignores junk", () => {
+    expect(parseRetryAfter("0", now)).toBe(0);
+    expect(parseRetryAfter("2.5", now)).toBe(2500);
+    expect(parseRetryAfter("soon", now)).toBeUndefined();
+    expect(parseRetryAfter(new Date(now - 5000).toUTCString(), now)).toBe(0);
+    expect(parseRetryAfter(undefined, now)).toBeUndefined();
+  });
+});
+
+describe("createWarmUpGate", () => {
+  it("lets one call through alone until one succeeds, then all at once", async () => {
+    const gate = createWarmUpGate();
+    let inFlight = 0;
+    let max = 0;
+    const log: string[] = [];
+    const task =
+      (name: string, fail = false) =>
+      async (): Promise<string> => {
+        inFlight++;
+        max = Math.max(max, inFlight);
+        log.push(name);
+        await new Promise((r) => setTimeout(r, 5));
+        inFlight--;
+        if (fail) throw new Error(name);
+        return name;
+      };
+    const first = await Promise.allSettled([
+      gate.run(task("a", true)),
+      gate.run(task("b")),
+      gate.run(task("c")),
+      gate.run(task("d")),
+    ]);
+    expect(first.map((r) => r.status)).toEqual(["rejected", "fulfilled", "fulfilled", "fulfilled"]);
+    expect(log.slice(0, 2)).toEqual(["a", "b"]);
+    expect(max).toBe(2); // c and d ran together once b had warmed the gate
+    max = 0;
+    await Promise.all([gate.run(task("e")), gate.run(task("f")), gate.run(task("g"))]);
+    expect(max).toBe(3);
+  });
+});
+
+const jwt = (claims: object): string =>
+  `${Buffer.from('{"alg":"RS256"}').toString("base64url")}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.c2ln`;
+
+describe("credential helpers", () => {
+  const claims = {
+    iss: "https://oidc.example/abc/",
+    sub: "system:serviceaccount:ns:app",
+    aud: ["api://AzureADTokenExchange"],
+    exp: now / 1000 - 60,
+  };
+
+  it("decodes the claims a federated credential matches, and nothing from junk", () => {
+    expect(decodeJwtClaims(jwt(claims))).toEqual({ ...claims, aud: "api://AzureADTokenExchange" });
+    expect(decodeJwtClaims("not-a-jwt")).toEqual({});
+    expect(decodeJwtClaims("a.%%%.c")).toEqual({});
+  });
+
+  it("reads the token file afresh each time and refuses a missing or empty one", async () => {
+    let content = "t1\n";
+    const read = (): Promise<string> => Promise.resolve(content);
+    expect(await readAssertion("/t", read)).toBe("t1");
+    content = "t2";
+    expect(await readAssertion("/t", read)).toBe("t2");
+    content = " \n";
+    await expect(readAssertion("/t", read)).rejects.toMatchObject({
+      code: ErrorCode.TOKEN_FILE_UNREADABLE,
+    });
+    const missing = (): Promise<string> =>
+      Promise.reject(Object.assign(new Error("nope"), { code: "ENOENT" }));
+    await expect(readAssertion("/t", missing)).rejects.toThrow(
+      "cannot read the federated token file /t (ENOENT)",
+    );
+  });
+
+  const ctx = {
+    clientId,
+    tenantId: "tenant-1",
+    authorityHost: "https://login.example/",
+    claims: decodeJwtClaims(jwt(claims)),
+    now,
+  };
+
+  it("explains a federation mismatch with the AADSTS code, the token's issuer, subject, audience and the client id", () => {
+    const msal = Object.assign(
+      new Error(
+        "AADSTS70021: No matching federated identity record found for presented assertion. Trace ID: x\nCorrelation ID: y",
+      ),
+      { name: "ServerError", errorCode: "invalid_request" },
+    );
+    const e = classifyAuthError(
+      Object.assign(new Error("wrapped"), { name: "AuthenticationRequiredError", cause: msal }),
+      ctx,
+    );
+    expect(e.code).toBe(ErrorCode.AUTH_FAILED);
+    expect(isRetryable(e)).toBe(false);
+    expect(e.message).toContain("AADSTS70021: No matching federated identity record found");
+    expect(e.message).toContain(`client id ${clientId}`);
+    expect(e.message).toContain(
+      "issuer 'https://oidc.example/abc/', subject 'system:serviceaccount:ns:app', audience 'api://AzureADTokenExchange'",
+    );
+    expect(e.message).toContain("the token expired at");
+    expect(e.message).not.toContain(jwt(claims));
+  });
+
+  it("retries AAD outages and throttling, not refusals", () => {
+    expect(classifyAuthError(Object.assign(new Error("x"), { statusCode: 503 }), ctx).code).toBe(
+      ErrorCode.UNAVAILABLE,
+    );
+    expect(classifyAuthError(Object.assign(new Error("x"), { statusCode: 429 }), ctx).code).toBe(
+      ErrorCode.THROTTLED,
+    );
+    expect(
+      classifyAuthError(Object.assign(new Error("network"), { errorCode: "network_error" }), ctx)
+        .code,
+    ).toBe(ErrorCode.UNAVAILABLE);
+    expect(
+      classifyAuthError(
+        Object.assign(new Error("AADSTS700016: Application not found"), { statusCode: 400 }),
+        ctx,
+      ).code,
+    ).toBe(ErrorCode.AUTH_FAILED);
+    const own = new SourceError(ErrorCode.TOKEN_FILE_UNREADABLE, "empty");
+    expect(classifyAuthError(Object.assign(new Error("w"), { cause: own }), ctx)).toBe(own);
+  });
+});

@@ -1,0 +1,144 @@
+import { describe, expect, it } from "vitest";
+import { ErrorCode, isAkvError } from "../common/errors.ts";
+import { SidecarEnv } from "../common/names.ts";
+import { encodeSpec, type SyncSpec } from "../common/spec.ts";
+import { parseSidecarConfig, type SidecarEnvRecord } from "./config.ts";
+
+const spec: SyncSpec = {
+  vaultUrl: "https://myvault.vault.azure.net",
+  files: [{ file: "db", source: { kind: "secret", ref: { name: "db-password" } }, format: "raw" }],
+  mode: "sidecar",
+  refreshIntervalMs: 300_000,
+  fileMode: 0o644,
+  outputDir: "/var/run/akv-injector/secrets",
+};
+
+const env = (
+  over: Record<string, string | undefined> = {},
+  s: SyncSpec = spec,
+): SidecarEnvRecord => ({
+  [SidecarEnv.clientId]: "00000000-0000-0000-0000-0000000000c1",
+  [SidecarEnv.tenantId]: "00000000-0000-0000-0000-0000000000a1",
+  [SidecarEnv.federatedTokenFile]: "/var/run/secrets/akv-injector/token/azure-identity-token",
+  [SidecarEnv.authorityHost]: "https://login.microsoftonline.com/",
+  [SidecarEnv.spec]: encodeSpec(s),
+  ...over,
+});
+
+function problemOf(e: SidecarEnvRecord): string {
+  try {
+    parseSidecarConfig(e);
+  } catch (error) {
+    expect(isAkvError(error, ErrorCode.SIDECAR_CONFIG_INVALID)).toBe(true);
+    return (error as Error).message;
+  }
+  throw new Error("expected a configuration error");
+}
+
+describe("parseSidecarConfig", () => {
+  it("reads a webhook-made environment for Azure: both SDK safety checks stay on", () => {
+    const c = parseSidecarConfig(env());
+    expect(c.spec).toEqual(spec);
+    expect(c.disableInstanceDiscovery).toBe(false);
+    expect(c.disableChallengeResourceVerification).toBe(false);
+    expect(c.logLevel).toBe("info");
+    expect(c.extraCaCerts).toEqual([]);
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it("turns instance discovery off exactly for a non-Entra authority", () => {
+    expect(
+      parseSidecarConfig(env({ [SidecarEnv.authorityHost]: "https://127.0.0.1:8443" }))
+        .disableInstanceDiscovery,
+    ).toBe(true);
+    expect(
+      parseSidecarConfig(env({ [SidecarEnv.authorityHost]: "https://login.microsoftonline.us/" }))
+        .disableInstanceDiscovery,
+    ).toBe(false);
+    // Missing: the Entra default.
+    const c = parseSidecarConfig(env({ [SidecarEnv.authorityHost]: undefined }));
+    expect(c.authorityHost).toBe("https://login.microsoftonline.com/");
+    expect(c.disableInstanceDiscovery).toBe(false);
+  });
+
+  it("turns challenge resource verification off only for a vault allowed by an exact-host entry", () => {
+    const local = { ...spec, vaultUrl: "https://127.0.0.1:9443" };
+    const c = parseSidecarConfig(
+      env({ [SidecarEnv.vaultSuffixes]: ".vault.azure.net,127.0.0.1" }, local),
+    );
+    expect(c.disableChallengeResourceVerification).toBe(true);
+    // Same suffix list, an Azure vault: stays on.
+    const azure = parseSidecarConfig(
+      env({ [SidecarEnv.vaultSuffixes]: ".vault.azure.net,127.0.0.1" }),
+    );
+    expect(azure.disableChallengeResourceVerification).toBe(false);
+    // A dotted entry never turns it off, even for a non-Azure suffix.
+    const dotted = { ...spec, vaultUrl: "https://v.vault.example.test" };
+    expect(
+      parseSidecarConfig(env({ [SidecarEnv.vaultSuffixes]: ".vault.example.test" }, dotted))
+        .disableChallengeResourceVerification,
+    ).toBe(false);
+  });
+
+  it("refuses a vault outside the allowed suffixes (the token would go there)", () => {
+    const evil = { ...spec, vaultUrl: "https://evil.example.com" };
+    expect(problemOf(env({}, evil))).toContain(
+      "AKV_INJECTOR_SPEC: vaultUrl: expected a vault under the allowed suffixes",
+    );
+  });
+
+  it("names every bad variable at once", () => {
+    const message = problemOf({
+      [SidecarEnv.clientId]: "not-a-guid",
+      [SidecarEnv.authorityHost]: "http://login.example",
+      [SidecarEnv.federatedTokenFile]: "relative/token",
+      [SidecarEnv.logLevel]: "loud",
+    });
+    for (const name of [
+      "AZURE_CLIENT_ID",
+      "AZURE_TENANT_ID",
+      "AZURE_FEDERATED_TOKEN_FILE",
+      "AZURE_AUTHORITY_HOST",
+      "AKV_INJECTOR_SPEC",
+      "AKV_INJECTOR_LOG_LEVEL",
+    ]) {
+      expect(message).toContain(`${name}:`);
+    }
+  });
+
+  it("passes the spec's own problems on with their JSON paths", () => {
+    const message = problemOf(
+      env({
+        [SidecarEnv.spec]: JSON.stringify({
+          ...spec,
+          files: [{ file: "../x", format: "raw", source: { kind: "secret", ref: { name: "a" } } }],
+        }),
+      }),
+    );
+    expect(message).toContain("AKV_INJECTOR_SPEC: files[0].file");
+    expect(problemOf(env({ [SidecarEnv.spec]: "{" }))).toContain("AKV_INJECTOR_SPEC: not JSON");
+  });
+
+  it("accepts a tenant domain name, refuses junk", () => {
+    expect(
+      parseSidecarConfig(env({ [SidecarEnv.tenantId]: "contoso.onmicrosoft.com" })).tenantId,
+    ).toBe("contoso.onmicrosoft.com");
+    expect(problemOf(env({ [SidecarEnv.tenantId]: "a b" }))).toContain("AZURE_TENANT_ID");
+  });
+
+  it("splits the extra CA bundle into certificates and refuses text without one", () => {
+    const pem = (n: number): string =>
+      `-----BEGIN CERTIFICATE-----\nMII${n}\n-----END CERTIFICATE-----`;
+    const c = parseSidecarConfig(env({ [SidecarEnv.extraCaCerts]: `${pem(1)}\n${pem(2)}\n` }));
+    expect(c.extraCaCerts).toEqual([pem(1), pem(2)]);
+    expect(problemOf(env({ [SidecarEnv.extraCaCerts]: "hello" }))).toContain(
+      "AKV_INJECTOR_EXTRA_CA_CERTS",
+    );
+  });
+
+  it("refuses bad vault suffixes", () => {
+    expect(problemOf(env({ [SidecarEnv.vaultSuffixes]: "a b" }))).toContain(
+      "AKV_INJECTOR_VAULT_SUFFIXES",
+    );
+  });
+});

@@ -1,0 +1,264 @@
+/**
+ * The Entra ID credential: workload identity federation with the projected
+ * service-account token as the client assertion.
+ *
+ * `ClientAssertionCredential` with a callback that reads the token file for
+ * every exchange, not `WorkloadIdentityCredential`: the latter caches the
+ * file's content for five minutes, and the kubelet rotates the file, so a
+ * cached assertion can be stale (expired) when Entra sees it. The access
+ * token itself is cached by MSAL and by the Key Vault client's token cycler:
+ * one exchange per token lifetime.
+ *
+ * Failures come out as {@link SourceError}s a user can act on: the AADSTS
+ * code, and the assertion's issuer, subject and audience next to the client
+ * id (what a federated identity credential must match). The assertion itself
+ * never appears anywhere.
+ */
+import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/core-auth";
+import { ClientAssertionCredential } from "@azure/identity";
+import { ErrorCode, isAkvError } from "../common/errors.ts";
+import { SourceError } from "./secret-source.ts";
+
+/** The claims of the federated token that a federated identity credential matches. */
+export interface AssertionClaims {
+  readonly iss?: string;
+  readonly sub?: string;
+  readonly aud?: string;
+  /** Expiry, seconds since the epoch. */
+  readonly exp?: number;
+}
+
+/** What {@link createCredential} needs. */
+export interface CredentialOptions {
+  readonly tenantId: string;
+  readonly clientId: string;
+  readonly tokenFile: string;
+  readonly authorityHost: string;
+  readonly disableInstanceDiscovery: boolean;
+  /** Reads the token file; injectable for tests. */
+  readonly readFile: (path: string) => Promise<string>;
+  /** The clock (ms), to say when the token file holds an expired token. */
+  readonly now: () => number;
+}
+
+/**
+ * Creates the credential. Its errors are {@link SourceError}s:
+ * `TOKEN_FILE_UNREADABLE`, `AUTH_FAILED` (fatal), `UNAVAILABLE` / `THROTTLED` (retried).
+ */
+export function createCredential(options: CredentialOptions): TokenCredential {
+  let lastClaims: AssertionClaims | undefined;
+  const getAssertion = async (): Promise<string> => {
+    const token = await readAssertion(options.tokenFile, options.readFile);
+    lastClaims = decodeJwtClaims(token);
+    return token;
+  };
+  const inner = new ClientAssertionCredential(options.tenantId, options.clientId, getAssertion, {
+    authorityHost: options.authorityHost,
+    disableInstanceDiscovery: options.disableInstanceDiscovery,
+    // One retry layer, ours (sync-loop.ts): backoff with jitter and
+    // Retry-After, and the request counts stay predictable.
+    retryOptions: { maxRetries: 0 },
+  });
+  return {
+    async getToken(scopes: string | string[], opts?: GetTokenOptions): Promise<AccessToken | null> {
+      try {
+        return await inner.getToken(scopes, opts);
+      } catch (error) {
+        throw classifyAuthError(error, {
+          clientId: options.clientId,
+          tenantId: options.tenantId,
+          authorityHost: options.authorityHost,
+          claims: lastClaims,
+          now: options.now(),
+        });
+      }
+    },
+  };
+}
+
+/**
+ * Reads the federated token file afresh.
+ * @throws {SourceError} `TOKEN_FILE_UNREADABLE` when it is missing or empty.
+ */
+export async function readAssertion(
+  path: string,
+  readFile: (path: string) => Promise<string>,
+): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(path);
+  } catch (cause) {
+    throw new SourceError(
+      ErrorCode.TOKEN_FILE_UNREADABLE,
+      `cannot read the federated token file ${path} (${(cause as NodeJS.ErrnoException).code ?? "error"}): is the projected service-account token volume mounted?`,
+      { cause },
+    );
+  }
+  const token = text.trim();
+  if (token === "") {
+    throw new SourceError(
+      ErrorCode.TOKEN_FILE_UNREADABLE,
+      `the federated token file ${path} is empty`,
+    );
+  }
+  return token;
+}
+
+/**
+ * Decodes a JWT's payload claims without verifying it (only to explain a
+ * refusal: Entra verifies). Returns an empty object for anything that is not
+ * a JWT.
+ * @example decodeJwtClaims(token) // { iss: "https://oidc.example/", sub: "system:serviceaccount:ns:sa", aud: "api://AzureADTokenExchange", exp: 1700000000 }
+ */
+export function decodeJwtClaims(token: string): AssertionClaims {
+  const payload = token.split(".")[1];
+  if (payload === undefined) return {};
+  try {
+    const raw = JSON.parse(Buffer.from(payload, "base64url").toString("utf8")) as unknown;
+    if (typeof raw !== "object" || raw === null) return {};
+    const c = raw as Record<string, unknown>;
+    const aud = Array.isArray(c.aud) ? c.aud.filter((a) => typeof a === "string").join(",") : c.aud;
+    return {
+      ...(typeof c.iss === "string" ? { iss: c.iss } : {}),
+      ...(typeof c.sub === "string" ? { sub: c.sub } : {}),
+      ...(typeof aud === "string" ? { aud } : {}),
+      ...(typeof c.exp === "number" ? { exp: c.exp } : {}),
+    };
+  } catch {
+    return {};
+  }
+}
+
+/** AADSTS codes of a federation mismatch: the assertion's issuer, subject or audience matches no federated credential, or it has expired. */
+const FEDERATION_CODES = new Set(["70021", "700211", "700212", "700213", "700024", "70025"]);
+
+/**
+ * AADSTS codes Entra documents as transient ("try again"): retried. MSAL
+ * remembers a 5xx or 429 answer and refuses the same request on its own
+ * until Retry-After (60 s without one) has passed, repeating Entra's error
+ * without a status: these codes keep that retryable too.
+ */
+const TRANSIENT_CODES = new Set(["90033", "50000", "90006", "50196"]);
+const TRANSIENT_OAUTH_ERRORS = new Set(["temporarily_unavailable", "server_error"]);
+
+/** Context of {@link classifyAuthError}. */
+export interface AuthErrorContext {
+  readonly clientId: string;
+  readonly tenantId: string;
+  readonly authorityHost: string;
+  readonly claims: AssertionClaims | undefined;
+  /** ms since the epoch. */
+  readonly now: number;
+}
+
+/**
+ * Turns whatever @azure/identity or MSAL threw into a {@link SourceError}:
+ * AAD answered 429 or 5xx, or could not be reached → retryable; AAD refused
+ * (AADSTS code) → `AUTH_FAILED`, with the assertion's claims for a
+ * federation mismatch. The AADSTS code is read from the message text because
+ * that is where Entra puts it (MSAL keeps only the description).
+ */
+export function classifyAuthError(error: unknown, ctx: AuthErrorContext): SourceError {
+  const chain = causeChain(error);
+  const own = chain.find((e) => isAkvError(e));
+  if (own instanceof SourceError) return own;
+
+  const texts = chain.map((e) => (e instanceof Error ? e.message : String(e))).join("\n");
+  const status = chain
+    .map((e) => numberField(e, "statusCode") ?? numberField(e, "status"))
+    .find((s) => s !== undefined && s > 0);
+  const codes = chain
+    .map((e) => stringField(e, "errorCode") ?? stringField(e, "code"))
+    .filter((c) => c !== undefined);
+  const aadsts = /AADSTS(\d+)/.exec(texts);
+  const where = `Entra ID at ${ctx.authorityHost}`;
+
+  if (status === 429) {
+    return new SourceError(ErrorCode.THROTTLED, `${where} throttled the token request (429)`, {
+      status,
+      cause: error,
+    });
+  }
+  const transient =
+    (aadsts !== null && TRANSIENT_CODES.has(aadsts[1] ?? "")) ||
+    codes.some((c) => TRANSIENT_OAUTH_ERRORS.has(c));
+  if (
+    (status !== undefined && status >= 500) ||
+    (status === undefined && transient) ||
+    (aadsts === null && isNetworkFailure(codes, chain))
+  ) {
+    return new SourceError(
+      ErrorCode.UNAVAILABLE,
+      `${where} is unavailable: ${status === undefined ? (aadsts === null ? `no answer (${codes[0] ?? firstLine(texts)})` : firstLine(texts.slice(aadsts.index))) : `status ${status}`}`,
+      { status, cause: error },
+    );
+  }
+  const code = aadsts?.[1];
+  const description = firstLine(aadsts === null ? texts : texts.slice(aadsts.index));
+  let message = `${where} refused the token exchange for client id ${ctx.clientId} in tenant ${ctx.tenantId}${status === undefined ? "" : ` (status ${status})`}: ${description}`;
+  if (code !== undefined && FEDERATION_CODES.has(code)) {
+    const c = ctx.claims ?? {};
+    message +=
+      `; the service-account token has issuer '${c.iss ?? "?"}', subject '${c.sub ?? "?"}', audience '${c.aud ?? "?"}'` +
+      ` and a federated identity credential of client id ${ctx.clientId} must match all three`;
+    if (c.exp !== undefined && c.exp * 1000 <= ctx.now) {
+      message += `; the token expired at ${new Date(c.exp * 1000).toISOString()} (is the kubelet rotating it?)`;
+    }
+  }
+  return new SourceError(ErrorCode.AUTH_FAILED, message, { status, cause: error });
+}
+
+const NETWORK_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EPIPE",
+  "ENETUNREACH",
+  "EHOSTUNREACH",
+  "UND_ERR_SOCKET",
+  "REQUEST_SEND_ERROR",
+  "network_error",
+  "endpoints_resolution_error",
+  "openid_config_error",
+]);
+
+function isNetworkFailure(codes: readonly string[], chain: readonly unknown[]): boolean {
+  return (
+    codes.some((c) => NETWORK_CODES.has(c)) ||
+    chain.some(
+      (e) => e instanceof Error && (e.name === "AbortError" || e.name === "TimeoutError"),
+    ) ||
+    chain.some(
+      (e) =>
+        e instanceof Error && /socket hang up|ECONNRESET|ECONNREFUSED|timed? ?out/i.test(e.message),
+    )
+  );
+}
+
+/** The error and its causes, outermost first (bounded: a cycle cannot hang us). */
+export function causeChain(error: unknown): unknown[] {
+  const out: unknown[] = [];
+  let e: unknown = error;
+  while (e !== undefined && e !== null && out.length < 8 && !out.includes(e)) {
+    out.push(e);
+    e = (e as { cause?: unknown }).cause;
+  }
+  return out;
+}
+
+function numberField(e: unknown, key: string): number | undefined {
+  const v = typeof e === "object" && e !== null ? (e as Record<string, unknown>)[key] : undefined;
+  return typeof v === "number" ? v : undefined;
+}
+
+function stringField(e: unknown, key: string): string | undefined {
+  const v = typeof e === "object" && e !== null ? (e as Record<string, unknown>)[key] : undefined;
+  return typeof v === "string" && v !== "" ? v : undefined;
+}
+
+function firstLine(text: string): string {
+  const line = text.split(/\r?\n/).find((l) => l.trim() !== "") ?? "unknown error";
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line.trim();
+}

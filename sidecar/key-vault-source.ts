@@ -1,0 +1,200 @@
+/**
+ * The Key Vault {@link SecretSource}: `SecretClient` from
+ * @azure/keyvault-secrets, with its failures turned into {@link SourceError}s
+ * that say which vault, which secret, what status, and what to do.
+ *
+ * Two things the SDK does not do for us:
+ * - Request count. Until the client has cached a bearer challenge, every call
+ *   first goes out without a token and gets a 401: N calls in parallel cost
+ *   2N requests. This source lets one call through alone until one has
+ *   succeeded (the challenge and token are then cached), so a cold sync costs
+ *   N + 1 and a warm one N.
+ * - Retries. The SDK's own retries are off (`maxRetries: 0`); a bare 429 is
+ *   not retried by it anyway. The sync loop retries with backoff, jitter and
+ *   Retry-After, so there is one retry policy, ours.
+ */
+import type { TokenCredential } from "@azure/core-auth";
+import { SecretClient } from "@azure/keyvault-secrets";
+import { ErrorCode, isAkvError } from "../common/errors.ts";
+import { formatSecretRef, type SecretRef } from "../common/refs.ts";
+import { causeChain } from "./credential.ts";
+import {
+  parseRetryAfter,
+  SourceError,
+  type FetchedSecret,
+  type FetchOptions,
+  type SecretSource,
+} from "./secret-source.ts";
+
+/** What {@link createKeyVaultSource} needs. */
+export interface KeyVaultSourceOptions {
+  readonly vaultUrl: string;
+  readonly credential: TokenCredential;
+  /** Client id, for the "grant the role" advice in a 403 message. */
+  readonly clientId: string;
+  /** Only for a vault allowed by an exact-host suffix (see config.ts). */
+  readonly disableChallengeResourceVerification: boolean;
+  /** The clock (ms), for Retry-After dates. */
+  readonly now: () => number;
+}
+
+/** Creates the Key Vault source. */
+export function createKeyVaultSource(options: KeyVaultSourceOptions): SecretSource {
+  const client = new SecretClient(options.vaultUrl, options.credential, {
+    disableChallengeResourceVerification: options.disableChallengeResourceVerification,
+    retryOptions: { maxRetries: 0 },
+  });
+  const gate = createWarmUpGate();
+  return {
+    async fetch(ref: SecretRef, fetchOptions: FetchOptions = {}): Promise<FetchedSecret> {
+      return gate.run(async () => {
+        try {
+          const secret = await client.getSecret(ref.name, {
+            ...(ref.version === undefined ? {} : { version: ref.version }),
+            ...(fetchOptions.signal === undefined ? {} : { abortSignal: fetchOptions.signal }),
+          });
+          if (secret.value === undefined) {
+            throw new SourceError(
+              ErrorCode.SECRET_NOT_FOUND,
+              `Key Vault ${options.vaultUrl} returned secret '${formatSecretRef(ref)}' without a value`,
+            );
+          }
+          return {
+            value: secret.value,
+            contentType: secret.properties.contentType,
+            version: secret.properties.version ?? ref.version ?? "",
+          };
+        } catch (error) {
+          throw classifyKeyVaultError(error, {
+            vaultUrl: options.vaultUrl,
+            ref,
+            clientId: options.clientId,
+            now: options.now(),
+          });
+        }
+      });
+    },
+  };
+}
+
+/**
+ * Lets calls through one at a time until one succeeds, then all at once. A
+ * failed leader hands over to the next waiter, which then tries alone.
+ */
+export function createWarmUpGate(): { run<T>(task: () => Promise<T>): Promise<T> } {
+  // An object: its field changes across awaits, which a local's narrowing would hide.
+  const state = { warm: false };
+  const isWarm = (): boolean => state.warm;
+  let tail: Promise<void> = Promise.resolve();
+  return {
+    async run<T>(task: () => Promise<T>): Promise<T> {
+      if (isWarm()) return task();
+      const previous = tail;
+      let release = (): void => undefined;
+      tail = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      await previous;
+      if (isWarm()) {
+        release();
+        return task();
+      }
+      try {
+        const result = await task();
+        state.warm = true;
+        return result;
+      } finally {
+        release();
+      }
+    },
+  };
+}
+
+/** Context of {@link classifyKeyVaultError}. */
+export interface KeyVaultErrorContext {
+  readonly vaultUrl: string;
+  readonly ref: SecretRef;
+  readonly clientId: string;
+  readonly now: number;
+}
+
+/**
+ * Maps a failed `getSecret` to a {@link SourceError}: 403 → `SECRET_FORBIDDEN`
+ * (the role to grant), 404 → `SECRET_NOT_FOUND`, 400/401 → `KEY_VAULT_REFUSED`
+ * (all fatal); 429 → `THROTTLED` with Retry-After; 408, 5xx, timeouts and
+ * connection errors → `UNAVAILABLE` (retried). Errors of the credential pass
+ * through as they are.
+ */
+export function classifyKeyVaultError(error: unknown, ctx: KeyVaultErrorContext): SourceError {
+  const chain = causeChain(error);
+  const own = chain.find((e) => isAkvError(e));
+  if (own instanceof SourceError) return own;
+
+  const secret = `secret '${formatSecretRef(ctx.ref)}' in Key Vault ${ctx.vaultUrl}`;
+  const rest = chain.find((e) => e instanceof Error && e.name === "RestError") as
+    | (Error & {
+        statusCode?: number;
+        code?: string;
+        response?: { headers: { get(name: string): string | undefined } };
+      })
+    | undefined;
+  const status = rest?.statusCode;
+  const serviceCode = rest?.code === undefined ? "" : ` ${rest.code}`;
+  if (status === 403) {
+    return new SourceError(
+      ErrorCode.SECRET_FORBIDDEN,
+      `reading ${secret} was refused (403${serviceCode}): grant 'Key Vault Secrets User' on vault ${ctx.vaultUrl} to client id ${ctx.clientId} (or an access policy with get on secrets)`,
+      { status, cause: error },
+    );
+  }
+  if (status === 404) {
+    return new SourceError(
+      ErrorCode.SECRET_NOT_FOUND,
+      `${secret} does not exist (404${serviceCode}): check the secret name${ctx.ref.version === undefined ? "" : " and version"}`,
+      { status, cause: error },
+    );
+  }
+  if (status === 429) {
+    const headers = rest?.response?.headers;
+    const retryAfterMs =
+      parseRetryAfter(headers?.get("retry-after-ms"), ctx.now, "ms") ??
+      parseRetryAfter(headers?.get("x-ms-retry-after-ms"), ctx.now, "ms") ??
+      parseRetryAfter(headers?.get("retry-after"), ctx.now);
+    return new SourceError(
+      ErrorCode.THROTTLED,
+      `Key Vault ${ctx.vaultUrl} throttled reading ${secret} (429${retryAfterMs === undefined ? "" : `, retry after ${retryAfterMs} ms`})`,
+      { status, retryAfterMs, cause: error },
+    );
+  }
+  if (status !== undefined && (status === 408 || status >= 500)) {
+    const retryAfterMs = parseRetryAfter(rest?.response?.headers.get("retry-after"), ctx.now);
+    return new SourceError(
+      ErrorCode.UNAVAILABLE,
+      `Key Vault ${ctx.vaultUrl} is unavailable (status ${status}) reading ${secret}`,
+      { status, retryAfterMs, cause: error },
+    );
+  }
+  if (status !== undefined) {
+    return new SourceError(
+      ErrorCode.KEY_VAULT_REFUSED,
+      `reading ${secret} was refused (status ${status}${serviceCode})${status === 401 ? ": the vault did not accept the Entra token (wrong tenant or audience?)" : ""}`,
+      { status, cause: error },
+    );
+  }
+  if (chain.some((e) => e instanceof Error && e.message.includes("challenge resource"))) {
+    return new SourceError(
+      ErrorCode.KEY_VAULT_REFUSED,
+      `Key Vault ${ctx.vaultUrl} sent a bearer challenge for a resource that does not match its host`,
+      { cause: error },
+    );
+  }
+  // No HTTP answer: timeout, dropped or refused connection, TLS trouble.
+  const code = (rest?.code ?? (chain[0] as { code?: unknown } | undefined)?.code) as
+    string | undefined;
+  const name = chain[0] instanceof Error ? chain[0].name : "error";
+  return new SourceError(
+    ErrorCode.UNAVAILABLE,
+    `Key Vault ${ctx.vaultUrl} could not be reached reading ${secret} (${code ?? name})`,
+    { cause: error },
+  );
+}

@@ -1,0 +1,128 @@
+/**
+ * The sidecar's world on loopback, for the integration tests and the bench:
+ * a test OIDC issuer (the cluster's service-account issuer), the mock Entra
+ * ID federated with it, and the mock Key Vault, all HTTPS under one private
+ * CA, plus a minted service-account token in a file and the environment the
+ * webhook would give the sidecar. Not shipped.
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SidecarEnv } from "../common/names.ts";
+import { encodeSpec, type FileSpec, type SyncSpec } from "../common/spec.ts";
+import { startMockAad, type MockAad } from "../e2e/mocks/mock-aad.ts";
+import { authorityOf, startMockKeyVault, type MockKeyVault } from "../e2e/mocks/mock-key-vault.ts";
+import { startTestOidcIssuer, type TestOidcIssuer } from "../e2e/mocks/oidc-issuer.ts";
+import { createMockTls } from "../e2e/mocks/tls.ts";
+
+export const TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+export const CLIENT_ID = "5e3c6f0a-1b2c-4d5e-8f90-a1b2c3d4e5f6";
+export const SUBJECT = "system:serviceaccount:default:app";
+
+/** A running world. */
+export interface MockWorld {
+  readonly issuer: TestOidcIssuer;
+  readonly aad: MockAad;
+  readonly vault: MockKeyVault;
+  /** The CA of all three, PEM. */
+  readonly caPem: string;
+  /** A scratch directory: token file, CA file, output dirs. */
+  readonly dir: string;
+  readonly tokenFile: string;
+  readonly caFile: string;
+  /** Mints a token for `subject` (default {@link SUBJECT}) into the token file. */
+  writeToken(options?: { subject?: string; expiresInSec?: number }): Promise<string>;
+  /** The sidecar's environment for a spec (outputDir defaults to a fresh dir under `dir`). */
+  env(spec: Partial<SyncSpec> & Pick<SyncSpec, "files">): Record<string, string>;
+  close(): Promise<void>;
+}
+
+let outputs = 0;
+
+/** Starts the world; `secrets` are seeded as plain secrets. */
+export async function startMockWorld(
+  options: { secrets?: Record<string, string>; tokenLifetimeSec?: number } = {},
+): Promise<MockWorld> {
+  const tls = createMockTls();
+  // Typed optional in ServingTls; createMockTls always makes one.
+  const caPem = [tls.caPem].find((p): p is string => typeof p === "string");
+  if (caPem === undefined) throw new Error("createMockTls made no CA");
+  const issuer = await startTestOidcIssuer({ tls });
+  const aad = await startMockAad({
+    tls,
+    trustedCaPems: [caPem],
+    tenants: [
+      {
+        id: TENANT_ID,
+        apps: [
+          {
+            clientId: CLIENT_ID,
+            federatedCredentials: [{ issuer: issuer.issuer, subject: SUBJECT }],
+          },
+        ],
+      },
+    ],
+    ...(options.tokenLifetimeSec === undefined
+      ? {}
+      : { tokenLifetimeSec: options.tokenLifetimeSec }),
+  });
+  const vault = await startMockKeyVault({
+    tls,
+    authority: authorityOf(aad, TENANT_ID),
+    roles: [{ principal: CLIENT_ID }],
+    secrets: Object.entries(options.secrets ?? {}).map(([name, value]) => ({ name, value })),
+  });
+  const dir = await mkdtemp(join(tmpdir(), "akv-sidecar-"));
+  const tokenFile = join(dir, "azure-identity-token");
+  const caFile = join(dir, "ca.pem");
+  await writeFile(caFile, caPem);
+  const writeToken = async (
+    o: { subject?: string; expiresInSec?: number } = {},
+  ): Promise<string> => {
+    const token = await issuer.mint({
+      subject: o.subject ?? SUBJECT,
+      ...(o.expiresInSec === undefined ? {} : { expiresInSec: o.expiresInSec }),
+    });
+    await writeFile(tokenFile, token);
+    return token;
+  };
+  await writeToken();
+  return {
+    issuer,
+    aad,
+    vault,
+    caPem,
+    dir,
+    tokenFile,
+    caFile,
+    writeToken,
+    env: (spec) => ({
+      [SidecarEnv.clientId]: CLIENT_ID,
+      [SidecarEnv.tenantId]: TENANT_ID,
+      [SidecarEnv.federatedTokenFile]: tokenFile,
+      [SidecarEnv.authorityHost]: aad.url,
+      [SidecarEnv.vaultSuffixes]: `.vault.azure.net,${new URL(vault.url).host}`,
+      [SidecarEnv.spec]: encodeSpec({
+        vaultUrl: vault.url,
+        mode: "init",
+        refreshIntervalMs: 300_000,
+        fileMode: 0o644,
+        outputDir: join(dir, `out-${++outputs}`),
+        ...spec,
+      }),
+    }),
+    close: async () => {
+      await Promise.all([vault.close(), aad.close(), issuer.close()]);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** `n` raw secret files `s0..s{n-1}`. */
+export function rawFiles(n: number, prefix = "s"): FileSpec[] {
+  return Array.from({ length: n }, (_, i) => ({
+    file: `${prefix}${i}`,
+    format: "raw",
+    source: { kind: "secret", ref: { name: `${prefix}${i}` } },
+  }));
+}

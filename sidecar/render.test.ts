@@ -1,0 +1,163 @@
+import { X509Certificate, createPrivateKey } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { ErrorCode, isAkvError } from "../common/errors.ts";
+import { parseTemplate } from "../common/refs.ts";
+import type { FileSpec } from "../common/spec.ts";
+import * as certs from "../certs/index.ts";
+import { decodeBase64Strict, needsCerts, renderFiles, type SecretValues } from "./render.ts";
+import type { FetchedSecret } from "./secret-source.ts";
+
+const V = "0123456789abcdef0123456789abcdef";
+const secret = (value: string, contentType?: string): FetchedSecret => ({
+  value,
+  contentType,
+  version: V,
+});
+const file = (name: string, ref: string, format: FileSpec["format"] = "raw"): FileSpec => {
+  const [n = "", version] = ref.split("/");
+  return {
+    file: name,
+    format,
+    source: { kind: "secret", ref: version === undefined ? { name: n } : { name: n, version } },
+  };
+};
+
+function failure(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error("expected an error");
+}
+
+describe("renderFiles", () => {
+  it("writes raw values as UTF-8 and looks pinned versions up by NAME/VERSION", () => {
+    const values: SecretValues = new Map([
+      ["a", secret("héllo\n")],
+      [`b/${V}`, secret("pinned")],
+    ]);
+    const out = renderFiles([file("a.txt", "a"), file("b", `b/${V}`)], values);
+    expect(out.get("a.txt")?.toString("utf8")).toBe("héllo\n");
+    expect(out.get("b")?.toString("utf8")).toBe("pinned");
+  });
+
+  it("decodes base64 strictly: padded standard alphabet, line breaks allowed", () => {
+    const bytes = Buffer.from([0, 1, 2, 250, 251, 252, 253, 254, 255]);
+    const b64 = bytes.toString("base64");
+    const out = renderFiles(
+      [file("bin", "x", "base64-decode")],
+      new Map([["x", secret(`${b64.slice(0, 4)}\n${b64.slice(4)}\n`)]]),
+    );
+    expect(out.get("bin")).toEqual(bytes);
+    for (const bad of ["aGk", "aGk=!", "a-_b", "aGk==="])
+      expect(decodeBase64Strict(bad)).toBeUndefined();
+    expect(decodeBase64Strict("")?.length).toBe(0);
+  });
+
+  it("names the file and the secret, never the value, when base64 is invalid", () => {
+    const error = failure(() =>
+      renderFiles(
+        [file("key.bin", "blob", "base64-decode")],
+        new Map([["blob", secret("s3cr3t-not-base64!")]]),
+      ),
+    );
+    expect(isAkvError(error, ErrorCode.FORMAT_FAILED)).toBe(true);
+    expect(error.message).toContain("file 'key.bin'");
+    expect(error.message).toContain("secret 'blob'");
+    expect(error.message).not.toContain("s3cr3t");
+  });
+
+  it("renders templates from parsed parts, substituting nothing else", () => {
+    const parsed = parseTemplate(
+      `user=app\npass={{ secret "db" }}\npinned={{ secret "db/${V}" }}\n`,
+    );
+    if (!parsed.ok) throw new Error(parsed.expected);
+    const values: SecretValues = new Map([
+      ["db", secret("p{{w}}d")],
+      [`db/${V}`, secret("old")],
+    ]);
+    const out = renderFiles(
+      [{ file: "app.env", format: "raw", source: { kind: "template", parts: parsed.value } }],
+      values,
+    );
+    expect(out.get("app.env")?.toString()).toBe("user=app\npass=p{{w}}d\npinned=old\n");
+  });
+
+  it("knows when the certificate functions are needed", () => {
+    expect(needsCerts([file("a", "a")])).toBe(false);
+    expect(needsCerts([file("a", "a"), file("t", "t", "cert")])).toBe(true);
+  });
+
+  describe("certificate formats (real PKCS#12 and PEM, checked with node:crypto)", () => {
+    const now = new Date();
+    const ca = certs.createCertificateAuthority({ commonName: "test-ca", now });
+    const leaf = certs.createServingCertificate(ca, { dnsNames: ["app.example"], now });
+    const pkcs12 = certs.createPkcs12({
+      keyPem: leaf.keyPem,
+      certPems: [leaf.certPem, ca.certPem],
+    });
+    const pemBundle = `${ca.certPem}\n${leaf.keyPem}\n${leaf.certPem}`;
+    const blocks = (text: string): string[] =>
+      [...text.matchAll(/-----BEGIN ([A-Z ]+)-----/g)].map((m) => m[1] ?? "");
+
+    for (const [kind, value, contentType] of [
+      ["PKCS#12", pkcs12, "application/x-pkcs12"],
+      ["PEM", pemBundle, "application/x-pem-file"],
+      ["PEM without content type", pemBundle, undefined],
+    ] as const) {
+      it(`pem, cert and key from ${kind}`, () => {
+        const values: SecretValues = new Map([["tls", secret(value, contentType)]]);
+        const out = renderFiles(
+          [
+            file("tls.pem", "tls", "pem"),
+            file("tls.crt", "tls", "cert"),
+            file("tls.key", "tls", "key"),
+          ],
+          values,
+          certs,
+        );
+        const pem = out.get("tls.pem")?.toString() ?? "";
+        const crt = out.get("tls.crt")?.toString() ?? "";
+        const key = out.get("tls.key")?.toString() ?? "";
+        expect(blocks(pem)).toEqual(["PRIVATE KEY", "CERTIFICATE", "CERTIFICATE"]);
+        expect(blocks(crt)).toEqual(["CERTIFICATE", "CERTIFICATE"]);
+        expect(blocks(key)).toEqual(["PRIVATE KEY"]);
+        // Leaf first, and the key is the leaf's.
+        const first = new X509Certificate(crt);
+        expect(first.subject).toContain("app.example");
+        expect(first.checkPrivateKey(createPrivateKey(key))).toBe(true);
+        expect(first.verify(new X509Certificate(ca.certPem).publicKey)).toBe(true);
+      });
+    }
+
+    it("refuses a value that is no certificate, naming file and secret", () => {
+      const error = failure(() =>
+        renderFiles(
+          [file("tls.pem", "tls", "pem")],
+          new Map([["tls", secret("bm90IGEgY2VydA==")]]),
+          certs,
+        ),
+      );
+      expect(isAkvError(error, ErrorCode.FORMAT_FAILED)).toBe(true);
+      expect(error.message).toMatch(
+        /file 'tls.pem': secret 'tls' .* is not a certificate-backed secret/,
+      );
+    });
+
+    it("refuses pem and key from a bundle without a key; cert works", () => {
+      const values: SecretValues = new Map([["ca", secret(ca.certPem)]]);
+      expect(
+        renderFiles([file("ca.crt", "ca", "cert")], values, certs)
+          .get("ca.crt")
+          ?.toString(),
+      ).toContain("BEGIN CERTIFICATE");
+      expect(failure(() => renderFiles([file("k", "ca", "key")], values, certs)).message).toContain(
+        "holds no private key",
+      );
+      expect(failure(() => renderFiles([file("p", "ca", "pem")], values, certs)).message).toContain(
+        "holds no private key",
+      );
+    });
+  });
+});

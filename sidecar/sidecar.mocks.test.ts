@@ -1,0 +1,471 @@
+/**
+ * The sidecar with the real SDKs against the mocks over real HTTPS: the
+ * bundled process as a child (trusting the mocks' CA through
+ * NODE_EXTRA_CA_CERTS, as a user behind a private CA would), and, for the
+ * fault cases that need short timeouts, `runSidecar` in this process.
+ */
+import { spawn, type ChildProcessByStdio } from "node:child_process";
+import type { Readable } from "node:stream";
+import { X509Certificate } from "node:crypto";
+import { existsSync } from "node:fs";
+import { readdir, readFile, readlink, realpath, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { build } from "esbuild";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as certs from "../certs/index.ts";
+import { ErrorCode, isAkvError } from "../common/errors.ts";
+import { SidecarEnv } from "../common/names.ts";
+import { parseTemplate } from "../common/refs.ts";
+import type { FileSpec, SyncSpec } from "../common/spec.ts";
+import { trustCaInThisProcess } from "../e2e/mocks/tls.ts";
+import { runSidecar } from "./app.ts";
+import { sidecarBuildOptions } from "./bundle.ts";
+import {
+  CLIENT_ID,
+  rawFiles,
+  startMockWorld,
+  SUBJECT,
+  TENANT_ID,
+  type MockWorld,
+} from "./mock-fixture.ts";
+
+let world: MockWorld;
+let bundle: string;
+/** Every line any sidecar printed in this file: checked for values and tokens at the end. */
+const allOutput: string[] = [];
+const values = new Map<string, string>();
+const secret = (name: string, value: string): string => {
+  values.set(name, value);
+  world.vault.setSecret(name, value);
+  return value;
+};
+
+beforeAll(async () => {
+  world = await startMockWorld();
+  trustCaInThisProcess(world.caPem);
+  const outdir = join(world.dir, "dist");
+  await build({
+    ...sidecarBuildOptions(outdir, join(import.meta.dirname, "main.ts")),
+    sourcemap: false,
+    logLevel: "error",
+  });
+  bundle = join(outdir, "sidecar.mjs");
+}, 60_000);
+
+afterAll(async () => {
+  await world.close();
+});
+
+interface Exit {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly lines: Record<string, unknown>[];
+}
+
+function startChild(env: Record<string, string>): {
+  child: ChildProcessByStdio<null, Readable, Readable>;
+  done: Promise<Exit>;
+} {
+  const child = spawn(process.execPath, [bundle, "run"], {
+    env: { PATH: process.env.PATH ?? "", NODE_EXTRA_CA_CERTS: world.caFile, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<Exit>((resolve) =>
+    child.on("exit", (code) => {
+      allOutput.push(stdout, stderr);
+      const lines = stdout
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      resolve({ code, stdout, stderr, lines });
+    }),
+  );
+  return { child, done };
+}
+
+const runChild = (env: Record<string, string>): Promise<Exit> => startChild(env).done;
+const outputDirOf = (env: Record<string, string>): string =>
+  (JSON.parse(env[SidecarEnv.spec] ?? "{}") as SyncSpec).outputDir;
+
+async function readSet(dir: string): Promise<Record<string, string>> {
+  const data = await realpath(join(dir, "..data"));
+  const out: Record<string, string> = {};
+  for (const name of await readdir(data)) out[name] = await readFile(join(data, name), "utf8");
+  return out;
+}
+
+async function waitFor<T>(
+  fn: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe("the bundled sidecar against mock Entra ID and Key Vault", () => {
+  it("probe fails before the first sync and passes after it", async () => {
+    secret("probe-a", "A");
+    const env = world.env({
+      files: [{ file: "a", format: "raw", source: { kind: "secret", ref: { name: "probe-a" } } }],
+    });
+    const probe = (): Promise<number | null> =>
+      new Promise((resolve) =>
+        spawn(process.execPath, [bundle, "probe"], {
+          env: { [SidecarEnv.spec]: env[SidecarEnv.spec] ?? "" },
+        }).on("exit", resolve),
+      );
+    expect(await probe()).toBe(1);
+    expect((await runChild(env)).code).toBe(0);
+    expect(await probe()).toBe(0);
+  });
+
+  it("init mode: every format, pinned versions and templates in one sync of N+1 Key Vault requests and one token", async () => {
+    secret("db-password", "p@ss word\n");
+    const old = world.vault.setSecret("api-key", "key-v1");
+    secret("api-key", "key-v2");
+    const blob = Buffer.from([0, 1, 2, 254, 255]);
+    secret("blob", blob.toString("base64"));
+    const now = new Date();
+    const ca = certs.createCertificateAuthority({ commonName: "app-ca", now });
+    const leaf = certs.createServingCertificate(ca, { dnsNames: ["app.example"], now });
+    world.vault.addCertificate("tls-p12", {
+      keyPem: leaf.keyPem,
+      certPems: [leaf.certPem, ca.certPem],
+    });
+    world.vault.addCertificate("tls-pem", {
+      keyPem: leaf.keyPem,
+      certPems: [leaf.certPem, ca.certPem],
+      format: "pem",
+    });
+    const template = parseTemplate(
+      `user=app\npass={{ secret "db-password" }}\nold={{ secret "api-key/${old.version}" }}\n`,
+    );
+    if (!template.ok) throw new Error(template.expected);
+    const ref = (name: string, version?: string) =>
+      version === undefined ? { name } : { name, version };
+    const files: FileSpec[] = [
+      { file: "db-password", format: "raw", source: { kind: "secret", ref: ref("db-password") } },
+      { file: "api-key", format: "raw", source: { kind: "secret", ref: ref("api-key") } },
+      {
+        file: "api-key.old",
+        format: "raw",
+        source: { kind: "secret", ref: ref("api-key", old.version) },
+      },
+      { file: "blob.bin", format: "base64-decode", source: { kind: "secret", ref: ref("blob") } },
+      { file: "tls.pem", format: "pem", source: { kind: "secret", ref: ref("tls-p12") } },
+      { file: "tls.crt", format: "cert", source: { kind: "secret", ref: ref("tls-p12") } },
+      { file: "tls.key", format: "key", source: { kind: "secret", ref: ref("tls-pem") } },
+      { file: "app.env", format: "raw", source: { kind: "template", parts: template.value } },
+    ];
+    const env = world.env({ files, fileMode: 0o440 });
+    world.vault.resetCounters();
+    world.aad.resetCounters();
+    const exit = await runChild(env);
+    expect(exit.code, exit.stdout + exit.stderr).toBe(0);
+    const dir = outputDirOf(env);
+    expect(await readFile(join(dir, "db-password"), "utf8")).toBe("p@ss word\n");
+    expect(await readFile(join(dir, "api-key"), "utf8")).toBe("key-v2");
+    expect(await readFile(join(dir, "api-key.old"), "utf8")).toBe("key-v1");
+    expect(await readFile(join(dir, "blob.bin"))).toEqual(blob);
+    expect(await readFile(join(dir, "app.env"), "utf8")).toBe(
+      "user=app\npass=p@ss word\n\nold=key-v1\n",
+    );
+    const crt = new X509Certificate(await readFile(join(dir, "tls.crt"), "utf8"));
+    expect(crt.subjectAltName).toContain("app.example");
+    expect(
+      crt.checkPrivateKey(
+        (await import("node:crypto")).createPrivateKey(
+          await readFile(join(dir, "tls.key"), "utf8"),
+        ),
+      ),
+    ).toBe(true);
+    expect(
+      (await readFile(join(dir, "tls.pem"), "utf8")).match(/-----BEGIN [A-Z ]+-----/g),
+    ).toEqual([
+      "-----BEGIN PRIVATE KEY-----",
+      "-----BEGIN CERTIFICATE-----",
+      "-----BEGIN CERTIFICATE-----",
+    ]);
+    expect((await stat(join(dir, "tls.key"))).mode & 0o777).toBe(0o440);
+    expect(await readlink(join(dir, "tls.key"))).toBe("..data/tls.key");
+    // 6 distinct refs: at most N + 1 Key Vault requests, one token.
+    const kv = world.vault.counters();
+    expect(kv.challenges).toBe(1);
+    expect(kv.total).toBeLessThanOrEqual(7);
+    expect(world.aad.counters().tokenRequests).toBe(1);
+  });
+
+  it("sidecar mode: a rotation changes all files together within one interval; N requests per refresh; one token; SIGTERM exits promptly", async () => {
+    const n = 5;
+    for (let i = 0; i < n; i++) secret(`rot${i}`, `v1-${i}`);
+    const env = world.env({ files: rawFiles(n, "rot"), mode: "sidecar", refreshIntervalMs: 1000 });
+    world.vault.resetCounters();
+    world.aad.resetCounters();
+    const { child, done } = startChild(env);
+    const dir = outputDirOf(env);
+    await waitFor(() => (existsSync(join(dir, "..data")) ? true : undefined));
+    expect(await readSet(dir)).toEqual(
+      Object.fromEntries(Array.from({ length: n }, (_, i) => [`rot${i}`, `v1-${i}`])),
+    );
+    const rotatedAt = Date.now();
+    for (let i = 0; i < n; i++) secret(`rot${i}`, `v2-${i}`);
+    // Every set the app can see is all-old or all-new.
+    const seen = await waitFor(async () => {
+      const set = await readSet(dir);
+      const gens = new Set(Object.values(set).map((v) => v.slice(0, 2)));
+      expect(gens.size).toBe(1);
+      return gens.has("v2") ? set : undefined;
+    });
+    // One interval (1 s ± 10 %) plus a sync, with slack for a loaded machine.
+    expect(Date.now() - rotatedAt).toBeLessThan(1100 + 1500);
+    expect(Object.keys(seen)).toHaveLength(n);
+    // A couple more refreshes, then count.
+    await new Promise((r) => setTimeout(r, 2300));
+    const kv = world.vault.counters();
+    const gets = Object.values(kv.secretGets);
+    expect(kv.challenges).toBe(1);
+    // Every refresh reads each secret exactly once.
+    expect(new Set(gets).size).toBe(1);
+    expect(kv.total).toBe(1 + n * (gets[0] ?? 0));
+    expect(world.aad.counters().tokenRequests).toBe(1);
+    const t = Date.now();
+    child.kill("SIGTERM");
+    const exit = await done;
+    expect(exit.code).toBe(0);
+    expect(Date.now() - t).toBeLessThan(1500);
+    expect(exit.lines.map((l) => l.event)).toContain("refreshed");
+  }, 30_000);
+
+  it("403: exits non-zero saying which vault, which secret, which role, which client id", async () => {
+    secret("locked", "L");
+    world.vault.revokeRole({ principal: CLIENT_ID });
+    try {
+      const exit = await runChild(
+        world.env({
+          files: [
+            { file: "locked", format: "raw", source: { kind: "secret", ref: { name: "locked" } } },
+          ],
+        }),
+      );
+      expect(exit.code).toBe(1);
+      const error = exit.lines.find((l) => l.level === 50);
+      expect(error?.code).toBe(ErrorCode.SECRET_FORBIDDEN);
+      expect(error?.msg).toContain(
+        `reading secret 'locked' in Key Vault ${world.vault.url} was refused (403`,
+      );
+      expect(error?.msg).toContain(
+        `grant 'Key Vault Secrets User' on vault ${world.vault.url} to client id ${CLIENT_ID}`,
+      );
+    } finally {
+      world.vault.grantRole({ principal: CLIENT_ID });
+    }
+  });
+
+  it("404: exits non-zero naming every missing secret", async () => {
+    const exit = await runChild(world.env({ files: rawFiles(2, "missing") }));
+    expect(exit.code).toBe(1);
+    const error = exit.lines.find((l) => l.level === 50);
+    expect(error?.code).toBe(ErrorCode.SECRET_NOT_FOUND);
+    expect(error?.msg).toContain("secret 'missing0'");
+    expect(error?.msg).toContain("secret 'missing1'");
+    expect(error?.msg).toContain("does not exist (404");
+  });
+
+  it("AADSTS70021: logs the code and the token's issuer, subject and audience next to the client id", async () => {
+    await world.writeToken({ subject: "system:serviceaccount:other:intruder" });
+    try {
+      secret("fed", "F");
+      const exit = await runChild(
+        world.env({
+          files: [{ file: "fed", format: "raw", source: { kind: "secret", ref: { name: "fed" } } }],
+        }),
+      );
+      expect(exit.code).toBe(1);
+      const error = exit.lines.find((l) => l.level === 50);
+      expect(error?.code).toBe(ErrorCode.AUTH_FAILED);
+      expect(error?.msg).toContain("AADSTS70021");
+      expect(error?.msg).toContain(`client id ${CLIENT_ID}`);
+      expect(error?.msg).toContain(
+        `issuer '${world.issuer.issuer}', subject 'system:serviceaccount:other:intruder', audience 'api://AzureADTokenExchange'`,
+      );
+    } finally {
+      await world.writeToken();
+    }
+  });
+
+  it("a bad configuration exits 2 with a message naming the variable", async () => {
+    const env = { ...world.env({ files: rawFiles(1) }), [SidecarEnv.clientId]: "nope" };
+    const exit = await runChild(env);
+    expect(exit.code).toBe(2);
+    expect(exit.stderr).toContain(
+      "AZURE_CLIENT_ID: expected the managed identity's client id, a GUID",
+    );
+  });
+});
+
+describe("faults, in process with short timeouts (real SDKs, real HTTPS)", () => {
+  const tuning = {
+    attemptTimeoutMs: 1500,
+    fetchBackoff: { baseMs: 50, capMs: 400 },
+    syncBackoff: { baseMs: 50, capMs: 400 },
+  };
+  const runWithSink = async (spec: Partial<SyncSpec> & Pick<SyncSpec, "files">) => {
+    const { Writable } = await import("node:stream");
+    let text = "";
+    const sink = new Writable({
+      write(c: Buffer, _e, cb) {
+        text += c.toString();
+        cb();
+      },
+    });
+    const env = world.env(spec);
+    const error = await runSidecar({
+      env,
+      signal: new AbortController().signal,
+      logDestination: sink,
+      tuning,
+    }).catch((e: unknown) => e);
+    allOutput.push(text);
+    return { error, dir: outputDirOf(env), text };
+  };
+
+  const cases: [string, Parameters<MockWorld["vault"]["injectFault"]>[0]][] = [
+    [
+      "429 with Retry-After",
+      {
+        action: { type: "status", status: 429, retryAfterSeconds: 1 },
+        match: { authenticated: true },
+        times: 2,
+      },
+    ],
+    [
+      "429 without Retry-After",
+      { action: { type: "status", status: 429 }, match: { authenticated: true }, times: 3 },
+    ],
+    ["503", { action: { type: "status", status: 503 }, match: { authenticated: true }, times: 3 }],
+    [
+      "500 on the challenge",
+      { action: { type: "status", status: 500 }, match: { authenticated: false }, times: 1 },
+    ],
+    ["latency", { action: { type: "latency", ms: 300 }, times: 4 }],
+    ["dropped connections", { action: { type: "drop" }, match: { authenticated: true }, times: 2 }],
+    ["no answer (timeout)", { action: { type: "hang" }, match: { authenticated: true }, times: 1 }],
+  ];
+  for (const [name, fault] of cases) {
+    it(`${name}: retried; all files written, none partial`, async () => {
+      for (let i = 0; i < 4; i++) secret(`f${i}`, `fault-value-${i}`);
+      world.vault.clearFaults();
+      world.vault.injectFault(fault);
+      const t = Date.now();
+      const { error, dir, text } = await runWithSink({ files: rawFiles(4, "f") });
+      expect(error, text).toBeUndefined();
+      expect(await readSet(dir)).toEqual(
+        Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`f${i}`, `fault-value-${i}`])),
+      );
+      if (name === "429 with Retry-After") expect(Date.now() - t).toBeGreaterThanOrEqual(1000);
+      expect(world.vault.faults()).toHaveLength(0);
+      world.vault.clearFaults();
+    });
+  }
+
+  it("AAD outage (503 on the token endpoint) is retried", async () => {
+    secret("aad-a", "A");
+    // With Retry-After: without one, MSAL refuses every request for 60 s on its own (its throttle cache).
+    world.aad.injectFault({
+      action: { type: "status", status: 503, retryAfterSeconds: 1 },
+      times: 1,
+    });
+    const { error, dir, text } = await runWithSink({
+      files: [{ file: "a", format: "raw", source: { kind: "secret", ref: { name: "aad-a" } } }],
+    });
+    expect(error, text).toBeUndefined();
+    expect(await readSet(dir)).toEqual({ a: "A" });
+  });
+
+  it("after a good sync, a failing refresh keeps every file as it was", async () => {
+    for (let i = 0; i < 3; i++) secret(`k${i}`, `keep-${i}`);
+    const stop = new AbortController();
+    const { Writable } = await import("node:stream");
+    let text = "";
+    const sink = new Writable({
+      write(c: Buffer, _e, cb) {
+        text += c.toString();
+        cb();
+      },
+    });
+    const env = world.env({ files: rawFiles(3, "k"), mode: "sidecar", refreshIntervalMs: 1000 });
+    const dir = outputDirOf(env);
+    const running = runSidecar({ env, signal: stop.signal, logDestination: sink, tuning });
+    await waitFor(() => (existsSync(join(dir, "..data")) ? true : undefined));
+    const before = await readSet(dir);
+    world.vault.injectFault({
+      action: { type: "status", status: 503 },
+      match: { secret: "k1" },
+      probability: 1,
+    });
+    secret("k0", "k0-rotated-value");
+    await waitFor(() => (text.includes("keeping the last good files") ? true : undefined), 10_000);
+    expect(await readSet(dir)).toEqual(before);
+    world.vault.clearFaults();
+    await waitFor(
+      async () => ((await readSet(dir)).k0 === "k0-rotated-value" ? true : undefined),
+      10_000,
+    );
+    stop.abort();
+    await running;
+    allOutput.push(text);
+  }, 30_000);
+
+  it("the token file is read afresh for every exchange", async () => {
+    const { createCredential } = await import("./credential.ts");
+    let reads = 0;
+    const credential = createCredential({
+      tenantId: TENANT_ID,
+      clientId: CLIENT_ID,
+      tokenFile: world.tokenFile,
+      authorityHost: world.aad.url,
+      disableInstanceDiscovery: true,
+      readFile: async (p) => {
+        reads++;
+        return readFile(p, "utf8");
+      },
+      now: Date.now,
+    });
+    await credential.getToken("https://vault.azure.net/.default");
+    const first = reads;
+    expect(first).toBeGreaterThan(0);
+    // A second scope is a second exchange: the file is read again, and a
+    // token that changed in between (the kubelet rotated it) is what is sent.
+    await world.writeToken({ subject: "system:serviceaccount:other:rotated" });
+    const error = await credential
+      .getToken("https://graph.microsoft.com/.default")
+      .catch((e: unknown) => e);
+    expect(reads).toBeGreaterThan(first);
+    expect(isAkvError(error, ErrorCode.AUTH_FAILED)).toBe(true);
+    expect((error as Error).message).toContain("subject 'system:serviceaccount:other:rotated'");
+    await world.writeToken({ subject: SUBJECT });
+  });
+});
+
+describe("redaction", () => {
+  it("no secret value or token appeared in any output of this file", async () => {
+    const text = allOutput.join("\n");
+    expect(text.length).toBeGreaterThan(1000);
+    for (const [name, value] of values) {
+      if (value.length >= 4) expect(text, `value of ${name}`).not.toContain(value.trim());
+    }
+    expect(text).not.toMatch(/eyJ[\w-]{10,}\.eyJ[\w-]{10,}/);
+    expect(text).not.toContain((await readFile(world.tokenFile, "utf8")).slice(0, 40));
+    await rm(join(world.dir, "never"), { force: true });
+  });
+});

@@ -1,0 +1,359 @@
+import { describe, expect, it } from "vitest";
+import { AkvError, ErrorCode, isAkvError } from "../common/errors.ts";
+import type { FileSpec, SyncSpec } from "../common/spec.ts";
+import type { CertsApi } from "./render.ts";
+import { SourceError } from "./secret-source.ts";
+import { computeDelay, runSyncLoop, syncOnce, type SyncDeps } from "./sync-loop.ts";
+import { createSinkLogger, FakeClock, FakeSource } from "./test-helpers.ts";
+
+const V = "0123456789abcdef0123456789abcdef";
+const names = (n: number): string[] => Array.from({ length: n }, (_, i) => `s${i}`);
+const specOf = (refs: string[], over: Partial<SyncSpec> = {}): SyncSpec => ({
+  vaultUrl: "https://v.vault.azure.net",
+  files: refs.map((r): FileSpec => {
+    const [name = "", version] = r.split("/");
+    return {
+      file: name,
+      format: "raw",
+      source: { kind: "secret", ref: version === undefined ? { name } : { name, version } },
+    };
+  }),
+  mode: "sidecar",
+  refreshIntervalMs: 60_000,
+  fileMode: 0o644,
+  outputDir: "/unused",
+  ...over,
+});
+
+interface Harness {
+  deps: SyncDeps;
+  clock: FakeClock;
+  source: FakeSource;
+  published: Map<string, string>[];
+  log: ReturnType<typeof createSinkLogger>;
+}
+
+function harness(spec: SyncSpec, source = new FakeSource(), random = () => 0.5): Harness {
+  const clock = new FakeClock();
+  const published: Map<string, string>[] = [];
+  const log = createSinkLogger();
+  let last = "";
+  const deps: SyncDeps = {
+    spec,
+    source,
+    clock,
+    random,
+    logger: log.logger,
+    publish: (files) => {
+      const m = new Map([...files].map(([k, v]) => [k, Buffer.from(v).toString()]));
+      const key = JSON.stringify([...m]);
+      const changed = key !== last;
+      last = key;
+      if (changed) published.push(m);
+      return Promise.resolve({ changed });
+    },
+    loadCerts: () => Promise.reject(new Error("no certs in this test")),
+    tuning: { concurrency: 4, attemptTimeoutMs: 5000, fetchAttempts: 4 },
+  };
+  return { deps, clock, source, published, log };
+}
+
+const throttled = (retryAfterMs?: number): SourceError =>
+  new SourceError(ErrorCode.THROTTLED, "throttled (429)", { status: 429, retryAfterMs });
+const unavailable = (): SourceError =>
+  new SourceError(ErrorCode.UNAVAILABLE, "unavailable (503)", { status: 503 });
+const forbidden = (name: string): SourceError =>
+  new SourceError(ErrorCode.SECRET_FORBIDDEN, `reading secret '${name}' was refused (403)`, {
+    status: 403,
+  });
+
+describe("computeDelay", () => {
+  it("is full jitter under a capped exponential, never below Retry-After", () => {
+    const b = { baseMs: 1000, capMs: 16_000 };
+    expect([0, 1, 2, 3, 4, 5, 9].map((a) => computeDelay(a, b, () => 0.999999, undefined))).toEqual(
+      [1000, 2000, 4000, 8000, 16_000, 16_000, 16_000],
+    );
+    expect(computeDelay(3, b, () => 0, undefined)).toBe(0);
+    expect(computeDelay(0, b, () => 0.5, 7000)).toBe(7000);
+  });
+});
+
+describe("syncOnce", () => {
+  it("reads every secret once, with bounded concurrency, and publishes all files together", async () => {
+    const h = harness(specOf(names(10)));
+    for (const n of names(10)) h.source.set(n, `value-${n}`);
+    const result = await h.clock.run(syncOnce(h.deps, new AbortController().signal));
+    expect(h.source.calls.sort()).toEqual(names(10).sort());
+    expect(h.source.maxInFlight).toBeLessThanOrEqual(4);
+    expect(result.changed).toBe(true);
+    expect(h.published).toHaveLength(1);
+    expect(h.published[0]?.get("s3")).toBe("value-s3");
+  });
+
+  it("retries a bare 429 with backoff, and a 429 with Retry-After no sooner than asked, pausing every read", async () => {
+    const h = harness(specOf(["a", "b"]));
+    h.source.answers.set("a", (call) =>
+      call === 0 ? throttled(7000) : { value: "A", contentType: undefined, version: V },
+    );
+    h.source.answers.set("b", (call) =>
+      call < 2 ? throttled() : { value: "B", contentType: undefined, version: V },
+    );
+    const t0 = h.clock.now();
+    await h.clock.run(syncOnce(h.deps, new AbortController().signal));
+    expect(h.source.calls.filter((c) => c === "a")).toHaveLength(2);
+    expect(h.source.calls.filter((c) => c === "b")).toHaveLength(3);
+    expect(h.clock.now() - t0).toBeGreaterThanOrEqual(7000);
+    const warnings = h.log.lines().filter((l) => l.level === 40);
+    expect(warnings.map((w) => w.code)).toEqual(expect.arrayContaining([ErrorCode.THROTTLED]));
+    expect(warnings.find((w) => w.ref === "a")?.delayMs).toBeGreaterThanOrEqual(7000);
+  });
+
+  it("retries 5xx and a read that hangs past its timeout", async () => {
+    const h = harness(specOf(["a", "b"]));
+    h.source.answers.set("a", (call) =>
+      call === 0 ? unavailable() : { value: "A", contentType: undefined, version: V },
+    );
+    h.source.answers.set("b", (call, options) =>
+      call === 0
+        ? new Promise((_, reject) => {
+            options.signal?.addEventListener("abort", () => {
+              reject(new Error("aborted"));
+            });
+          })
+        : { value: "B", contentType: undefined, version: V },
+    );
+    await h.clock.run(syncOnce(h.deps, new AbortController().signal));
+    expect(h.published[0]).toEqual(
+      new Map([
+        ["a", "A"],
+        ["b", "B"],
+      ]),
+    );
+    expect(h.log.text()).toContain("did not answer within 5000 ms reading secret 'b'");
+  });
+
+  it("fails, publishing nothing, when a read runs out of tries", async () => {
+    const h = harness(specOf(["a", "b"]));
+    h.source.set("a", "A");
+    h.source.answers.set("b", unavailable());
+    const error = await h.clock
+      .run(syncOnce(h.deps, new AbortController().signal))
+      .catch((e: unknown) => e);
+    expect(isAkvError(error, ErrorCode.UNAVAILABLE)).toBe(true);
+    expect(h.source.calls.filter((c) => c === "b")).toHaveLength(4);
+    expect(h.published).toHaveLength(0);
+  });
+
+  it("does not retry configuration errors, and reports every one of them", async () => {
+    const h = harness(specOf(["a", "b", "c"]));
+    h.source.answers.set("a", forbidden("a"));
+    h.source.answers.set("b", forbidden("b"));
+    h.source.set("c", "C");
+    const error = await h.clock
+      .run(syncOnce(h.deps, new AbortController().signal))
+      .catch((e: unknown) => e);
+    expect(isAkvError(error, ErrorCode.SECRET_FORBIDDEN)).toBe(true);
+    expect((error as Error).message).toContain("secret 'a'");
+    expect((error as Error).message).toContain("secret 'b'");
+    expect(h.source.calls.filter((c) => c !== "c")).toEqual(["a", "b"]);
+    expect(h.published).toHaveLength(0);
+  });
+
+  it("loads the certificate functions only when a pem/cert/key file exists", async () => {
+    const h = harness(specOf(["a"]));
+    h.source.set("a", "A");
+    await h.clock.run(syncOnce(h.deps, new AbortController().signal)); // loadCerts would reject
+    const spec = {
+      ...specOf(["tls"]),
+      files: [
+        { file: "tls.crt", format: "cert", source: { kind: "secret", ref: { name: "tls" } } },
+      ],
+    } as SyncSpec;
+    const h2 = harness(spec);
+    h2.source.set("tls", "-----BEGIN CERTIFICATE-----");
+    let loaded = 0;
+    const fake: CertsApi = {
+      pkcs12ToPem: () => ({ keyPem: "K", certPems: ["C"] }),
+      parsePemBundle: () => ({ certPems: ["C\n"] }),
+    };
+    await h2.clock.run(
+      syncOnce(
+        {
+          ...h2.deps,
+          loadCerts: () => {
+            loaded++;
+            return Promise.resolve(fake);
+          },
+        },
+        new AbortController().signal,
+      ),
+    );
+    expect(loaded).toBe(1);
+    expect(h2.published[0]?.get("tls.crt")).toBe("C\n");
+  });
+
+  it("reads a pinned version once per process", async () => {
+    const h = harness(specOf([`p/${V}`, "u"]));
+    h.source.set(`p/${V}`, "P");
+    h.source.set("u", "U");
+    const { createSyncState } = await import("./sync-loop.ts");
+    const state = createSyncState();
+    await h.clock.run(syncOnce(h.deps, new AbortController().signal, state));
+    await h.clock.run(syncOnce(h.deps, new AbortController().signal, state));
+    expect(h.source.calls).toEqual([`p/${V}`, "u", "u"]);
+  });
+});
+
+describe("runSyncLoop", () => {
+  it("sidecar mode: refreshes every interval ± jitter, publishing only changes", async () => {
+    const randoms = [0, 0.999, 0.5, 0.5, 0.5, 0.5];
+    const h = harness(specOf(["a"]), new FakeSource(), () => randoms.shift() ?? 0.5);
+    let n = 0;
+    h.source.answers.set("a", () => ({
+      value: n < 2 ? "v1" : "v2",
+      contentType: undefined,
+      version: V,
+    }));
+    const stop = new AbortController();
+    const loop = runSyncLoop(h.deps, stop.signal);
+    const syncs = async (count: number): Promise<void> => {
+      while (h.source.calls.length < count) {
+        await new Promise((r) => setImmediate(r));
+        if (h.clock.pending > 0 && h.source.calls.length < count) {
+          n = h.source.calls.length;
+          h.clock.advanceToNext();
+        }
+      }
+    };
+    await syncs(4);
+    stop.abort();
+    await loop;
+    // Waits: 60 s × (0.9 + 0.2·r): 54 s, then ~66 s, then 60 s.
+    expect(h.clock.sleeps.filter((d) => d !== 5000).slice(0, 3)).toEqual([54_000, 65_988, 60_000]);
+    expect(h.published.map((m) => m.get("a"))).toEqual(["v1", "v2"]);
+    const events = h.log
+      .lines()
+      .map((l) => l.event)
+      .filter(Boolean);
+    expect(events.slice(0, 2)).toEqual(["synced", "refreshed"]);
+  });
+
+  it("sidecar mode: a configuration error on the first sync ends the loop with it", async () => {
+    const h = harness(specOf(["a"]));
+    h.source.answers.set("a", forbidden("a"));
+    const error = await h.clock
+      .run(runSyncLoop(h.deps, new AbortController().signal))
+      .catch((e: unknown) => e);
+    expect(isAkvError(error, ErrorCode.SECRET_FORBIDDEN)).toBe(true);
+  });
+
+  it("sidecar mode: after a good sync, failures keep the files and back off (capped at the interval), honouring Retry-After", async () => {
+    const h = harness(specOf(["a"]), new FakeSource(), () => 0.999);
+    const script: (string | Error)[] = [
+      "v1",
+      forbidden("a"),
+      throttled(90_000),
+      unavailable(),
+      unavailable(),
+      unavailable(),
+      unavailable(),
+      "v2",
+    ];
+    h.source.answers.set("a", (call) => {
+      const step = script[Math.min(call, script.length - 1)];
+      return typeof step === "string"
+        ? { value: step, contentType: undefined, version: V }
+        : (step ?? new Error("?"));
+    });
+    const stop = new AbortController();
+    const loop = runSyncLoop(
+      { ...h.deps, tuning: { ...h.deps.tuning, fetchAttempts: 1 } },
+      stop.signal,
+    );
+    while (h.published.length < 2) {
+      await new Promise((r) => setImmediate(r));
+      if (h.clock.pending > 0) h.clock.advanceToNext();
+    }
+    stop.abort();
+    await loop;
+    expect(h.published.map((m) => m.get("a"))).toEqual(["v1", "v2"]);
+    // interval (after v1), interval (after 403), ≥ Retry-After 90 s, then backoff 2 s, 4 s, 8 s… capped at 60 s.
+    const [afterV1, afterForbidden, afterThrottle, ...backoffs] = h.clock.sleeps.filter(
+      (d) => d !== 5000,
+    );
+    expect(afterV1).toBeGreaterThan(60_000);
+    expect(afterForbidden).toBe(60_000);
+    expect(afterThrottle).toBeGreaterThanOrEqual(90_000);
+    expect(backoffs.slice(0, 4).every((d) => d <= 60_000)).toBe(true);
+    expect(backoffs.slice(0, 3)).toEqual([3996, 7992, 15_984]);
+    const errors = h.log.lines().filter((l) => l.level === 50);
+    expect(errors[0]?.msg).toContain("keeping the last good files");
+  });
+
+  it("init mode: one good sync and done", async () => {
+    const h = harness(specOf(["a"], { mode: "init" }));
+    h.source.set("a", "A");
+    await h.clock.run(runSyncLoop(h.deps, new AbortController().signal));
+    expect(h.published).toHaveLength(1);
+    expect(h.clock.pending).toBe(0);
+  });
+
+  it("init mode: retries transient failures until the deadline, then gives up with the reason", async () => {
+    const h = harness(specOf(["a"], { mode: "init" }));
+    h.source.answers.set("a", unavailable());
+    const error = await h.clock
+      .run(
+        runSyncLoop(
+          { ...h.deps, tuning: { ...h.deps.tuning, initDeadlineMs: 60_000 } },
+          new AbortController().signal,
+        ),
+      )
+      .catch((e: unknown) => e);
+    expect(isAkvError(error, ErrorCode.UNAVAILABLE)).toBe(true);
+    expect((error as Error).message).toMatch(/^gave up after \d+ s: unavailable \(503\)/);
+    expect(h.clock.now() - Date.UTC(2025, 0, 1)).toBeLessThanOrEqual(60_000);
+    expect(h.source.calls.length).toBeGreaterThan(4);
+  });
+
+  it("stops promptly when the signal aborts, mid-read or mid-wait", async () => {
+    const h = harness(specOf(["a"]));
+    h.source.answers.set(
+      "a",
+      (_call, options) =>
+        new Promise((_, reject) => {
+          options.signal?.addEventListener("abort", () => {
+            reject(new AkvError(ErrorCode.UNAVAILABLE, "aborted"));
+          });
+        }),
+    );
+    const stop = new AbortController();
+    const loop = runSyncLoop(h.deps, stop.signal);
+    await new Promise((r) => setImmediate(r));
+    stop.abort();
+    await expect(loop).resolves.toBeUndefined();
+    expect(h.published).toHaveLength(0);
+  });
+
+  it("logs names, versions and codes, never a value", async () => {
+    const h = harness(specOf(["a", "b"]));
+    h.source.set("a", "SUPERSECRET-A");
+    h.source.answers.set("b", (call) =>
+      call === 0 ? throttled(1000) : { value: "SUPERSECRET-B", contentType: undefined, version: V },
+    );
+    const stop = new AbortController();
+    const loop = runSyncLoop(h.deps, stop.signal);
+    while (h.published.length < 1) {
+      await new Promise((r) => setImmediate(r));
+      if (h.clock.pending > 0 && h.published.length < 1) h.clock.advanceToNext();
+    }
+    stop.abort();
+    await loop;
+    const text = h.log.text();
+    expect(text).not.toContain("SUPERSECRET");
+    const synced = h.log.lines().find((l) => l.event === "synced");
+    expect(synced?.versions).toEqual({
+      a: expect.stringMatching(/^[0-9a-f]{32}$/) as unknown,
+      b: V,
+    });
+  });
+});

@@ -1,0 +1,354 @@
+/**
+ * When to sync and what to do when it fails.
+ *
+ * One sync reads every secret of the spec (bounded concurrency; each read is
+ * retried on its own for throttling and outages, and a Retry-After pauses all
+ * of them), renders the files and publishes them together. `sidecar` mode
+ * syncs, then refreshes every interval with jitter (so a fleet of pods started
+ * together does not hit the vault in step); `init` mode syncs once.
+ *
+ * Failures never touch the published files: a failed sync publishes nothing,
+ * so the last good set stays. Configuration errors (403, 404, an AAD refusal,
+ * a value that does not fit its format) are not retried on the first sync:
+ * the process exits with the reason, which Kubernetes shows. After a good
+ * first sync they are logged and tried again at the next refresh (a role
+ * assignment can come back; the files stay meanwhile).
+ *
+ * Time comes from an injected {@link Clock}, randomness from `random`, so
+ * tests run the schedule without waiting.
+ */
+import { AkvError, ErrorCode, isAkvError } from "../common/errors.ts";
+import type { Logger } from "../common/logger.ts";
+import { formatSecretRef, type SecretRef } from "../common/refs.ts";
+import { listSecretRefs, type SyncSpec } from "../common/spec.ts";
+import { needsCerts, renderFiles, type CertsApi } from "./render.ts";
+import {
+  isRetryable,
+  retryAfterOf,
+  SourceError,
+  statusOf,
+  type FetchedSecret,
+  type SecretSource,
+} from "./secret-source.ts";
+
+/** Time, injectable. */
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+  /** Resolves after `ms`, or as soon as `signal` aborts (never rejects). */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+/** The real clock. */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) =>
+    new Promise<void>((resolve) => {
+      if (signal?.aborted === true) {
+        resolve();
+        return;
+      }
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      }, ms);
+      signal?.addEventListener("abort", onAbort, { once: true });
+    }),
+};
+
+/** Capped exponential backoff. */
+export interface Backoff {
+  readonly baseMs: number;
+  readonly capMs: number;
+}
+
+/** The knobs; {@link DEFAULT_TUNING} holds the production values. */
+export interface Tuning {
+  /** Reads in flight at once (after the first, which goes alone until the challenge is cached). */
+  readonly concurrency: number;
+  /** One read's time limit, token exchange included. */
+  readonly attemptTimeoutMs: number;
+  /** Tries per read within one sync before the sync fails. */
+  readonly fetchAttempts: number;
+  /** Backoff between tries of one read (Microsoft advises 1, 2, 4, 8, 16 s for Key Vault). */
+  readonly fetchBackoff: Backoff;
+  /** Backoff between failed syncs; capped at the refresh interval in `sidecar` mode. */
+  readonly syncBackoff: Backoff;
+  /** Refresh interval spread: the wait is interval × (1 ± jitter). */
+  readonly refreshJitter: number;
+  /** `init` mode gives up on transient failures after this long. */
+  readonly initDeadlineMs: number;
+}
+
+/** Production values. */
+export const DEFAULT_TUNING: Tuning = Object.freeze({
+  concurrency: 16,
+  attemptTimeoutMs: 20_000,
+  fetchAttempts: 5,
+  fetchBackoff: Object.freeze({ baseMs: 1000, capMs: 16_000 }),
+  syncBackoff: Object.freeze({ baseMs: 2000, capMs: 5 * 60_000 }),
+  refreshJitter: 0.1,
+  initDeadlineMs: 5 * 60_000,
+});
+
+/** What a sync needs. */
+export interface SyncDeps {
+  readonly spec: SyncSpec;
+  readonly source: SecretSource;
+  /** Publishes the rendered files atomically (atomic-writer.ts in production). */
+  readonly publish: (
+    files: ReadonlyMap<string, Uint8Array>,
+  ) => Promise<{ readonly changed: boolean }>;
+  /** Loads the certificate functions; called only when a pem/cert/key file exists. */
+  readonly loadCerts: () => Promise<CertsApi>;
+  readonly clock: Clock;
+  /** Uniform in [0, 1): jitter. */
+  readonly random: () => number;
+  readonly logger: Logger;
+  readonly tuning?: Partial<Tuning>;
+}
+
+/** What one sync did. */
+export interface SyncResult {
+  readonly changed: boolean;
+  /** Secret ref → version read. */
+  readonly versions: ReadonlyMap<string, string>;
+}
+
+/**
+ * Full-jitter backoff: uniform in [0, min(cap, base·2^attempt)], but never
+ * shorter than what the service asked for.
+ * @example computeDelay(3, { baseMs: 1000, capMs: 16000 }, () => 0.5, undefined) // 4000
+ */
+export function computeDelay(
+  attempt: number,
+  backoff: Backoff,
+  random: () => number,
+  retryAfterMs: number | undefined,
+): number {
+  const ceiling = Math.min(backoff.capMs, backoff.baseMs * 2 ** Math.min(attempt, 30));
+  return Math.max(retryAfterMs ?? 0, Math.round(random() * ceiling));
+}
+
+/**
+ * A sync's state across refreshes: pinned versions (`NAME/VERSION`) never
+ * change in Key Vault, so each is read once per process.
+ */
+export function createSyncState(): { readonly pinned: Map<string, FetchedSecret> } {
+  return { pinned: new Map() };
+}
+
+/**
+ * Runs one sync: read, render, publish.
+ * @throws {AkvError} the first fatal failure (every fatal failure's message
+ *   joined), or a retryable one when a read ran out of tries.
+ */
+export async function syncOnce(
+  deps: SyncDeps,
+  signal: AbortSignal,
+  state = createSyncState(),
+): Promise<SyncResult> {
+  const tuning = { ...DEFAULT_TUNING, ...deps.tuning };
+  const refs = listSecretRefs(deps.spec);
+  const values = new Map<string, FetchedSecret>();
+  const fatal: AkvError[] = [];
+  let transient: AkvError | undefined;
+  // A function, not the property: it changes across awaits.
+  const aborted = (): boolean => signal.aborted;
+  let notBefore = 0;
+  const queue = refs.filter((ref) => {
+    const hit = state.pinned.get(formatSecretRef(ref));
+    if (hit !== undefined) values.set(formatSecretRef(ref), hit);
+    return hit === undefined;
+  });
+
+  const fetchOne = async (ref: SecretRef): Promise<void> => {
+    const key = formatSecretRef(ref);
+    for (let attempt = 0; ; attempt++) {
+      const wait = notBefore - deps.clock.now();
+      if (wait > 0) await deps.clock.sleep(wait, signal);
+      if (aborted() || fatal.length > 0) return;
+      try {
+        const secret = await fetchWithTimeout(deps, ref, tuning.attemptTimeoutMs, signal);
+        values.set(key, secret);
+        if (ref.version !== undefined) state.pinned.set(key, secret);
+        return;
+      } catch (error) {
+        if (aborted()) return;
+        if (!isRetryable(error)) {
+          fatal.push(isAkvError(error) ? error : wrapUnknown(error, key));
+          return;
+        }
+        const err = error as AkvError;
+        const retryAfterMs = retryAfterOf(err);
+        if (attempt + 1 >= tuning.fetchAttempts || fatal.length > 0) {
+          transient ??= err;
+          return;
+        }
+        // A Retry-After is about the vault, not this one secret: every read waits.
+        if (retryAfterMs !== undefined)
+          notBefore = Math.max(notBefore, deps.clock.now() + retryAfterMs);
+        const delayMs = computeDelay(attempt, tuning.fetchBackoff, deps.random, retryAfterMs);
+        deps.logger.warn(
+          { ref: key, attempt: attempt + 1, delayMs, code: err.code, status: statusOf(err) },
+          `retrying: ${err.message}`,
+        );
+        await deps.clock.sleep(delayMs, signal);
+      }
+    }
+  };
+
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < queue.length && !aborted() && fatal.length === 0) {
+      const ref = queue[next++];
+      if (ref !== undefined) await fetchOne(ref);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(tuning.concurrency, queue.length) }, worker));
+
+  if (aborted()) throw new AkvError(ErrorCode.UNAVAILABLE, "sync aborted: shutting down");
+  const [first] = fatal;
+  if (first !== undefined) {
+    if (fatal.length === 1) throw first;
+    throw new AkvError(first.code, fatal.map((e) => e.message).join("; "), { cause: first });
+  }
+  if (transient !== undefined) throw transient;
+
+  const certs = needsCerts(deps.spec.files) ? await deps.loadCerts() : undefined;
+  const files = renderFiles(deps.spec.files, values, certs);
+  const { changed } = await deps.publish(files);
+  const versions = new Map([...values].map(([k, v]) => [k, v.version]));
+  return { changed, versions };
+}
+
+// Aborting without a reason makes a DOMException (with a stack trace) each
+// time: one per read adds up at 100 secrets. These reasons are made once.
+const CANCELLED = Object.freeze({ reason: "timer cancelled" });
+const TIMED_OUT = Object.freeze({ reason: "timed out" });
+
+async function fetchWithTimeout(
+  deps: SyncDeps,
+  ref: SecretRef,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<FetchedSecret> {
+  const attempt = new AbortController();
+  const timerCancel = new AbortController();
+  const onAbort = (): void => {
+    attempt.abort(signal.reason);
+  };
+  signal.addEventListener("abort", onAbort, { once: true });
+  const state = { timedOut: false };
+  const timer = deps.clock.sleep(timeoutMs, timerCancel.signal).then(() => {
+    if (!timerCancel.signal.aborted) {
+      state.timedOut = true;
+      attempt.abort(TIMED_OUT);
+    }
+  });
+  try {
+    return await Promise.race([
+      deps.source.fetch(ref, { signal: attempt.signal }),
+      // A source that ignores its signal must not hang the sync.
+      timer.then(() => {
+        if (state.timedOut) throw new Error("timeout");
+        return new Promise<never>(() => undefined);
+      }),
+    ]);
+  } catch (error) {
+    if (state.timedOut) {
+      throw new SourceError(
+        ErrorCode.UNAVAILABLE,
+        `Key Vault ${deps.spec.vaultUrl} did not answer within ${timeoutMs} ms reading secret '${formatSecretRef(ref)}'`,
+        { cause: error },
+      );
+    }
+    throw error;
+  } finally {
+    timerCancel.abort(CANCELLED);
+    signal.removeEventListener("abort", onAbort);
+  }
+}
+
+function wrapUnknown(error: unknown, key: string): AkvError {
+  return new AkvError(
+    ErrorCode.UNAVAILABLE,
+    `reading secret '${key}' failed: ${error instanceof Error ? error.message : String(error)}`,
+    { cause: error },
+  );
+}
+
+/**
+ * Runs the spec's mode until done: `init` returns after one good sync;
+ * `sidecar` returns when `signal` aborts.
+ * @throws {AkvError} a configuration error on the first sync (either mode),
+ *   or, in `init` mode, the last transient error once the deadline passed.
+ */
+export async function runSyncLoop(deps: SyncDeps, signal: AbortSignal): Promise<void> {
+  const tuning = { ...DEFAULT_TUNING, ...deps.tuning };
+  const { clock, logger, spec } = deps;
+  const interval = spec.refreshIntervalMs;
+  const state = createSyncState();
+  const started = clock.now();
+  let synced = false;
+  let failures = 0;
+  const aborted = (): boolean => signal.aborted;
+
+  while (!aborted()) {
+    let delayMs: number;
+    try {
+      const t0 = clock.now();
+      const result = await syncOnce(deps, signal, state);
+      logger.info(
+        {
+          event: synced ? "refreshed" : "synced",
+          changed: result.changed,
+          files: spec.files.length,
+          versions: Object.fromEntries(result.versions),
+          ms: clock.now() - t0,
+        },
+        result.changed ? "published files" : "files unchanged",
+      );
+      synced = true;
+      failures = 0;
+      if (spec.mode === "init") return;
+      delayMs = Math.round(
+        interval * (1 - tuning.refreshJitter + 2 * tuning.refreshJitter * deps.random()),
+      );
+    } catch (error) {
+      if (aborted()) return;
+      const err = isAkvError(error) ? error : wrapUnknown(error, "?");
+      if (!isRetryable(err)) {
+        if (!synced) throw err;
+        logger.error(
+          { code: err.code, status: statusOf(err) },
+          `refresh failed, keeping the last good files: ${err.message}`,
+        );
+        delayMs = interval;
+      } else {
+        const backoff =
+          spec.mode === "sidecar" && synced
+            ? { ...tuning.syncBackoff, capMs: Math.min(tuning.syncBackoff.capMs, interval) }
+            : tuning.syncBackoff;
+        delayMs = computeDelay(failures, backoff, deps.random, retryAfterOf(err));
+        failures++;
+        if (spec.mode === "init" && clock.now() + delayMs - started > tuning.initDeadlineMs) {
+          throw new AkvError(
+            err.code,
+            `gave up after ${Math.round((clock.now() - started) / 1000)} s: ${err.message}`,
+            { cause: err },
+          );
+        }
+        logger.warn(
+          { code: err.code, status: statusOf(err), failures, delayMs },
+          `sync failed, ${synced ? "keeping the last good files, " : ""}retrying: ${err.message}`,
+        );
+      }
+    }
+    await clock.sleep(delayMs, signal);
+  }
+}

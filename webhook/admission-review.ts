@@ -1,0 +1,370 @@
+/**
+ * The AdmissionReview envelope (`admission.k8s.io/v1`): checking what the
+ * apiserver sends, reading the pod out of it, and shaping the answer. Pure.
+ *
+ * Two kinds of bad input are told apart on purpose: a body that is not an
+ * AdmissionReview is the caller's bug (HTTP 400, {@link parseAdmissionReview}
+ * throws), while a pod of an odd shape is the user's (an admission refusal
+ * that `kubectl` shows, from {@link parsePod}).
+ */
+import { AkvError, ErrorCode } from "../common/errors.ts";
+
+/** The only AdmissionReview version the webhook speaks (`admissionReviewVersions: [v1]`). */
+export const ADMISSION_API_VERSION = "admission.k8s.io/v1";
+
+/** Any JSON object, read-only. */
+export type JsonObject = { readonly [key: string]: unknown };
+
+/** `request.kind` / `request.resource`: which object the review is about. */
+export interface GroupVersionKind {
+  readonly group: string;
+  readonly version: string;
+  readonly kind: string;
+}
+
+/** The fields of `request` the webhook uses. */
+export interface AdmissionRequest {
+  readonly uid: string;
+  readonly kind: GroupVersionKind;
+  /** `request.resource.resource`, e.g. `pods`. */
+  readonly resource: string;
+  /** `request.subResource`; empty for the object itself. */
+  readonly subResource: string;
+  /** `CREATE`, `UPDATE`, `DELETE` or `CONNECT`. */
+  readonly operation: string;
+  /** `request.namespace`: set by the apiserver even when the pod's metadata has none. */
+  readonly namespace: string;
+  /** `request.name`: empty for a pod created with `generateName`. */
+  readonly name: string;
+  readonly dryRun: boolean;
+  /** `request.object`, unchecked. */
+  readonly object: unknown;
+}
+
+/** A checked AdmissionReview. */
+export interface AdmissionReview {
+  readonly request: AdmissionRequest;
+}
+
+/** `response.status` of a refusal. */
+export interface AdmissionStatus {
+  readonly code: number;
+  readonly message: string;
+  readonly reason?: string;
+}
+
+/** The AdmissionReview the webhook answers with. */
+export interface AdmissionReviewResponse {
+  readonly apiVersion: typeof ADMISSION_API_VERSION;
+  readonly kind: "AdmissionReview";
+  readonly response: {
+    readonly uid: string;
+    readonly allowed: boolean;
+    readonly patchType?: "JSONPatch";
+    /** Base64 of the JSON Patch. */
+    readonly patch?: string;
+    readonly status?: AdmissionStatus;
+    readonly warnings?: readonly string[];
+  };
+}
+
+const isObject = (value: unknown): value is JsonObject =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+const bad = (message: string): AkvError =>
+  new AkvError(ErrorCode.BAD_ADMISSION_REVIEW, `not a valid AdmissionReview: ${message}`);
+
+const optionalString = (obj: JsonObject, key: string, where: string): string => {
+  const value = obj[key];
+  if (value === undefined || value === null) return "";
+  if (typeof value !== "string") throw bad(`${where}.${key} must be a string`);
+  return value;
+};
+
+/**
+ * Checks a decoded request body as an `admission.k8s.io/v1` AdmissionReview.
+ * The object is left unchecked: see {@link parsePod}.
+ * @throws {AkvError} `AKV_BAD_ADMISSION_REVIEW`, saying which field is wrong.
+ */
+export function parseAdmissionReview(body: unknown): AdmissionReview {
+  if (!isObject(body)) throw bad("the body must be a JSON object");
+  if (body.apiVersion !== ADMISSION_API_VERSION) {
+    throw bad(
+      `apiVersion must be ${ADMISSION_API_VERSION}, got ${body.apiVersion === undefined ? "nothing" : JSON.stringify(body.apiVersion)}`,
+    );
+  }
+  if (body.kind !== "AdmissionReview") throw bad("kind must be AdmissionReview");
+  const request = body.request;
+  if (!isObject(request)) throw bad("request must be an object");
+  const uid = request.uid;
+  if (typeof uid !== "string" || uid === "" || uid.length > 256) {
+    throw bad("request.uid must be a non-empty string");
+  }
+  const kind = request.kind;
+  if (!isObject(kind)) throw bad("request.kind must be an object");
+  const resource = request.resource;
+  if (!isObject(resource)) throw bad("request.resource must be an object");
+  const operation = request.operation;
+  if (typeof operation !== "string" || operation === "") {
+    throw bad("request.operation must be a non-empty string");
+  }
+  const dryRun = request.dryRun;
+  if (dryRun !== undefined && dryRun !== null && typeof dryRun !== "boolean") {
+    throw bad("request.dryRun must be a boolean");
+  }
+  return {
+    request: {
+      uid,
+      kind: {
+        group: optionalString(kind, "group", "request.kind"),
+        version: optionalString(kind, "version", "request.kind"),
+        kind: optionalString(kind, "kind", "request.kind"),
+      },
+      resource: optionalString(resource, "resource", "request.resource"),
+      subResource: optionalString(request, "subResource", "request"),
+      operation,
+      namespace: optionalString(request, "namespace", "request"),
+      name: optionalString(request, "name", "request"),
+      dryRun: dryRun === true,
+      object: request.object,
+    },
+  };
+}
+
+/** True when the review is about creating a pod (the one thing the webhook mutates). */
+export function isPodCreate(request: AdmissionRequest): boolean {
+  return (
+    request.operation === "CREATE" &&
+    request.kind.group === "" &&
+    request.kind.kind === "Pod" &&
+    request.resource === "pods" &&
+    request.subResource === ""
+  );
+}
+
+/** A volume mount, as far as the webhook looks at one. */
+export interface PodVolumeMount {
+  readonly name: string;
+  readonly mountPath: string;
+}
+
+/** A container, as far as the webhook looks at one. */
+export interface PodContainer {
+  readonly name: string;
+  /** Undefined when the container has no `volumeMounts` (the patch adds the array whole). */
+  readonly volumeMounts: readonly PodVolumeMount[] | undefined;
+}
+
+/** What the webhook reads of a pod; the patch is computed against exactly this. */
+export interface Pod {
+  readonly name: string | undefined;
+  readonly generateName: string | undefined;
+  readonly namespace: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly annotations: Readonly<Record<string, string>>;
+  readonly serviceAccountName: string;
+  readonly containers: readonly PodContainer[];
+  readonly initContainers: readonly PodContainer[];
+  readonly volumeNames: readonly string[];
+  /** Which containers of the JSON exist: JSON Patch cannot append to a missing array or add under a missing object. */
+  readonly has: {
+    readonly metadata: boolean;
+    readonly annotations: boolean;
+    readonly volumes: boolean;
+    readonly initContainers: boolean;
+  };
+}
+
+/** The pod's name for messages and logs: its name, else `generateName` + `*`. */
+export function describePod(pod: Pick<Pod, "name" | "generateName">): string {
+  if (pod.name !== undefined && pod.name !== "") return pod.name;
+  if (pod.generateName !== undefined && pod.generateName !== "") return `${pod.generateName}*`;
+  return "(unnamed)";
+}
+
+/** A pod that cannot be read, with the JSON path of each problem. */
+export type ParsedPod =
+  | { readonly ok: true; readonly pod: Pod }
+  | { readonly ok: false; readonly problems: readonly string[] };
+
+/** Reads the labels of an unchecked object, tolerating any shape: deciding "not ours" must never fail. */
+export function readLabels(object: unknown): Readonly<Record<string, string>> {
+  if (!isObject(object) || !isObject(object.metadata) || !isObject(object.metadata.labels)) {
+    return {};
+  }
+  const labels: Record<string, string> = {};
+  for (const [k, v] of Object.entries(object.metadata.labels)) {
+    if (typeof v === "string") labels[k] = v;
+  }
+  return labels;
+}
+
+/** Reads the annotations of an unchecked object, tolerating any shape. */
+export function readAnnotations(object: unknown): Readonly<Record<string, string>> {
+  if (!isObject(object) || !isObject(object.metadata) || !isObject(object.metadata.annotations)) {
+    return {};
+  }
+  const annotations: Record<string, string> = {};
+  for (const [k, v] of Object.entries(object.metadata.annotations)) {
+    if (typeof v === "string") annotations[k] = v;
+  }
+  return annotations;
+}
+
+/**
+ * Reads a pod out of `request.object`. The apiserver validates pods after
+ * mutating webhooks run, so the shape is checked here as far as the patch
+ * depends on it.
+ * @param namespace `request.namespace`; the pod's own is often empty on create.
+ */
+export function parsePod(object: unknown, namespace: string): ParsedPod {
+  const problems: string[] = [];
+  if (!isObject(object)) return { ok: false, problems: ["the object is not a pod"] };
+  const metadata = object.metadata;
+  if (metadata !== undefined && !isObject(metadata)) problems.push("metadata: expected an object");
+  const meta: JsonObject = isObject(metadata) ? metadata : {};
+  const stringMap = (key: string): Record<string, string> => {
+    const value = meta[key];
+    if (value === undefined || value === null) return {};
+    if (!isObject(value)) {
+      problems.push(`metadata.${key}: expected a map of strings`);
+      return {};
+    }
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(value)) {
+      if (typeof v === "string") out[k] = v;
+      else problems.push(`metadata.${key}[${JSON.stringify(k)}]: expected a string value`);
+    }
+    return out;
+  };
+  const labels = stringMap("labels");
+  const annotations = stringMap("annotations");
+  const name = typeof meta.name === "string" && meta.name !== "" ? meta.name : undefined;
+  const generateName =
+    typeof meta.generateName === "string" && meta.generateName !== ""
+      ? meta.generateName
+      : undefined;
+
+  const spec = object.spec;
+  if (!isObject(spec)) return { ok: false, problems: [...problems, "spec: expected an object"] };
+  const readContainers = (key: "containers" | "initContainers"): PodContainer[] => {
+    const list = spec[key];
+    if (list === undefined || list === null) {
+      if (key === "containers") problems.push("spec.containers: expected a list");
+      return [];
+    }
+    if (!Array.isArray(list)) {
+      problems.push(`spec.${key}: expected a list`);
+      return [];
+    }
+    return list.map((c: unknown, i): PodContainer => {
+      const where = `spec.${key}[${i}]`;
+      if (!isObject(c) || typeof c.name !== "string" || c.name === "") {
+        problems.push(`${where}.name: expected a container name`);
+        return { name: "", volumeMounts: undefined };
+      }
+      const mounts = c.volumeMounts;
+      if (mounts === undefined || mounts === null) return { name: c.name, volumeMounts: undefined };
+      if (!Array.isArray(mounts)) {
+        problems.push(`${where}.volumeMounts: expected a list`);
+        return { name: c.name, volumeMounts: undefined };
+      }
+      return {
+        name: c.name,
+        volumeMounts: mounts.map((m: unknown) => ({
+          name: isObject(m) && typeof m.name === "string" ? m.name : "",
+          mountPath: isObject(m) && typeof m.mountPath === "string" ? m.mountPath : "",
+        })),
+      };
+    });
+  };
+  const containers = readContainers("containers");
+  const initContainers = readContainers("initContainers");
+  const volumes = spec.volumes;
+  let volumeNames: string[] = [];
+  if (volumes !== undefined && volumes !== null) {
+    if (Array.isArray(volumes)) {
+      volumeNames = volumes.map((v: unknown) =>
+        isObject(v) && typeof v.name === "string" ? v.name : "",
+      );
+    } else problems.push("spec.volumes: expected a list");
+  }
+  const saName = [spec.serviceAccountName, spec.serviceAccount].find(
+    (v): v is string => typeof v === "string" && v !== "",
+  );
+  if (problems.length > 0) return { ok: false, problems };
+  const podNamespace =
+    namespace !== ""
+      ? namespace
+      : typeof meta.namespace === "string" && meta.namespace !== ""
+        ? meta.namespace
+        : "default";
+  return {
+    ok: true,
+    pod: {
+      name,
+      generateName,
+      namespace: podNamespace,
+      labels,
+      annotations,
+      serviceAccountName: saName ?? "default",
+      containers,
+      initContainers,
+      volumeNames,
+      has: {
+        metadata: isObject(metadata),
+        annotations: isObject(meta.annotations),
+        volumes: Array.isArray(volumes),
+        initContainers: Array.isArray(spec.initContainers),
+      },
+    },
+  };
+}
+
+const answer = (
+  uid: string,
+  response: Omit<AdmissionReviewResponse["response"], "uid">,
+): AdmissionReviewResponse => ({
+  apiVersion: ADMISSION_API_VERSION,
+  kind: "AdmissionReview",
+  response: { uid, ...response },
+});
+
+const withWarnings = (warnings: readonly string[]) => (warnings.length > 0 ? { warnings } : {});
+
+/** Allows the request unchanged. */
+export function allowResponse(
+  uid: string,
+  warnings: readonly string[] = [],
+): AdmissionReviewResponse {
+  return answer(uid, { allowed: true, ...withWarnings(warnings) });
+}
+
+/** Allows the request with a JSON Patch (RFC 6902 operations, base64-encoded here). */
+export function patchResponse(
+  uid: string,
+  operations: readonly unknown[],
+  warnings: readonly string[] = [],
+): AdmissionReviewResponse {
+  return answer(uid, {
+    allowed: true,
+    patchType: "JSONPatch",
+    patch: Buffer.from(JSON.stringify(operations)).toString("base64"),
+    ...withWarnings(warnings),
+  });
+}
+
+/** Refuses the request; `kubectl` shows `message` to the user. */
+export function refuseResponse(
+  uid: string,
+  code: number,
+  message: string,
+  warnings: readonly string[] = [],
+): AdmissionReviewResponse {
+  const reason = code === 400 ? "BadRequest" : code === 404 ? "NotFound" : "InternalError";
+  return answer(uid, {
+    allowed: false,
+    status: { code, message, reason },
+    ...withWarnings(warnings),
+  });
+}

@@ -1,0 +1,124 @@
+/**
+ * The webhook process (`akv-injector-webhook`): the only module that touches
+ * `process`. Settings from the environment, the service-account cache over
+ * the cluster, both servers on 0.0.0.0; SIGTERM lets in-flight admissions
+ * finish, then exits.
+ */
+import { readFile } from "node:fs/promises";
+import { KubeConfig } from "@kubernetes/client-node";
+import { collectDefaultMetrics, Registry } from "prom-client";
+import { isAkvError, AkvError, ErrorCode } from "../common/errors.ts";
+import { createLogger } from "../common/logger.ts";
+import { WebhookEnv } from "../common/names.ts";
+import { startSelfManagedCerts, type SelfManagedCerts } from "./self-managed-certs.ts";
+import { createKubernetesServiceAccountCache } from "./service-accounts.ts";
+import { createWebhookServer } from "./server.ts";
+import { parseSettings, withSidecarExtraCa, type Settings } from "./settings.ts";
+
+async function loadSettings(): Promise<Settings> {
+  const settings = parseSettings(process.env);
+  if (settings.sidecarExtraCaFile === undefined) return settings;
+  let pem: string;
+  try {
+    pem = await readFile(settings.sidecarExtraCaFile, "utf8");
+  } catch (cause) {
+    throw new AkvError(
+      ErrorCode.SETTINGS_INVALID,
+      `invalid webhook settings: ${WebhookEnv.sidecarExtraCaFile}: cannot read ${settings.sidecarExtraCaFile} (${(cause as Error).message})`,
+      { cause },
+    );
+  }
+  return withSidecarExtraCa(settings, pem);
+}
+
+function loadKubeConfig(settings: Settings): KubeConfig {
+  const kubeConfig = new KubeConfig();
+  try {
+    if (settings.kubeconfig !== undefined) kubeConfig.loadFromFile(settings.kubeconfig);
+    else if (process.env.KUBERNETES_SERVICE_HOST !== undefined) kubeConfig.loadFromCluster();
+    else {
+      throw new Error("not in a cluster (no KUBERNETES_SERVICE_HOST)");
+    }
+  } catch (cause) {
+    throw new AkvError(
+      ErrorCode.SETTINGS_INVALID,
+      `invalid webhook settings: ${WebhookEnv.kubeconfig}: cannot load a kubeconfig: ${(cause as Error).message}; set ${WebhookEnv.kubeconfig} or run in a cluster`,
+      { cause },
+    );
+  }
+  if (kubeConfig.getCurrentCluster() === null) {
+    throw new AkvError(
+      ErrorCode.SETTINGS_INVALID,
+      `invalid webhook settings: ${WebhookEnv.kubeconfig}: the kubeconfig has no current cluster`,
+    );
+  }
+  return kubeConfig;
+}
+
+async function main(): Promise<void> {
+  const settings = await loadSettings();
+  const logger = createLogger({ name: "webhook", level: settings.logLevel });
+  const kubeConfig = loadKubeConfig(settings);
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  // In `self` mode the first pass writes the TLS files before the server reads them.
+  let selfCerts: SelfManagedCerts | undefined;
+  if (settings.selfCerts !== undefined) {
+    selfCerts = await startSelfManagedCerts({
+      kubeConfig,
+      namespace: settings.selfCerts.namespace,
+      secretName: settings.selfCerts.secretName,
+      webhookConfigName: settings.selfCerts.webhookConfigName,
+      serviceName: settings.selfCerts.serviceName,
+      certFile: settings.tlsCertFile,
+      keyFile: settings.tlsKeyFile,
+      logger,
+      servingValidityMs: settings.selfCerts.validityMs,
+      extraSans: settings.selfCerts.extraSans,
+    });
+  }
+
+  const serviceAccounts = createKubernetesServiceAccountCache(kubeConfig, logger);
+  const server = await createWebhookServer({ settings, logger, serviceAccounts, registry });
+  const ports = await server.listen({
+    host: "0.0.0.0",
+    port: settings.port,
+    healthPort: settings.healthPort,
+  });
+  logger.info(ports, "listening");
+  // Not awaited: admissions work before the cache syncs (live reads); /readyz waits for it.
+  void serviceAccounts.start();
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      logger.warn({ signal }, "second signal; exiting now");
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, "shutting down; letting in-flight admissions finish");
+    Promise.all([server.close(), serviceAccounts.stop(), selfCerts?.stop()]).then(
+      () => {
+        logger.info("stopped");
+        logger.flush(() => process.exit(0));
+      },
+      (error: unknown) => {
+        logger.error({ reason: (error as Error).message }, "shutdown failed");
+        logger.flush(() => process.exit(1));
+      },
+    );
+  };
+  process.on("SIGTERM", () => {
+    stop("SIGTERM");
+  });
+  process.on("SIGINT", () => {
+    stop("SIGINT");
+  });
+}
+
+main().catch((error: unknown) => {
+  const message = isAkvError(error) ? `${error.code}: ${error.message}` : String(error);
+  process.stderr.write(`akv-injector-webhook: ${message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,152 @@
+/**
+ * Pod + config + settings → RFC 6902 operations that inject exactly the spec
+ * of the contract. Pure: no I/O, no clock, the same input gives the same
+ * patch.
+ *
+ * JSON Patch has two traps, both handled here: `add` cannot append to an array
+ * (or add under an object) that does not exist, so a missing one is added
+ * whole; and `~` and `/` in keys must be escaped (`~0`, `~1`), which matters
+ * for every annotation key (`akv-injector.io/status`).
+ */
+import { Injected, STATUS_ANNOTATION, STATUS_INJECTED, SidecarEnv } from "../common/names.ts";
+import { encodeSpec } from "../common/spec.ts";
+import type { Pod } from "./admission-review.ts";
+import type { InjectionConfig } from "./injection-config.ts";
+import type { InjectionSettings } from "./settings.ts";
+
+/** One RFC 6902 operation; the webhook only ever adds. */
+export interface PatchOperation {
+  readonly op: "add";
+  readonly path: string;
+  readonly value: unknown;
+}
+
+/** The sidecar's user: distroless's `nonroot`, numeric so `runAsNonRoot` can be verified by the kubelet. */
+export const SIDECAR_USER = 65532;
+/**
+ * Startup-probe budget: one check a second, so the first sync may take up to
+ * five minutes (slow token exchange, throttled vault, retries) before the
+ * kubelet restarts the sidecar.
+ */
+export const STARTUP_PROBE = { periodSeconds: 1, failureThreshold: 300 } as const;
+
+/** Escapes one JSON Pointer segment (RFC 6901): `~` → `~0`, `/` → `~1`. */
+export function escapePointer(segment: string): string {
+  return segment.replaceAll("~", "~0").replaceAll("/", "~1");
+}
+
+/** The `akv-injector` container. */
+export function buildSidecarContainer(
+  config: InjectionConfig,
+  settings: InjectionSettings,
+): Record<string, unknown> {
+  const env: { readonly name: string; readonly value: string }[] = [
+    { name: SidecarEnv.clientId, value: config.clientId },
+    { name: SidecarEnv.tenantId, value: config.tenantId },
+    { name: SidecarEnv.federatedTokenFile, value: Injected.tokenFile },
+    { name: SidecarEnv.authorityHost, value: settings.authorityHost },
+    { name: SidecarEnv.spec, value: encodeSpec(config.spec) },
+    {
+      name: SidecarEnv.vaultSuffixes,
+      value: settings.vaultSuffixes.map((s) => s.value).join(","),
+    },
+  ];
+  if (settings.sidecarExtraCaPem !== undefined) {
+    env.push({ name: SidecarEnv.extraCaCerts, value: settings.sidecarExtraCaPem });
+  }
+  const container: Record<string, unknown> = {
+    name: Injected.containerName,
+    image: settings.sidecarImage,
+    ...(settings.sidecarImagePullPolicy === undefined
+      ? {}
+      : { imagePullPolicy: settings.sidecarImagePullPolicy }),
+    args: [...Injected.sidecarRunArgs],
+    env,
+    resources: settings.sidecarResources,
+    volumeMounts: [
+      { name: Injected.secretsVolume, mountPath: Injected.sidecarSecretsPath },
+      { name: Injected.tokenVolume, mountPath: Injected.tokenMountPath, readOnly: true },
+    ],
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: SIDECAR_USER,
+      runAsGroup: SIDECAR_USER,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    },
+    // The sidecar's last log lines say why a sync failed (AADSTS code, vault status).
+    terminationMessagePolicy: "FallbackToLogsOnError",
+  };
+  if (config.spec.mode === "sidecar") {
+    container.restartPolicy = "Always";
+    container.startupProbe = {
+      exec: { command: [...Injected.sidecarEntrypoint, ...Injected.sidecarProbeArgs] },
+      ...STARTUP_PROBE,
+    };
+  }
+  return container;
+}
+
+/** The two volumes: the tmpfs for the files, the projected token for the sidecar. */
+export function buildVolumes(settings: InjectionSettings): Record<string, unknown>[] {
+  return [
+    {
+      name: Injected.secretsVolume,
+      emptyDir: { medium: "Memory", sizeLimit: settings.tmpfsSizeLimit },
+    },
+    {
+      name: Injected.tokenVolume,
+      projected: {
+        sources: [
+          {
+            serviceAccountToken: {
+              audience: Injected.tokenAudience,
+              expirationSeconds: Injected.tokenExpirationSeconds,
+              path: Injected.tokenPath,
+            },
+          },
+        ],
+      },
+    },
+  ];
+}
+
+/**
+ * The operations that inject `config` into `pod`. Target mounts are added
+ * before the sidecar is inserted at `/spec/initContainers/0`, so the indices
+ * of existing init containers are still those the pod was received with.
+ */
+export function buildPatch(
+  pod: Pod,
+  config: InjectionConfig,
+  settings: InjectionSettings,
+): PatchOperation[] {
+  const ops: PatchOperation[] = [];
+  const add = (path: string, value: unknown): void => {
+    ops.push({ op: "add", path, value });
+  };
+
+  if (!pod.has.metadata)
+    add("/metadata", { annotations: { [STATUS_ANNOTATION]: STATUS_INJECTED } });
+  else if (!pod.has.annotations)
+    add("/metadata/annotations", { [STATUS_ANNOTATION]: STATUS_INJECTED });
+  else add(`/metadata/annotations/${escapePointer(STATUS_ANNOTATION)}`, STATUS_INJECTED);
+
+  const volumes = buildVolumes(settings);
+  if (!pod.has.volumes) add("/spec/volumes", volumes);
+  else for (const volume of volumes) add("/spec/volumes/-", volume);
+
+  const mount = { name: Injected.secretsVolume, mountPath: config.mountPath, readOnly: true };
+  for (const target of config.targets) {
+    const base = `/spec/${target.list}/${target.index}/volumeMounts`;
+    if (pod[target.list][target.index]?.volumeMounts === undefined) add(base, [mount]);
+    else add(`${base}/-`, mount);
+  }
+
+  const sidecar = buildSidecarContainer(config, settings);
+  if (!pod.has.initContainers) add("/spec/initContainers", [sidecar]);
+  else add("/spec/initContainers/0", sidecar);
+  return ops;
+}

@@ -1,0 +1,228 @@
+import { describe, expect, it } from "vitest";
+import { AkvError, ErrorCode } from "../common/errors.ts";
+import { STATUS_ANNOTATION } from "../common/names.ts";
+import { parseAdmissionReview } from "./admission-review.ts";
+import type { ServiceAccount } from "./injection-config.ts";
+import { review, type ReviewDeps } from "./review.ts";
+import {
+  applyTestPatch,
+  decodePatch,
+  testPod,
+  testReview,
+  testServiceAccount,
+  testSettings,
+} from "./testing.ts";
+
+const annotations = {
+  "akv-injector.io/vault": "myvault",
+  "akv-injector.io/secrets": "db-password",
+};
+
+function deps(
+  accounts: ServiceAccount[] = [testServiceAccount()],
+): ReviewDeps & { lookups: string[] } {
+  const lookups: string[] = [];
+  return {
+    settings: testSettings(),
+    lookups,
+    lookupServiceAccount: (namespace, name) => {
+      lookups.push(`${namespace}/${name}`);
+      return Promise.resolve(
+        accounts.find((a) => a.metadata?.name === name && a.metadata.namespace === namespace),
+      );
+    },
+  };
+}
+
+const run = (body: unknown, d: ReviewDeps = deps()) => review(parseAdmissionReview(body), d);
+
+describe("review", () => {
+  it("patches an opted-in pod and echoes the uid", async () => {
+    const pod = testPod(annotations);
+    const body = testReview(pod, { uid: "abc-123" });
+    const result = await run(body);
+    expect(result.outcome).toBe("injected");
+    expect(result.response).toMatchObject({
+      apiVersion: "admission.k8s.io/v1",
+      kind: "AdmissionReview",
+      response: { uid: "abc-123", allowed: true, patchType: "JSONPatch" },
+    });
+    expect(result.response.response.warnings).toBeUndefined();
+    const patched = applyTestPatch(pod, decodePatch(result.response));
+    expect(patched).toMatchObject({
+      metadata: { annotations: { [STATUS_ANNOTATION]: "injected" } },
+    });
+    expect(result.pod).toBe("app");
+    expect(result.namespace).toBe("team-a");
+  });
+
+  it.each([
+    ["no label", { ...testPod(annotations), metadata: { name: "x", annotations } }],
+    ["label false", testPod(annotations, {}, { labels: { "akv-injector.io/inject": "false" } })],
+    [
+      "label True (not exactly true)",
+      testPod(annotations, {}, { labels: { "akv-injector.io/inject": "True" } }),
+    ],
+    ["no metadata at all", { spec: {} }],
+    ["an object that is not a pod", "just a string"],
+  ])("allows a pod that did not opt in, without a patch or a lookup: %s", async (_name, pod) => {
+    const d = deps();
+    const result = await run(testReview(pod), d);
+    expect(result.outcome).toBe("skipped");
+    expect(result.response.response).toEqual({ uid: expect.any(String) as string, allowed: true });
+    expect(d.lookups).toEqual([]);
+  });
+
+  it.each([
+    ["UPDATE", { operation: "UPDATE" }],
+    ["DELETE", { operation: "DELETE" }],
+  ])("allows %s without looking", async (_name, overrides) => {
+    const result = await run(testReview(testPod(annotations), overrides));
+    expect(result.outcome).toBe("skipped");
+  });
+
+  it("allows other kinds and subresources without looking", async () => {
+    const body = testReview(testPod(annotations)) as { request: Record<string, unknown> };
+    body.request.kind = { group: "apps", version: "v1", kind: "Deployment" };
+    expect((await run(body)).outcome).toBe("skipped");
+    const sub = testReview(testPod(annotations)) as { request: Record<string, unknown> };
+    sub.request.subResource = "ephemeralcontainers";
+    expect((await run(sub)).outcome).toBe("skipped");
+  });
+
+  it("returns an injected pod unchanged (reinvocation is a no-op)", async () => {
+    const pod = testPod(annotations);
+    const first = await run(testReview(pod));
+    const injected = applyTestPatch(pod, decodePatch(first.response));
+    const d = deps();
+    const second = await run(testReview(injected), d);
+    expect(second.outcome).toBe("unchanged");
+    expect(second.response.response.patch).toBeUndefined();
+    expect(second.response.response.allowed).toBe(true);
+    expect(d.lookups).toEqual([]);
+  });
+
+  it("refuses with 400 and a message naming annotation and value", async () => {
+    const pod = testPod({ ...annotations, "akv-injector.io/secret-../x": "db-password" });
+    const result = await run(testReview(pod, { uid: "u1" }));
+    expect(result.outcome).toBe("refused");
+    expect(result.response.response).toEqual({
+      uid: "u1",
+      allowed: false,
+      status: {
+        code: 400,
+        reason: "BadRequest",
+        message: expect.stringContaining(
+          "akv-injector.io/secret-../x: file name must be one path segment",
+        ) as string,
+      },
+    });
+    expect(result.response.response.status?.message).toContain('(got "../x")');
+  });
+
+  it("joins every problem into one message", async () => {
+    const pod = testPod({ "akv-injector.io/vault": "http://x", "akv-injector.io/mode": "x" });
+    const message = (await run(testReview(pod))).response.response.status?.message ?? "";
+    expect(message.split("; ").map((p) => p.split(":")[0])).toEqual([
+      "akv-injector.io/vault",
+      "akv-injector.io/secrets",
+      "akv-injector.io/mode",
+    ]);
+  });
+
+  it("allows with warnings what is probably a mistake", async () => {
+    const pod = testPod(
+      {
+        ...annotations,
+        "akv-injector.io/refresh-interval": "5s",
+        "akv-injector.io/containers": "init",
+      },
+      { initContainers: [{ name: "init", image: "i" }] },
+    );
+    const result = await run(testReview(pod));
+    expect(result.outcome).toBe("injected");
+    expect(result.response.response.allowed).toBe(true);
+    expect(result.response.response.warnings).toEqual([
+      expect.stringMatching(/^akv-injector\.io\/containers: names no app container/) as string,
+      expect.stringMatching(/^akv-injector\.io\/refresh-interval: 5s is under 30s/) as string,
+    ]);
+  });
+
+  it("keeps warnings next to a refusal", async () => {
+    const pod = testPod({
+      ...annotations,
+      "akv-injector.io/refresh-interval": "5s",
+      "akv-injector.io/mode": "x",
+    });
+    const response = (await run(testReview(pod))).response.response;
+    expect(response.allowed).toBe(false);
+    expect(response.warnings).toHaveLength(1);
+  });
+
+  it("refuses when the service account does not exist", async () => {
+    const pod = testPod(annotations, { serviceAccountName: "ghost" });
+    const d = deps();
+    const result = await run(testReview(pod), d);
+    expect(d.lookups).toEqual(["team-a/ghost"]);
+    expect(result.outcome).toBe("refused");
+    expect(result.response.response.status).toMatchObject({
+      code: 400,
+      message: expect.stringMatching(/^service account team-a\/ghost does not exist/) as string,
+    });
+  });
+
+  it("uses the default service account and the request's namespace", async () => {
+    const pod = testPod(annotations);
+    const spec = pod.spec as Record<string, unknown>;
+    delete spec.serviceAccountName;
+    delete (pod.metadata as Record<string, unknown>).namespace;
+    const d = deps([testServiceAccount("default", "other-ns")]);
+    const result = await run(testReview(pod, { namespace: "other-ns" }), d);
+    expect(d.lookups).toEqual(["other-ns/default"]);
+    expect(result.outcome).toBe("injected");
+    expect(result.namespace).toBe("other-ns");
+  });
+
+  it("refuses with 500 when the service account cannot be read", async () => {
+    const d: ReviewDeps = {
+      settings: testSettings(),
+      lookupServiceAccount: () =>
+        Promise.reject(new AkvError(ErrorCode.KUBERNETES_UNAVAILABLE, "connect ECONNREFUSED")),
+    };
+    const result = await run(testReview(testPod(annotations)), d);
+    expect(result.outcome).toBe("error");
+    expect(result.response.response).toMatchObject({
+      allowed: false,
+      status: {
+        code: 500,
+        message: "cannot read service account team-a/app: connect ECONNREFUSED",
+      },
+    });
+  });
+
+  it("does not repeat a lower error's text that is not ours", async () => {
+    const d: ReviewDeps = {
+      settings: testSettings(),
+      lookupServiceAccount: () => Promise.reject(new Error("token=abc")),
+    };
+    const result = await run(testReview(testPod(annotations)), d);
+    expect(result.response.response.status?.message).not.toContain("token=abc");
+  });
+
+  it("refuses a pod whose shape the patch cannot handle", async () => {
+    const pod = testPod(annotations, { containers: [{ image: "no-name" }], volumes: "x" });
+    const result = await run(testReview(pod));
+    expect(result.outcome).toBe("refused");
+    expect(result.response.response.status?.message).toBe(
+      "the pod cannot be read: spec.containers[0].name: expected a container name; spec.volumes: expected a list",
+    );
+  });
+
+  it("names a pod by generateName when it has no name yet", async () => {
+    const pod = testPod(annotations, {}, { generateName: "web-5f7-" });
+    delete (pod.metadata as Record<string, unknown>).name;
+    const result = await run(testReview(pod));
+    expect(result.outcome).toBe("injected");
+    expect(result.pod).toBe("web-5f7-*");
+  });
+});

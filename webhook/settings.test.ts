@@ -1,0 +1,281 @@
+import { describe, expect, it } from "vitest";
+import { isAkvError, ErrorCode } from "../common/errors.ts";
+import { createCertificateAuthority } from "../certs/index.ts";
+import {
+  isClientId,
+  isQuantity,
+  isTenantId,
+  parseInjectionSettings,
+  parseSettings,
+  SettingDefaults,
+  withSidecarExtraCa,
+} from "./settings.ts";
+import { TENANT_ID } from "./testing.ts";
+
+const required = {
+  AKV_INJECTOR_TLS_CERT_FILE: "/tls/tls.crt",
+  AKV_INJECTOR_TLS_KEY_FILE: "/tls/tls.key",
+  AKV_INJECTOR_SIDECAR_IMAGE: "example/sidecar:1",
+  AZURE_TENANT_ID: TENANT_ID,
+};
+
+function settingsError(env: Record<string, string | undefined>): string {
+  try {
+    parseSettings(env);
+  } catch (error) {
+    expect(isAkvError(error, ErrorCode.SETTINGS_INVALID)).toBe(true);
+    return (error as Error).message;
+  }
+  throw new Error("expected parseSettings to throw");
+}
+
+describe("parseSettings", () => {
+  it("fills the defaults of the contract", () => {
+    const s = parseSettings(required);
+    expect(s).toEqual({
+      tlsCertFile: "/tls/tls.crt",
+      tlsKeyFile: "/tls/tls.key",
+      port: 8443,
+      healthPort: 8080,
+      sidecarImage: "example/sidecar:1",
+      vaultSuffixes: [
+        { value: ".vault.azure.net", exactHost: false },
+        { value: ".vault.azure.cn", exactHost: false },
+        { value: ".vault.usgovcloudapi.net", exactHost: false },
+      ],
+      tenantId: TENANT_ID,
+      authorityHost: "https://login.microsoftonline.com/",
+      refreshIntervalMs: 300_000,
+      tmpfsSizeLimit: "4Mi",
+      fileMode: 0o644,
+      sidecarResources: SettingDefaults.sidecarResources,
+      logLevel: "info",
+      certMode: "provided",
+    });
+    expect(Object.isFrozen(s)).toBe(true);
+  });
+
+  it("reads every variable", () => {
+    const s = parseSettings({
+      ...required,
+      AKV_INJECTOR_PORT: "9443",
+      AKV_INJECTOR_HEALTH_PORT: "9080",
+      AKV_INJECTOR_VAULT_SUFFIXES: "127.0.0.1:8444, .vault.example.test",
+      AZURE_AUTHORITY_HOST: "https://127.0.0.1:8445",
+      AKV_INJECTOR_REFRESH_INTERVAL: "90s",
+      AKV_INJECTOR_TMPFS_SIZE_LIMIT: "1Mi",
+      AKV_INJECTOR_FILE_MODE: "0440",
+      AKV_INJECTOR_SIDECAR_RESOURCES:
+        '{"requests":{"cpu":"5m","memory":"32Mi"},"limits":{"memory":64e6}}',
+      AKV_INJECTOR_SIDECAR_EXTRA_CA_FILE: "/ca/bundle.pem",
+      AKV_INJECTOR_LOG_LEVEL: "debug",
+      KUBECONFIG: "/home/me/.kube/config",
+      AKV_INJECTOR_SIDECAR_IMAGE_PULL_POLICY: "Always",
+      AKV_INJECTOR_CERT_MODE: "cert-manager",
+    });
+    expect(s).toMatchObject({
+      sidecarImagePullPolicy: "Always",
+      certMode: "cert-manager",
+      port: 9443,
+      healthPort: 9080,
+      vaultSuffixes: [
+        { value: "127.0.0.1:8444", exactHost: true },
+        { value: ".vault.example.test", exactHost: false },
+      ],
+      authorityHost: "https://127.0.0.1:8445/",
+      refreshIntervalMs: 90_000,
+      tmpfsSizeLimit: "1Mi",
+      fileMode: 0o440,
+      sidecarResources: { requests: { cpu: "5m", memory: "32Mi" }, limits: { memory: "64000000" } },
+      sidecarExtraCaFile: "/ca/bundle.pem",
+      logLevel: "debug",
+      kubeconfig: "/home/me/.kube/config",
+    });
+  });
+
+  it("treats empty values as unset", () => {
+    const s = parseSettings({
+      ...required,
+      AKV_INJECTOR_PORT: "",
+      AKV_INJECTOR_VAULT_SUFFIXES: " ",
+    });
+    expect(s.port).toBe(8443);
+    expect(s.vaultSuffixes).toHaveLength(3);
+  });
+
+  it("names every missing required variable at once", () => {
+    const message = settingsError({});
+    for (const name of [
+      "AKV_INJECTOR_TLS_CERT_FILE: is required",
+      "AKV_INJECTOR_TLS_KEY_FILE: is required",
+      "AKV_INJECTOR_SIDECAR_IMAGE: is required",
+      "AZURE_TENANT_ID: is required",
+    ]) {
+      expect(message).toContain(name);
+    }
+  });
+
+  it.each([
+    ["AKV_INJECTOR_PORT", "https", "a port number"],
+    ["AKV_INJECTOR_PORT", "70000", "a port number"],
+    ["AKV_INJECTOR_HEALTH_PORT", "8443", "a port other than AKV_INJECTOR_PORT's"],
+    ["AKV_INJECTOR_SIDECAR_IMAGE", "my image", "without spaces"],
+    ["AKV_INJECTOR_VAULT_SUFFIXES", ".vault.azure.net,bad host", "DNS suffixes"],
+    ["AZURE_TENANT_ID", "../../evil", "a tenant id"],
+    ["AZURE_AUTHORITY_HOST", "http://login.example", "an https:// URL"],
+    ["AZURE_AUTHORITY_HOST", "https://login.example/tenant?x=1", "an https:// URL"],
+    ["AZURE_AUTHORITY_HOST", "not a url", "an https:// URL"],
+    ["AKV_INJECTOR_REFRESH_INTERVAL", "5 minutes", "Go-style duration"],
+    ["AKV_INJECTOR_REFRESH_INTERVAL", "500ms", "at least 1s"],
+    ["AKV_INJECTOR_TMPFS_SIZE_LIMIT", "4 MB", "Kubernetes quantity"],
+    ["AKV_INJECTOR_TMPFS_SIZE_LIMIT", "0", "positive"],
+    ["AKV_INJECTOR_FILE_MODE", "0999", "octal file mode"],
+    ["AKV_INJECTOR_SIDECAR_RESOURCES", "{", "JSON like"],
+    ["AKV_INJECTOR_SIDECAR_RESOURCES", '{"requests":{"cpu":"lots"}}', '"requests.cpu"'],
+    ["AKV_INJECTOR_SIDECAR_RESOURCES", '{"claims":[]}', 'not "claims"'],
+    ["AKV_INJECTOR_SIDECAR_RESOURCES", "[]", "JSON like"],
+    ["AKV_INJECTOR_LOG_LEVEL", "verbose", "one of fatal"],
+    ["AKV_INJECTOR_SIDECAR_IMAGE_PULL_POLICY", "always", "one of Always, IfNotPresent, Never"],
+    ["AKV_INJECTOR_CERT_MODE", "manual", "one of self, cert-manager, provided"],
+  ])("refuses %s=%j naming it", (name, value, expected) => {
+    const message = settingsError({ ...required, [name]: value });
+    expect(message).toContain(`${name}: `);
+    expect(message).toContain(expected);
+    expect(message).toContain(JSON.stringify(value));
+  });
+
+  it("reports problems of several variables together", () => {
+    const message = settingsError({
+      ...required,
+      AKV_INJECTOR_PORT: "x",
+      AKV_INJECTOR_FILE_MODE: "9",
+    });
+    expect(message).toMatch(/AKV_INJECTOR_PORT: .*; AKV_INJECTOR_FILE_MODE: /);
+  });
+});
+
+describe("self certificate mode", () => {
+  const self = {
+    ...required,
+    AKV_INJECTOR_CERT_MODE: "self",
+    AKV_INJECTOR_CERT_SECRET: "akv-injector-tls",
+    AKV_INJECTOR_WEBHOOK_CONFIG_NAME: "akv-injector",
+    AKV_INJECTOR_SERVICE_NAME: "akv-injector",
+    AKV_INJECTOR_NAMESPACE: "akv-system",
+  };
+
+  it("reads the self-mode settings with their defaults", () => {
+    expect(parseSettings(self).selfCerts).toEqual({
+      secretName: "akv-injector-tls",
+      webhookConfigName: "akv-injector",
+      serviceName: "akv-injector",
+      namespace: "akv-system",
+      validityMs: 8760 * 3_600_000,
+      extraSans: [],
+    });
+    expect(parseSettings(required).selfCerts).toBeUndefined();
+  });
+
+  it("reads validity and extra SANs", () => {
+    const s = parseSettings({
+      ...self,
+      AKV_INJECTOR_CERT_VALIDITY: "90s",
+      AKV_INJECTOR_CERT_EXTRA_SANS: "127.0.0.1, ::1,webhook.local",
+    });
+    expect(s.selfCerts).toMatchObject({
+      validityMs: 90_000,
+      extraSans: ["127.0.0.1", "::1", "webhook.local"],
+    });
+  });
+
+  it("names every missing self-mode variable", () => {
+    const message = settingsError({ ...required, AKV_INJECTOR_CERT_MODE: "self" });
+    for (const name of [
+      "AKV_INJECTOR_CERT_SECRET",
+      "AKV_INJECTOR_WEBHOOK_CONFIG_NAME",
+      "AKV_INJECTOR_SERVICE_NAME",
+      "AKV_INJECTOR_NAMESPACE",
+    ]) {
+      expect(message).toContain(`${name}: is required when AKV_INJECTOR_CERT_MODE is self`);
+    }
+  });
+
+  it.each([
+    ["AKV_INJECTOR_CERT_SECRET", "Bad_Name", "a Kubernetes object name"],
+    ["AKV_INJECTOR_NAMESPACE", "a.b", "a lower-case DNS label"],
+    ["AKV_INJECTOR_CERT_VALIDITY", "1y", "Go-style duration"],
+    ["AKV_INJECTOR_CERT_VALIDITY", "5s", "at least 10s"],
+    ["AKV_INJECTOR_CERT_EXTRA_SANS", "127.0.0.1,bad host", "not 'bad host'"],
+  ])("refuses %s=%j", (name, value, expected) => {
+    const message = settingsError({ ...self, [name]: value });
+    expect(message).toContain(`${name}: `);
+    expect(message).toContain(expected);
+  });
+});
+
+describe("parseInjectionSettings", () => {
+  it("needs no TLS files or ports (the preview CLI)", () => {
+    const s = parseInjectionSettings({
+      AZURE_TENANT_ID: TENANT_ID,
+      AKV_INJECTOR_SIDECAR_IMAGE: "x",
+    });
+    expect(s.sidecarImage).toBe("x");
+    expect("tlsCertFile" in s).toBe(false);
+  });
+});
+
+describe("withSidecarExtraCa", () => {
+  const ca = createCertificateAuthority({ commonName: "extra", now: new Date() });
+
+  it("keeps only the certificates of a PEM bundle", () => {
+    const s = withSidecarExtraCa(parseSettings(required), `# my CA\n${ca.certPem}\n${ca.certPem}`);
+    expect(s.sidecarExtraCaPem?.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
+    expect(s.sidecarExtraCaPem).not.toContain("# my CA");
+    expect(Object.isFrozen(s)).toBe(true);
+  });
+
+  it("refuses a file without certificates, naming the variable", () => {
+    expect(() => withSidecarExtraCa(parseSettings(required), ca.keyPem)).toThrow(
+      /AKV_INJECTOR_SIDECAR_EXTRA_CA_FILE: expected a file of PEM certificates/,
+    );
+  });
+
+  it("refuses a certificate that does not parse", () => {
+    const broken = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    expect(() => withSidecarExtraCa(parseSettings(required), broken)).toThrow(
+      /AKV_INJECTOR_SIDECAR_EXTRA_CA_FILE: expected PEM certificates; certificate 1 does not parse/,
+    );
+  });
+});
+
+describe("identifier checks", () => {
+  it.each([
+    ["4d0e2f2a-7f44-4d9b-9bd8-0e0b8a1f3c11", true],
+    ["4D0E2F2A-7F44-4D9B-9BD8-0E0B8A1F3C11", true],
+    ["4d0e2f2a7f444d9b9bd80e0b8a1f3c11", false],
+    ["my-app", false],
+  ])("isClientId(%j) is %s", (text, expected) => {
+    expect(isClientId(text)).toBe(expected);
+  });
+
+  it.each([
+    [TENANT_ID, true],
+    ["contoso.onmicrosoft.com", true],
+    ["contoso", false],
+    ["a/b.com", false],
+    ["", false],
+  ])("isTenantId(%j) is %s", (text, expected) => {
+    expect(isTenantId(text)).toBe(expected);
+  });
+
+  it.each([
+    ["64Mi", true],
+    ["100m", true],
+    ["1.5", true],
+    ["1e3", true],
+    ["1Mb", false],
+    ["-1", false],
+  ])("isQuantity(%j) is %s", (text, expected) => {
+    expect(isQuantity(text)).toBe(expected);
+  });
+});

@@ -1,0 +1,459 @@
+/**
+ * The webhook's settings, parsed once at start-up from an environment record
+ * (the names of `WebhookEnv`). Pure: `main.ts` passes `process.env` in, and
+ * reads the one file a setting names (the sidecars' extra CA bundle) itself.
+ * Every problem is reported at once, each naming its variable, so a broken
+ * chart value is fixed in one round trip instead of one per restart.
+ */
+import { X509Certificate } from "node:crypto";
+import { AkvError, ErrorCode } from "../common/errors.ts";
+import { isIP } from "node:net";
+import {
+  CERT_MODES,
+  DEFAULT_AUTHORITY_HOST,
+  Defaults,
+  WebhookEnv,
+  type CertMode,
+} from "../common/names.ts";
+import {
+  parseDuration,
+  parseFileMode,
+  parseVaultSuffixes,
+  type VaultSuffix,
+} from "../common/refs.ts";
+
+/** A container's `resources`: quantities by resource name. */
+export interface ResourceRequirements {
+  readonly requests?: Readonly<Record<string, string>>;
+  readonly limits?: Readonly<Record<string, string>>;
+}
+
+/** What the admission decision needs: everything that shapes the injected spec. */
+export interface InjectionSettings {
+  /** The sidecar image reference. */
+  readonly sidecarImage: string;
+  /** The sidecar's `imagePullPolicy`; unset leaves the Kubernetes default. */
+  readonly sidecarImagePullPolicy?: PullPolicy;
+  /** Allowed vault DNS suffixes / exact hosts, in the configured order. */
+  readonly vaultSuffixes: readonly VaultSuffix[];
+  /** Default tenant of service accounts without the tenant annotation. */
+  readonly tenantId: string;
+  /** Entra ID authority host, normalized to `https://host[:port]/`. */
+  readonly authorityHost: string;
+  /** Default refresh interval in milliseconds. */
+  readonly refreshIntervalMs: number;
+  /** `sizeLimit` of the `akv-secrets` tmpfs (a Kubernetes quantity). */
+  readonly tmpfsSizeLimit: string;
+  /** Default permission bits of written files. */
+  readonly fileMode: number;
+  /** The sidecar container's `resources`. */
+  readonly sidecarResources: ResourceRequirements;
+  /** PEM text of extra CAs the sidecars trust; set by {@link withSidecarExtraCa}. */
+  readonly sidecarExtraCaPem?: string;
+}
+
+/** Everything the webhook process needs. */
+export interface Settings extends InjectionSettings {
+  readonly tlsCertFile: string;
+  readonly tlsKeyFile: string;
+  /** HTTPS port of `POST /mutate`; 0 picks a free port (tests). */
+  readonly port: number;
+  /** Plain HTTP port of `/healthz`, `/readyz`, `/metrics`; 0 picks a free port. */
+  readonly healthPort: number;
+  readonly logLevel: LogLevel;
+  /** Kubeconfig path; undefined means the in-cluster service account. */
+  readonly kubeconfig?: string;
+  /** Path of the PEM bundle for the sidecars; `main.ts` reads it into {@link InjectionSettings.sidecarExtraCaPem}. */
+  readonly sidecarExtraCaFile?: string;
+  /** Where the TLS files come from; `self` needs {@link Settings.selfCerts}. */
+  readonly certMode: CertMode;
+  /** The `self` mode's settings; present exactly when `certMode` is `self`. */
+  readonly selfCerts?: SelfCertSettings;
+}
+
+/** What the `self` certificate mode needs (see `self-managed-certs.ts`). */
+export interface SelfCertSettings {
+  /** The Secret in {@link SelfCertSettings.namespace} that holds the CA and serving certificate. */
+  readonly secretName: string;
+  readonly webhookConfigName: string;
+  readonly serviceName: string;
+  /** The webhook's own namespace. */
+  readonly namespace: string;
+  /** The serving certificate's lifetime. */
+  readonly validityMs: number;
+  /** Extra subject alternative names: IP addresses or DNS names. */
+  readonly extraSans: readonly string[];
+}
+
+/** Kubernetes' image pull policies. */
+export const PULL_POLICIES = ["Always", "IfNotPresent", "Never"] as const;
+/** One of {@link PULL_POLICIES}. */
+export type PullPolicy = (typeof PULL_POLICIES)[number];
+
+/** pino's levels. */
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+/** One of {@link LOG_LEVELS}. */
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Defaults of the settings that have one (besides those in `Defaults`). */
+export const SettingDefaults = {
+  port: 8443,
+  healthPort: 8080,
+  refreshInterval: "5m",
+  certMode: "provided",
+  certValidity: "8760h",
+  /** Measured: the bundled sidecar peaks near 71 MiB fetching 10 secrets; the limit leaves room for large certificates. */
+  sidecarResources: {
+    requests: { cpu: "10m", memory: "64Mi" },
+    limits: { memory: "128Mi" },
+  },
+} as const;
+
+/** The environment as `process.env` has it. */
+export type EnvRecord = Readonly<Record<string, string | undefined>>;
+
+const GUID = /^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$/;
+const DOMAIN =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
+/** A Kubernetes resource quantity: `100m`, `64Mi`, `1.5`, `1e3`. */
+const QUANTITY = /^(?:\d+(?:\.\d*)?|\.\d+)(?:Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$/;
+const RESOURCE_NAME = /^[A-Za-z0-9]([A-Za-z0-9./-]*[A-Za-z0-9])?$/;
+/** A DNS-1123 label: namespaces and Services. */
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** A DNS-1123 subdomain: Secrets and webhook configurations. */
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+/** A DNS name for a certificate, possibly a wildcard. */
+const SAN_DNS =
+  /^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+
+/**
+ * True for a Microsoft Entra client id: a GUID.
+ * @example isClientId("4d0e2f2a-7f44-4d9b-9bd8-0e0b8a1f3c11") // true
+ */
+export function isClientId(text: string): boolean {
+  return GUID.test(text);
+}
+
+/**
+ * True for a tenant id as Entra accepts it in an authority URL: a GUID or a
+ * verified domain name. Anything else could bend the token request's path.
+ * @example isTenantId("contoso.onmicrosoft.com") // true
+ */
+export function isTenantId(text: string): boolean {
+  return GUID.test(text) || DOMAIN.test(text);
+}
+
+/** True for a Kubernetes resource quantity such as `64Mi` or `100m`. */
+export function isQuantity(text: string): boolean {
+  return QUANTITY.test(text);
+}
+
+/** Collects problems, each as `VARIABLE: what is expected (got 'value')`. */
+class Problems {
+  readonly list: string[] = [];
+  /** `expected` is a noun phrase (`a port number`), or a sentence starting with `is `. */
+  add(variable: string, value: string | undefined, expected: string): void {
+    const got = value === undefined ? "" : ` (got ${JSON.stringify(value)})`;
+    const phrase = expected.startsWith("is ") ? expected : `expected ${expected}`;
+    this.list.push(`${variable}: ${phrase}${got}`);
+  }
+}
+
+const text = (env: EnvRecord, name: string): string | undefined => {
+  const value = env[name]?.trim();
+  return value === "" ? undefined : value;
+};
+
+function parseInjection(env: EnvRecord, problems: Problems): InjectionSettings | undefined {
+  const image = text(env, WebhookEnv.sidecarImage);
+  if (image === undefined) problems.add(WebhookEnv.sidecarImage, undefined, "is required");
+  else if (/\s/.test(image))
+    problems.add(WebhookEnv.sidecarImage, image, "an image reference without spaces");
+
+  const pullText = text(env, WebhookEnv.sidecarImagePullPolicy);
+  const pullPolicy = pullText === undefined ? undefined : PULL_POLICIES.find((p) => p === pullText);
+  if (pullText !== undefined && pullPolicy === undefined) {
+    problems.add(WebhookEnv.sidecarImagePullPolicy, pullText, `one of ${PULL_POLICIES.join(", ")}`);
+  }
+
+  const suffixesText = text(env, WebhookEnv.vaultSuffixes);
+  const suffixes = parseVaultSuffixes(suffixesText);
+  if (!suffixes.ok) problems.add(WebhookEnv.vaultSuffixes, suffixesText, suffixes.expected);
+
+  const tenantId = text(env, WebhookEnv.tenantId);
+  if (tenantId === undefined) problems.add(WebhookEnv.tenantId, undefined, "is required");
+  else if (!isTenantId(tenantId))
+    problems.add(WebhookEnv.tenantId, tenantId, "a tenant id (a GUID or a domain name)");
+
+  const authorityText = text(env, WebhookEnv.authorityHost) ?? DEFAULT_AUTHORITY_HOST;
+  const authorityHost = parseAuthorityHost(authorityText);
+  if (authorityHost === undefined) {
+    problems.add(
+      WebhookEnv.authorityHost,
+      authorityText,
+      "an https:// URL with no path, query or credentials, like https://login.microsoftonline.com/",
+    );
+  }
+
+  const intervalText = text(env, WebhookEnv.refreshInterval) ?? SettingDefaults.refreshInterval;
+  const interval = parseDuration(intervalText);
+  if (!interval.ok) problems.add(WebhookEnv.refreshInterval, intervalText, interval.expected);
+  else if (interval.value < 1000)
+    problems.add(WebhookEnv.refreshInterval, intervalText, "a duration of at least 1s");
+
+  const sizeLimit = text(env, WebhookEnv.tmpfsSizeLimit) ?? Defaults.tmpfsSizeLimit;
+  if (!isQuantity(sizeLimit) || /^[0.]+$/.test(sizeLimit)) {
+    problems.add(WebhookEnv.tmpfsSizeLimit, sizeLimit, "a positive Kubernetes quantity like 4Mi");
+  }
+
+  const fileModeText = text(env, WebhookEnv.fileMode);
+  const fileMode = fileModeText === undefined ? undefined : parseFileMode(fileModeText);
+  if (fileMode !== undefined && !fileMode.ok)
+    problems.add(WebhookEnv.fileMode, fileModeText, fileMode.expected);
+
+  const resourcesText = text(env, WebhookEnv.sidecarResources);
+  const resources =
+    resourcesText === undefined ? SettingDefaults.sidecarResources : parseResources(resourcesText);
+  if (typeof resources === "string")
+    problems.add(WebhookEnv.sidecarResources, resourcesText, resources);
+
+  if (
+    image === undefined ||
+    !suffixes.ok ||
+    tenantId === undefined ||
+    authorityHost === undefined ||
+    !interval.ok ||
+    typeof resources === "string" ||
+    (fileMode !== undefined && !fileMode.ok) ||
+    problems.list.length > 0
+  ) {
+    return undefined;
+  }
+  return {
+    sidecarImage: image,
+    ...(pullPolicy === undefined ? {} : { sidecarImagePullPolicy: pullPolicy }),
+    vaultSuffixes: suffixes.value,
+    tenantId,
+    authorityHost,
+    refreshIntervalMs: interval.value,
+    tmpfsSizeLimit: sizeLimit,
+    fileMode: fileMode?.value ?? Defaults.fileMode,
+    sidecarResources: resources,
+  };
+}
+
+function parseAuthorityHost(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return undefined;
+  }
+  const clean =
+    url.protocol === "https:" &&
+    url.username === "" &&
+    url.password === "" &&
+    url.search === "" &&
+    url.hash === "" &&
+    (url.pathname === "/" || url.pathname === "");
+  return clean ? `https://${url.host}/` : undefined;
+}
+
+/** Parses the resources JSON; returns what is expected when it is wrong. */
+function parseResources(json: string): ResourceRequirements | string {
+  const expected =
+    'JSON like {"requests":{"cpu":"10m","memory":"64Mi"},"limits":{"memory":"128Mi"}}';
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch {
+    return expected;
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return expected;
+  const out: { requests?: Record<string, string>; limits?: Record<string, string> } = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (key !== "requests" && key !== "limits")
+      return `${expected}; only "requests" and "limits", not "${key}"`;
+    if (typeof value !== "object" || value === null || Array.isArray(value)) return expected;
+    const quantities: Record<string, string> = {};
+    for (const [name, quantity] of Object.entries(value as Record<string, unknown>)) {
+      const q = typeof quantity === "number" ? String(quantity) : quantity;
+      if (!RESOURCE_NAME.test(name) || typeof q !== "string" || !isQuantity(q)) {
+        return `${expected}; "${key}.${name}" is not a resource name with a quantity`;
+      }
+      quantities[name] = q;
+    }
+    out[key] = quantities;
+  }
+  return out;
+}
+
+function parsePort(env: EnvRecord, name: string, fallback: number, problems: Problems): number {
+  const value = text(env, name);
+  if (value === undefined) return fallback;
+  const port = /^\d{1,5}$/.test(value) ? Number(value) : Number.NaN;
+  if (!(port >= 0 && port <= 65535)) {
+    problems.add(name, value, "a port number 0-65535");
+    return fallback;
+  }
+  return port;
+}
+
+function fail(problems: Problems): never {
+  throw new AkvError(
+    ErrorCode.SETTINGS_INVALID,
+    `invalid webhook settings: ${problems.list.join("; ")}`,
+  );
+}
+
+/**
+ * Parses the settings that shape an injection (no TLS, ports or kubeconfig):
+ * what the preview CLI needs.
+ * @throws {AkvError} `AKV_SETTINGS_INVALID`, naming every bad variable.
+ */
+export function parseInjectionSettings(env: EnvRecord): InjectionSettings {
+  const problems = new Problems();
+  const settings = parseInjection(env, problems);
+  if (settings === undefined) fail(problems);
+  return Object.freeze(settings);
+}
+
+/**
+ * Parses every webhook setting from an environment record.
+ * @throws {AkvError} `AKV_SETTINGS_INVALID`, naming every bad variable.
+ * @example parseSettings({ AZURE_TENANT_ID: "…", AKV_INJECTOR_SIDECAR_IMAGE: "…", AKV_INJECTOR_TLS_CERT_FILE: "…", AKV_INJECTOR_TLS_KEY_FILE: "…" })
+ */
+export function parseSettings(env: EnvRecord): Settings {
+  const problems = new Problems();
+  const tlsCertFile = text(env, WebhookEnv.tlsCertFile);
+  if (tlsCertFile === undefined) problems.add(WebhookEnv.tlsCertFile, undefined, "is required");
+  const tlsKeyFile = text(env, WebhookEnv.tlsKeyFile);
+  if (tlsKeyFile === undefined) problems.add(WebhookEnv.tlsKeyFile, undefined, "is required");
+  const port = parsePort(env, WebhookEnv.port, SettingDefaults.port, problems);
+  const healthPort = parsePort(env, WebhookEnv.healthPort, SettingDefaults.healthPort, problems);
+  if (port === healthPort && port !== 0) {
+    problems.add(
+      WebhookEnv.healthPort,
+      String(healthPort),
+      `a port other than ${WebhookEnv.port}'s`,
+    );
+  }
+  const levelText = text(env, WebhookEnv.logLevel) ?? "info";
+  const logLevel = LOG_LEVELS.find((l) => l === levelText);
+  if (logLevel === undefined)
+    problems.add(WebhookEnv.logLevel, levelText, `one of ${LOG_LEVELS.join(", ")}`);
+  const kubeconfig = text(env, WebhookEnv.kubeconfig);
+  const extraCaFile = text(env, WebhookEnv.sidecarExtraCaFile);
+
+  const modeText = text(env, WebhookEnv.certMode) ?? SettingDefaults.certMode;
+  const certMode = CERT_MODES.find((m) => m === modeText);
+  if (certMode === undefined)
+    problems.add(WebhookEnv.certMode, modeText, `one of ${CERT_MODES.join(", ")}`);
+  const selfCerts = certMode === "self" ? parseSelfCerts(env, problems) : undefined;
+
+  const injection = parseInjection(env, problems);
+  if (
+    injection === undefined ||
+    tlsCertFile === undefined ||
+    tlsKeyFile === undefined ||
+    logLevel === undefined ||
+    certMode === undefined ||
+    problems.list.length > 0
+  ) {
+    fail(problems);
+  }
+  return Object.freeze({
+    ...injection,
+    tlsCertFile,
+    tlsKeyFile,
+    port,
+    healthPort,
+    logLevel,
+    ...(kubeconfig === undefined ? {} : { kubeconfig }),
+    ...(extraCaFile === undefined ? {} : { sidecarExtraCaFile: extraCaFile }),
+    certMode,
+    ...(selfCerts === undefined ? {} : { selfCerts: Object.freeze(selfCerts) }),
+  });
+}
+
+/** The `self` certificate mode's variables; all but validity and extra SANs are required then. */
+function parseSelfCerts(env: EnvRecord, problems: Problems): SelfCertSettings | undefined {
+  const required = (name: string, pattern: RegExp, expected: string): string | undefined => {
+    const value = text(env, name);
+    if (value === undefined)
+      problems.add(name, undefined, `is required when ${WebhookEnv.certMode} is self`);
+    else if (!pattern.test(value)) problems.add(name, value, expected);
+    else return value;
+    return undefined;
+  };
+  const subdomain = "a Kubernetes object name (lower-case DNS subdomain)";
+  const label = "a lower-case DNS label of at most 63 characters";
+  const secretName = required(WebhookEnv.certSecret, DNS_SUBDOMAIN, subdomain);
+  const webhookConfigName = required(WebhookEnv.webhookConfigName, DNS_SUBDOMAIN, subdomain);
+  const serviceName = required(WebhookEnv.serviceName, DNS_LABEL, label);
+  const namespace = required(WebhookEnv.namespace, DNS_LABEL, label);
+  const validityText = text(env, WebhookEnv.certValidity) ?? SettingDefaults.certValidity;
+  const validity = parseDuration(validityText);
+  if (!validity.ok) problems.add(WebhookEnv.certValidity, validityText, validity.expected);
+  else if (validity.value < 10_000) {
+    problems.add(WebhookEnv.certValidity, validityText, "a duration of at least 10s");
+  }
+  const sansText = text(env, WebhookEnv.certExtraSans);
+  const extraSans = (sansText ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  for (const san of extraSans) {
+    if (isIP(san) === 0 && !SAN_DNS.test(san)) {
+      problems.add(WebhookEnv.certExtraSans, sansText, `IP addresses or DNS names, not '${san}'`);
+    }
+  }
+  if (
+    secretName === undefined ||
+    webhookConfigName === undefined ||
+    serviceName === undefined ||
+    namespace === undefined ||
+    !validity.ok
+  ) {
+    return undefined;
+  }
+  return {
+    secretName,
+    webhookConfigName,
+    serviceName,
+    namespace,
+    validityMs: validity.value,
+    extraSans,
+  };
+}
+
+/**
+ * Returns the settings with the sidecars' extra CA bundle, after checking that
+ * it is PEM certificates: a typo here would break every injected sidecar, so
+ * it stops start-up instead.
+ * @throws {AkvError} `AKV_SETTINGS_INVALID`, naming `AKV_INJECTOR_SIDECAR_EXTRA_CA_FILE`.
+ */
+export function withSidecarExtraCa<T extends InjectionSettings>(settings: T, pem: string): T {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  const problems = new Problems();
+  if (blocks.length === 0) {
+    problems.add(
+      WebhookEnv.sidecarExtraCaFile,
+      undefined,
+      "a file of PEM certificates, found none",
+    );
+  }
+  blocks.forEach((block, i) => {
+    try {
+      new X509Certificate(block);
+    } catch (cause) {
+      problems.add(
+        WebhookEnv.sidecarExtraCaFile,
+        undefined,
+        `PEM certificates; certificate ${i + 1} does not parse (${(cause as Error).message})`,
+      );
+    }
+  });
+  if (problems.list.length > 0) fail(problems);
+  return Object.freeze({ ...settings, sidecarExtraCaPem: `${blocks.join("\n")}\n` });
+}
