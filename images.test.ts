@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { Copy, DockerfileParser, From, type Instruction } from "dockerfile-ast";
 import { describe, expect, it } from "vitest";
 import { Injected } from "./common/names.ts";
+import { BUNDLE_CHUNK_DIRS, BUNDLE_ENTRIES, type BundleBin } from "./scripts/bundles.ts";
 
 const ROOT = dirname(fileURLToPath(import.meta.url));
 const UID = "65532";
@@ -130,13 +131,7 @@ const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
   engines: { node: string };
 };
 /** bin name → entry, as scripts/build.ts bundles them. */
-const buildEntries = Object.fromEntries(
-  [
-    ...readFileSync(join(ROOT, "scripts/build.ts"), "utf8").matchAll(
-      /"(akv-injector[a-z-]*)": "([\w/.-]+\.ts)"/g,
-    ),
-  ].map((m) => [m[1] ?? "", m[2] ?? ""]),
-);
+const buildEntries: Readonly<Record<string, string>> = BUNDLE_ENTRIES;
 const isIgnored = readDockerignore();
 
 describe.each([
@@ -198,6 +193,8 @@ describe.each([
     expect(Object.keys(buildEntries).sort()).toEqual(Object.keys(pkg.bin).sort());
     const files = new Set([
       "scripts/build.ts",
+      "scripts/bundles.ts",
+      "sidecar/bundle.ts",
       ...Object.values(buildEntries).flatMap((e) => [...sourcesOf(e)]),
     ]);
     expect(files).toContain("common/names.ts");
@@ -214,7 +211,7 @@ describe.each([
     }
   });
 
-  it("copies the one bundle that `npm run build` makes for its bin", () => {
+  it("copies the bundle that `npm run build` makes for its bin, with its chunks", () => {
     const copies = (final?.instructions ?? [])
       .filter((i) => i.getKeyword() === "COPY")
       .map(readCopy);
@@ -222,8 +219,14 @@ describe.each([
       build?.instructions.find((i) => i.getKeyword() === "WORKDIR")?.getArgumentsContent() ?? "";
     expect(pkg.bin[bin]).toBe(`dist/${kind}.mjs`);
     expect(existsSync(join(ROOT, buildEntries[bin] ?? "missing"))).toBe(true);
+    const app = posix.dirname(entrypoint[1] ?? "");
     expect(copies).toEqual([
       { from: "build", sources: [posix.join(workdir, pkg.bin[bin] ?? "")], dest: entrypoint[1] },
+      ...BUNDLE_CHUNK_DIRS[bin as BundleBin].map((dir) => ({
+        from: "build",
+        sources: [`${posix.join(workdir, "dist", dir)}/`],
+        dest: `${posix.join(app, dir)}/`,
+      })),
     ]);
     // After a build (the e2e suite runs one), the file is really there.
     if (existsSync(join(ROOT, "dist"))) {

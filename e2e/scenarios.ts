@@ -53,6 +53,13 @@ export interface InjectionScenario {
   readonly expected: readonly ExpectedFile[];
   /** Containers that must not have the secrets mount. */
   readonly withoutMount?: readonly { container: string; path: string }[];
+  /**
+   * The pod's fsGroup. Files the sidecar (its own user) writes with a mode
+   * closed to "other", like 0440, are readable by an app of another user only
+   * through the group: the fsGroup owns the volume (setgid) and is every
+   * container's supplementary group.
+   */
+  readonly fsGroup?: number;
 }
 
 /** A pod the webhook refuses, and words its message must contain. */
@@ -109,6 +116,7 @@ export function injectionScenarios(ctx: ScenarioContext): InjectionScenario[] {
         "akv-injector.io/file-mode": "0440",
         "akv-injector.io/containers": "app",
       },
+      fsGroup: 1000,
       containers: ["app", "metrics"],
       secrets: [db, config],
       expected: [
@@ -235,6 +243,7 @@ export function buildPod(
   scenario: Pick<InjectionScenario, "pod" | "serviceAccount" | "annotations"> & {
     containers?: readonly string[];
     initContainers?: readonly string[];
+    fsGroup?: number;
   },
   ctx: ScenarioContext,
   namespace = WORKLOAD.namespace,
@@ -257,6 +266,7 @@ export function buildPod(
     spec: {
       serviceAccountName: scenario.serviceAccount,
       terminationGracePeriodSeconds: 5,
+      ...(scenario.fsGroup === undefined ? {} : { securityContext: { fsGroup: scenario.fsGroup } }),
       containers: (scenario.containers ?? ["app"]).map(container),
       ...(scenario.initContainers === undefined
         ? {}

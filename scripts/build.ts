@@ -1,49 +1,71 @@
 /**
- * Bundles each process into one ESM file under dist/ with esbuild: the images
- * copy these files alone (no node_modules, no npm), and the sidecar starts
- * faster from one file than from thousands of module loads.
+ * Bundles each process into ESM under dist/ with esbuild: the images copy
+ * these files alone (no node_modules, no npm), and a process starts faster
+ * from one bundle than from thousands of module loads. The sidecar, started
+ * once per pod across a fleet, gets the tuned layout of sidecar/bundle.ts
+ * (a tiny entry for the probe, chunks loaded on demand).
  */
-import { build } from "esbuild";
+import { build, type BuildOptions } from "esbuild";
 import { chmod, readFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import { sidecarBuildOptions } from "../sidecar/bundle.ts";
+import { BUNDLE_ENTRIES } from "./bundles.ts";
 
 const pkg = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8")) as {
   bin: Record<string, string>;
 };
 
-/** bin name → source entry; the bin paths in package.json say where each lands. */
-const entries: Record<string, string> = {
-  "akv-injector-webhook": "webhook/main.ts",
-  "akv-injector-sidecar": "sidecar/main.ts",
-  "akv-injector": "cli/main.ts",
+const SHEBANG = "#!/usr/bin/env node";
+const REQUIRE_BANNER = [
+  "import { createRequire as __akvCreateRequire } from 'node:module';",
+  "const require = __akvCreateRequire(import.meta.url);",
+].join("\n");
+
+function binPath(bin: string): string {
+  const path = pkg.bin[bin];
+  if (path === undefined) throw new Error(`package.json has no bin '${bin}'`);
+  return path;
+}
+
+function singleFile(entry: string, outfile: string): BuildOptions {
+  return {
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    platform: "node",
+    target: "node24",
+    format: "esm",
+    minifySyntax: true,
+    sourcemap: "linked",
+    legalComments: "linked",
+    metafile: true,
+    // CommonJS dependencies inside an ESM bundle still call require().
+    banner: { js: `${SHEBANG}\n${REQUIRE_BANNER}` },
+    logLevel: "warning",
+  };
+}
+
+function sidecar(outfile: string): BuildOptions {
+  const options = sidecarBuildOptions(dirname(outfile), BUNDLE_ENTRIES["akv-injector-sidecar"]);
+  return { ...options, banner: { js: `${SHEBANG}\n${options.banner?.js ?? ""}` } };
+}
+
+const builds: Record<string, BuildOptions> = {
+  "akv-injector-webhook": singleFile(
+    BUNDLE_ENTRIES["akv-injector-webhook"],
+    binPath("akv-injector-webhook"),
+  ),
+  "akv-injector-sidecar": sidecar(binPath("akv-injector-sidecar")),
+  "akv-injector": singleFile(BUNDLE_ENTRIES["akv-injector"], binPath("akv-injector")),
 };
 
 await Promise.all(
-  Object.entries(entries).map(async ([bin, entry]) => {
-    const outfile = pkg.bin[bin];
-    if (outfile === undefined) throw new Error(`package.json has no bin '${bin}'`);
-    const result = await build({
-      entryPoints: [entry],
-      outfile,
-      bundle: true,
-      platform: "node",
-      target: "node24",
-      format: "esm",
-      minifySyntax: true,
-      sourcemap: "linked",
-      legalComments: "linked",
-      metafile: true,
-      // CommonJS dependencies inside an ESM bundle still call require().
-      banner: {
-        js: [
-          "#!/usr/bin/env node",
-          "import { createRequire as __akvCreateRequire } from 'node:module';",
-          "const require = __akvCreateRequire(import.meta.url);",
-        ].join("\n"),
-      },
-      logLevel: "warning",
-    });
-    await chmod(outfile, 0o755);
-    const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
-    console.log(`built ${outfile} (${(bytes / 1024).toFixed(0)} KiB with map)`);
+  Object.entries(builds).map(async ([bin, options]) => {
+    const result = await build(options);
+    await chmod(binPath(bin), 0o755);
+    const bytes = Object.entries(result.metafile?.outputs ?? {})
+      .filter(([file]) => !file.endsWith(".map") && !file.endsWith(".txt"))
+      .reduce((n, [, o]) => n + o.bytes, 0);
+    console.log(`built ${binPath(bin)} (${(bytes / 1024).toFixed(0)} KiB of code)`);
   }),
 );

@@ -387,7 +387,7 @@ export function parseInjectionConfig(
   };
   return {
     ok: true,
-    config: deepFreeze({ spec, mountPath, targets, clientId, tenantId }),
+    config: freezeConfig({ spec, mountPath, targets, clientId, tenantId }),
     warnings: f.warnings,
   };
 }
@@ -432,10 +432,23 @@ function parseTargets(pod: Pod, text: string | undefined, f: Findings): TargetCo
   return targets;
 }
 
-function deepFreeze<T>(value: T): T {
-  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
+/** Freezes the config all the way down, along its known shape (cheaper than a generic walk). */
+function freezeConfig(config: InjectionConfig): InjectionConfig {
+  for (const file of config.spec.files) {
+    if (file.source.kind === "secret") Object.freeze(file.source.ref);
+    else {
+      for (const part of file.source.parts) {
+        if ("secret" in part) Object.freeze(part.secret);
+        Object.freeze(part);
+      }
+      Object.freeze(file.source.parts);
+    }
+    Object.freeze(file.source);
+    Object.freeze(file);
   }
-  return value;
+  Object.freeze(config.spec.files);
+  Object.freeze(config.spec);
+  for (const target of config.targets) Object.freeze(target);
+  Object.freeze(config.targets);
+  return Object.freeze(config);
 }

@@ -67,8 +67,14 @@ function start(extraEnv: Record<string, string> = {}) {
   createInterface({ input: child.stdout }).on("line", (line) => {
     logs.push(JSON.parse(line) as Record<string, unknown>);
   });
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  child.stderr.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => {
+    child.on("exit", (code) => {
+      resolve(code);
+    });
+  });
   return { child, logs, exited, stderr: () => stderr };
 }
 

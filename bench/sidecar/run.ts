@@ -16,7 +16,7 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { cpus, loadavg, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { build } from "esbuild";
@@ -155,7 +155,11 @@ try {
     ...rows,
     "",
   ].join("\n");
-  await writeFile(join(root, "bench/sidecar/RESULTS.md"), text);
+  // The hand-written analysis below the table survives a re-run.
+  const resultsFile = join(root, "bench/sidecar/RESULTS.md");
+  const previous = existsSync(resultsFile) ? await readFile(resultsFile, "utf8") : "";
+  const analysis = previous.indexOf("\n## Analysis");
+  await writeFile(resultsFile, analysis < 0 ? text : `${text}${previous.slice(analysis)}`);
   console.log("wrote bench/sidecar/RESULTS.md");
 } finally {
   await world.close();

@@ -3,6 +3,9 @@
  * bodies, and two drivers over an undici Pool: closed loop (N connections,
  * each sending as soon as the last answer came) and open loop at a fixed rate.
  */
+import { execFile } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Pool } from "undici";
 import { testPod, testReview } from "../../webhook/testing.ts";
@@ -302,4 +305,86 @@ export async function openLoop(
   });
   await Promise.all(pending);
   return summarize(latencies, errors, (performance.now() - start) / 1000);
+}
+
+/** wrk's Lua: cycle through the bodies of a file, one JSON document a line. */
+const WRK_SCRIPT = `
+local bodies = {}
+for line in io.lines(os.getenv("AKV_BENCH_BODIES")) do bodies[#bodies + 1] = line end
+local i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  i = i + 1
+  return wrk.format(nil, "/mutate", nil, bodies[(i % #bodies) + 1])
+end
+`;
+
+/** Milliseconds from one of wrk's durations (`812.00us`, `1.23ms`, `2.01s`). */
+function wrkMs(text: string | undefined): number {
+  const match = /^([\d.]+)(us|ms|s|m)$/.exec(text ?? "");
+  if (match === null) return Number.NaN;
+  const scale = { us: 0.001, ms: 1, s: 1000, m: 60_000 }[match[2] as "us" | "ms" | "s" | "m"];
+  return Number(match[1]) * scale;
+}
+
+/**
+ * Closed loop with wrk (C, epoll; one thread), for when a Node client on one
+ * core would saturate before the server does. `prefix` runs it pinned, e.g.
+ * `["taskset", "-c", "1"]`.
+ */
+export async function closedLoopWrk(
+  port: number,
+  cases: readonly Case[],
+  connections: number,
+  seconds: number,
+  dir: string,
+  prefix: readonly string[],
+): Promise<Summary> {
+  const bodies = join(dir, "bodies.jsonl");
+  const script = join(dir, "mix.lua");
+  await writeFile(bodies, `${cases.map((c) => c.body).join("\n")}\n`);
+  await writeFile(script, WRK_SCRIPT);
+  const args = [
+    "wrk",
+    "-t1",
+    `-c${connections}`,
+    `-d${seconds}s`,
+    "--latency",
+    "-s",
+    script,
+    `https://127.0.0.1:${port}/mutate`,
+  ];
+  const [command = "wrk", ...rest] = [...prefix, ...args];
+  const output = await new Promise<string>((resolve, reject) => {
+    execFile(
+      command,
+      rest,
+      { env: { ...process.env, AKV_BENCH_BODIES: bodies } },
+      (error, stdout, stderr) => {
+        if (error !== null) reject(new Error(`wrk failed: ${stderr || error.message}`));
+        else resolve(stdout);
+      },
+    );
+  });
+  const requests = Number(/(\d+) requests in ([\d.]+)(s|m)/.exec(output)?.[1] ?? Number.NaN);
+  const percentile = (p: string): number =>
+    wrkMs(new RegExp(`^\\s+${p}%\\s+(\\S+)`, "m").exec(output)?.[1]);
+  const errors =
+    Number(/Non-2xx or 3xx responses: (\d+)/.exec(output)?.[1] ?? 0) +
+    [...output.matchAll(/(connect|read|write|timeout) (\d+)/g)].reduce(
+      (n, m) => n + Number(m[2]),
+      0,
+    );
+  const perSecond = Number(/Requests\/sec:\s+([\d.]+)/.exec(output)?.[1] ?? Number.NaN);
+  return {
+    requests,
+    errors,
+    seconds,
+    perSecond,
+    p50: percentile("50"),
+    p99: percentile("99"),
+    p999: Number.NaN,
+    max: wrkMs(/Latency\s+\S+\s+\S+\s+(\S+)/.exec(output)?.[1]),
+  };
 }

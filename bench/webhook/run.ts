@@ -8,7 +8,8 @@
  * loop at a fixed 1,000 requests/s (p99), and the server's peak RSS. Writes
  * its section of bench/webhook/RESULTS.md.
  *
- * Options: `--seconds N` per measurement (default 10).
+ * Options: `--seconds N` per measurement (default 10); `--profile` writes a
+ * V8 CPU profile of each server to bench/out/.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -21,6 +22,7 @@ import { createCertificateAuthority, createServingCertificate } from "../../cert
 import {
   buildMix,
   closedLoop,
+  closedLoopWrk,
   createPool,
   openLoop,
   outcomeOf,
@@ -29,7 +31,12 @@ import {
 } from "./load.ts";
 import { describeRun, writeSection } from "./results.ts";
 
-const { values } = parseArgs({ options: { seconds: { type: "string", default: "10" } } });
+const { values } = parseArgs({
+  options: {
+    seconds: { type: "string", default: "10" },
+    profile: { type: "boolean", default: false },
+  },
+});
 const SECONDS = Number(values.seconds);
 const CONNECTIONS = 32;
 const RATE = 1000;
@@ -37,6 +44,8 @@ const WARMUP_SECONDS = 3;
 const SERVER = new URL("server.ts", import.meta.url).pathname;
 
 const hasTaskset = spawnSync("taskset", ["--version"]).status === 0;
+// A Node client on one core saturates before a Node server on another does; wrk (C) does not.
+const hasWrk = spawnSync("wrk", ["--version"]).error === undefined;
 // This process (the load) on core 1, every thread of it; the servers on core 0.
 if (hasTaskset) spawnSync("taskset", ["-a", "-cp", "1", String(process.pid)], { stdio: "ignore" });
 
@@ -46,8 +55,16 @@ interface Started {
 }
 
 async function startServer(mode: "full" | "baseline", dir: string): Promise<Started> {
-  const command = hasTaskset ? "taskset" : process.execPath;
-  const args = hasTaskset ? ["-c", "0", process.execPath, SERVER, mode, dir] : [SERVER, mode, dir];
+  const node = [
+    process.execPath,
+    ...(values.profile
+      ? ["--cpu-prof", `--cpu-prof-dir=${new URL("../out", import.meta.url).pathname}`]
+      : []),
+    SERVER,
+    mode,
+    dir,
+  ];
+  const [command = process.execPath, ...args] = hasTaskset ? ["taskset", "-c", "0", ...node] : node;
   const child = spawn(command, args, { stdio: ["ignore", "pipe", "inherit"] });
   const port = await new Promise<number>((resolve, reject) => {
     createInterface({ input: child.stdout }).once("line", (line) => {
@@ -111,13 +128,22 @@ async function measure(
   const { child, port } = await startServer(mode, dir);
   try {
     await checkMix(port, caPem, cases, mode);
+    let closed: Summary;
+    if (hasWrk) {
+      const pin = hasTaskset ? ["taskset", "-c", "1"] : [];
+      await closedLoopWrk(port, cases, CONNECTIONS, WARMUP_SECONDS, dir, pin);
+      closed = await closedLoopWrk(port, cases, CONNECTIONS, SECONDS, dir, pin);
+    } else {
+      const warm = createPool(port, caPem, CONNECTIONS);
+      await closedLoop(warm, cases, CONNECTIONS, WARMUP_SECONDS);
+      closed = await closedLoop(warm, cases, CONNECTIONS, SECONDS);
+      await warm.close();
+    }
+    // Open the connections first: the apiserver keeps its connections to a webhook open.
     const pool = createPool(port, caPem, CONNECTIONS);
-    await closedLoop(pool, cases, CONNECTIONS, WARMUP_SECONDS);
-    const closed = await closedLoop(pool, cases, CONNECTIONS, SECONDS);
+    await closedLoop(pool, cases, CONNECTIONS, 1);
+    const fixed = await openLoop(pool, cases, RATE, SECONDS);
     await pool.close();
-    const ratePool = createPool(port, caPem, CONNECTIONS);
-    const fixed = await openLoop(ratePool, cases, RATE, SECONDS);
-    await ratePool.close();
     const rss = peakRssMiB(child.pid ?? 0);
     console.log(
       `${mode}: ${closed.perSecond.toFixed(0)} req/s, p50 ${closed.p50.toFixed(2)} ms, p99 ${closed.p99.toFixed(2)} ms; ` +
@@ -158,8 +184,9 @@ try {
 
 ${describeRun()}
 
-Command: \`node bench/webhook/run.ts --seconds ${SECONDS}\`. Server ${hasTaskset ? "pinned to core 0 (`taskset -c 0`)" : "not pinned (no taskset)"}, load generator
-(undici Pool, HTTPS, keep-alive, client trusting only the benchmark CA) ${hasTaskset ? "pinned to core 1" : "unpinned"}.
+Command: \`node bench/webhook/run.ts --seconds ${SECONDS}\`. Server ${hasTaskset ? "pinned to core 0 (`taskset -c 0`)" : "not pinned (no taskset)"}; load ${hasTaskset ? "pinned to core 1" : "unpinned"}:
+${hasWrk ? "closed loop by wrk 4.1 (one thread, HTTPS keep-alive, a Lua script cycling through the mix)" : "closed loop by an undici Pool (no wrk here: the Node client on one core may saturate first, so the ratio understates the server)"};
+fixed rate by an undici Pool (HTTPS keep-alive, trusting only the benchmark CA).
 Mix of ${cases.length} AdmissionReviews, mean ${(meanBytes / 1024).toFixed(1)} KiB (pods as the apiserver sends them:
 defaults, API-access volume, managed fields): 60% opted in and injected, 30% not opted in, 10% refused.
 The full server logs one pino line per admission to a file and keeps prom-client metrics (with the default

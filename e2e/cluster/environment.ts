@@ -481,13 +481,20 @@ export function webhookPodFrom(
       ...p,
       containerPort: p.name === "health" ? ports.health : p.name === "https" ? ports.https : p.containerPort,
     })),
-    env: (container.env ?? []).map((e) =>
-      e.name === WebhookEnv.port
-        ? { name: e.name, value: String(ports.https) }
-        : e.name === WebhookEnv.healthPort
-          ? { name: e.name, value: String(ports.health) }
-          : e,
-    ),
+    env: [
+      ...(container.env ?? []).map((e) =>
+        e.name === WebhookEnv.port
+          ? { name: e.name, value: String(ports.https) }
+          : e.name === WebhookEnv.healthPort
+            ? { name: e.name, value: String(ports.health) }
+            : e,
+      ),
+      // In self mode the certificate must also name 127.0.0.1, the host of
+      // the URL the apiserver calls here (in a cluster: the Service's names).
+      ...((container.env ?? []).some((e) => e.name === WebhookEnv.certMode && e.value === "self")
+        ? [{ name: WebhookEnv.certExtraSans, value: "127.0.0.1" }]
+        : []),
+    ],
     volumeMounts: [
       ...(container.volumeMounts ?? []),
       { name: API_ACCESS_VOLUME, mountPath: API_ACCESS_PATH, readOnly: true },
