@@ -217,7 +217,7 @@ describe("preview", () => {
   });
 
   it("without a service account file, assumes one with no annotations and says so", async () => {
-    const { serviceAccount: _, ...rest } = input();
+    const rest: PreviewInput = { pod: { text: POD, source: "pod.yaml" }, env: {} };
     const refused = await preview(rest);
     expect(refused.exitCode).toBe(1);
     expect(refused.stderr.join("\n")).toContain("akv-injector.io/client-id: no client id");

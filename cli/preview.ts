@@ -9,7 +9,7 @@ import fastJsonPatch, { type Operation } from "fast-json-patch";
 import { parseAllDocuments, stringify } from "yaml";
 import { AkvError, ErrorCode } from "../common/errors.ts";
 import { WebhookEnv } from "../common/names.ts";
-import type { AdmissionReview } from "../webhook/admission-review.ts";
+import { ADMISSION_API_VERSION, parseAdmissionReview } from "../webhook/admission-review.ts";
 import type { ServiceAccount } from "../webhook/injection-config.ts";
 import { review, type Outcome } from "../webhook/review.ts";
 import { parseInjectionSettings, withSidecarExtraCa, type EnvRecord } from "../webhook/settings.ts";
@@ -240,19 +240,21 @@ export async function preview(input: PreviewInput): Promise<PreviewResult> {
     serviceAccount = { metadata: { name: saName, namespace, annotations } };
   }
 
-  const admissionReview: AdmissionReview = {
+  // The body the apiserver would send, through the same envelope check as the server's.
+  const admissionReview = parseAdmissionReview({
+    apiVersion: ADMISSION_API_VERSION,
+    kind: "AdmissionReview",
     request: {
       uid: "preview",
       kind: { group: "", version: "v1", kind: "Pod" },
-      resource: "pods",
-      subResource: "",
+      resource: { group: "", version: "v1", resource: "pods" },
       operation: "CREATE",
       namespace,
       name: typeof metadata.name === "string" ? metadata.name : "",
       dryRun: true,
       object: pod,
     },
-  };
+  });
   const result = await review(admissionReview, {
     settings,
     lookupServiceAccount: (ns, name) =>

@@ -201,7 +201,10 @@ describe("injection as stored by the apiserver", () => {
       {
         pod: "unused",
         serviceAccount: WORKLOAD.serviceAccount,
-        annotations: { "akv-injector.io/vault": ctx.vaultUrl, "akv-injector.io/secrets": "db-password" },
+        annotations: {
+          "akv-injector.io/vault": ctx.vaultUrl,
+          "akv-injector.io/secrets": "db-password",
+        },
       },
       ctx,
     );
@@ -272,25 +275,27 @@ describe("injection as stored by the apiserver", () => {
 });
 
 describe("refusals reach the API client", () => {
-  it.each(refusalScenarios({ vaultUrl: "https://placeholder.invalid", appImage: "busybox" }).map((s) => [s.name, s.pod]))(
-    "%s",
-    async (_name, podName) => {
-      const scenario = refusalScenarios(ctx).find((s) => s.pod === podName);
-      if (scenario === undefined) throw new Error(podName);
-      const response = await env.api(
-        "POST",
-        `/api/v1/namespaces/${WORKLOAD.namespace}/pods`,
-        buildPod(scenario, ctx),
-      );
-      const status = response.body as V1Status;
-      expect(response.status).toBe(400);
-      expect(status.message).toContain('admission webhook "pods.akv-injector.io" denied the request');
-      for (const words of scenario.message) expect(status.message).toContain(words);
-      // Refused whole: nothing was stored.
-      const get = await env.api("GET", `/api/v1/namespaces/${WORKLOAD.namespace}/pods/${podName}`);
-      expect(get.status).toBe(404);
-    },
-  );
+  it.each(
+    refusalScenarios({ vaultUrl: "https://placeholder.invalid", appImage: "busybox" }).map((s) => [
+      s.name,
+      s.pod,
+    ]),
+  )("%s", async (_name, podName) => {
+    const scenario = refusalScenarios(ctx).find((s) => s.pod === podName);
+    if (scenario === undefined) throw new Error(podName);
+    const response = await env.api(
+      "POST",
+      `/api/v1/namespaces/${WORKLOAD.namespace}/pods`,
+      buildPod(scenario, ctx),
+    );
+    const status = response.body as V1Status;
+    expect(response.status).toBe(400);
+    expect(status.message).toContain('admission webhook "pods.akv-injector.io" denied the request');
+    for (const words of scenario.message) expect(status.message).toContain(words);
+    // Refused whole: nothing was stored.
+    const get = await env.api("GET", `/api/v1/namespaces/${WORKLOAD.namespace}/pods/${podName}`);
+    expect(get.status).toBe(404);
+  });
 });
 
 describe("reinvocation", () => {
@@ -299,9 +304,10 @@ describe("reinvocation", () => {
   afterAll(async () => {
     await new Promise<void>((resolve) => {
       if (server === undefined) resolve();
-      else server.close(() => {
-        resolve();
-      });
+      else
+        server.close(() => {
+          resolve();
+        });
     });
   });
 
@@ -324,7 +330,11 @@ describe("reinvocation", () => {
           ? undefined
           : Buffer.from(
               JSON.stringify([
-                { op: "add", path: "/spec/containers/-", value: { name: "late", image: "busybox:1.37" } },
+                {
+                  op: "add",
+                  path: "/spec/containers/-",
+                  value: { name: "late", image: "busybox:1.37" },
+                },
               ]),
             ).toString("base64");
         res.setHeader("content-type", "application/json");

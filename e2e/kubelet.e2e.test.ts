@@ -16,7 +16,12 @@ import { join } from "node:path";
 import { createLocalJWKSet, jwtVerify } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Injected } from "../common/names.ts";
-import { httpGet, REPO_ROOT, startControlPlane, type ControlPlane } from "./cluster/control-plane.ts";
+import {
+  httpGet,
+  REPO_ROOT,
+  startControlPlane,
+  type ControlPlane,
+} from "./cluster/control-plane.ts";
 import { isGroupAlive } from "./cluster/processes.ts";
 import { TestKubelet } from "./kubelet/kubelet.ts";
 import { detectLayout, type LayoutKind } from "./kubelet/layout.ts";
@@ -177,9 +182,9 @@ describe.each(["namespace", "folders"] as const)("test kubelet, %s layout", (lay
       expect(existsSync("/var/run/akv-injector")).toBe(false);
       expect(existsSync(Injected.tokenMountPath)).toBe(false);
     } else {
-      expect(
-        await readFile(pod.hostPath("app", "/mnt/secrets/report.json"), "utf8"),
-      ).toContain('"token"');
+      expect(await readFile(pod.hostPath("app", "/mnt/secrets/report.json"), "utf8")).toContain(
+        '"token"',
+      );
     }
 
     const exits = await pod.stop();

@@ -6,8 +6,15 @@
  * here and `kubectl exec` in kind. Checks throw an Error that says what
  * differed; they use only `cat`, `stat` and `ls`, which busybox has too.
  */
+/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's
+   models are plain data classes, built from object literals as its own docs do. */
 import type { V1Pod } from "@kubernetes/client-node";
-import { randomBytes } from "node:crypto";
+import { createPrivateKey, createPublicKey, randomBytes, X509Certificate } from "node:crypto";
+import {
+  createCertificateAuthority,
+  createPkcs12,
+  createServingCertificate,
+} from "../certs/index.ts";
 import { INJECT_LABEL, Injected } from "../common/names.ts";
 
 /** How a check reaches into a pod's container. */
@@ -30,13 +37,16 @@ export interface ScenarioContext {
 export interface SecretSeed {
   readonly name: string;
   readonly value: string;
+  /** `application/x-pkcs12` for a certificate-backed secret, as Key Vault stores one. */
+  readonly contentType?: string;
 }
 
 /** A file the app must see: its path in the container, content and mode. */
 export interface ExpectedFile {
   readonly container: string;
   readonly path: string;
-  readonly content: string;
+  /** The exact content, or a check of it that returns what is wrong (undefined when right). */
+  readonly content: string | ((content: string) => string | undefined);
   /** Octal, as `stat -c %a` prints it. */
   readonly mode: string;
 }
@@ -53,6 +63,8 @@ export interface InjectionScenario {
   readonly expected: readonly ExpectedFile[];
   /** Containers that must not have the secrets mount. */
   readonly withoutMount?: readonly { container: string; path: string }[];
+  /** The app containers' user; default 1000 (another user than the sidecar's 65532). */
+  readonly appUser?: number;
   /**
    * The pod's fsGroup. Files the sidecar (its own user) writes with a mode
    * closed to "other", like 0440, are readable by an app of another user only
@@ -78,15 +90,65 @@ export function freshValue(label: string): string {
   return `${label}-${randomBytes(18).toString("base64url")}`;
 }
 
+/**
+ * A certificate-backed secret as Key Vault stores it (PKCS#12, no password,
+ * base64), with checks of the files made from it: checked with node:crypto,
+ * not with the code that made or converts it.
+ */
+export function certificateSecret(name: string): {
+  secret: SecretSeed;
+  checkChain: (content: string) => string | undefined;
+  checkKey: (content: string) => string | undefined;
+} {
+  const now = new Date();
+  const ca = createCertificateAuthority({ commonName: "e2e scenario CA", now });
+  const leaf = createServingCertificate(ca, { dnsNames: ["app.example.test"], now });
+  const pkcs12 = createPkcs12({ keyPem: leaf.keyPem, certPems: [leaf.certPem, ca.certPem] });
+  const leafCert = new X509Certificate(leaf.certPem);
+  const caCert = new X509Certificate(ca.certPem);
+  const blocks = (text: string): string[] =>
+    text.match(/-----BEGIN [^-]+-----[\s\S]+?-----END [^-]+-----/g) ?? [];
+  return {
+    secret: { name, value: pkcs12, contentType: "application/x-pkcs12" },
+    checkChain: (content) => {
+      const certs = blocks(content).map((b) => new X509Certificate(b));
+      if (certs.length !== 2) return `holds ${certs.length} certificates, expected leaf and CA`;
+      if (certs[0]?.fingerprint256 !== leafCert.fingerprint256)
+        return "does not start with the leaf";
+      if (certs[1]?.fingerprint256 !== caCert.fingerprint256) return "does not end with the CA";
+      if (content.includes("PRIVATE KEY")) return "holds a private key";
+      return undefined;
+    },
+    checkKey: (content) => {
+      const [block, ...rest] = blocks(content);
+      if (block === undefined || rest.length > 0) return "does not hold exactly one PEM block";
+      const publicKey = createPublicKey(createPrivateKey(block)).export({
+        type: "spki",
+        format: "der",
+      });
+      const expected = leafCert.publicKey.export({ type: "spki", format: "der" });
+      return publicKey.equals(expected) ? undefined : "is not the leaf's private key";
+    },
+  };
+}
+
 /** The namespace, service account and its client id every scenario uses. */
-export const WORKLOAD = { namespace: "team-a", serviceAccount: "app", otherServiceAccount: "no-identity" };
+export const WORKLOAD = {
+  namespace: "team-a",
+  serviceAccount: "app",
+  otherServiceAccount: "no-identity",
+};
 
 /** The scenarios of one run (values fresh each time). */
 export function injectionScenarios(ctx: ScenarioContext): InjectionScenario[] {
   const db = { name: "db-password", value: freshValue("db") };
   const api = { name: "api-key", value: freshValue("api") };
-  const config = { name: "app-config", value: `{"endpoint":"https://example.test","seed":"${freshValue("cfg")}"}` };
+  const config = {
+    name: "app-config",
+    value: `{"endpoint":"https://example.test","seed":"${freshValue("cfg")}"}`,
+  };
   const token = { name: "init-token", value: freshValue("init") };
+  const tls = certificateSecret("web-tls");
   return [
     {
       name: "secrets listed in one annotation, default mount path, every container",
@@ -120,7 +182,12 @@ export function injectionScenarios(ctx: ScenarioContext): InjectionScenario[] {
       containers: ["app", "metrics"],
       secrets: [db, config],
       expected: [
-        { container: "app", path: "/etc/app/secrets/config.json", content: config.value, mode: "440" },
+        {
+          container: "app",
+          path: "/etc/app/secrets/config.json",
+          content: config.value,
+          mode: "440",
+        },
         {
           container: "app",
           path: "/etc/app/secrets/app.env",
@@ -129,6 +196,27 @@ export function injectionScenarios(ctx: ScenarioContext): InjectionScenario[] {
         },
       ],
       withoutMount: [{ container: "metrics", path: "/etc/app/secrets/app.env" }],
+    },
+    {
+      name: "a certificate-backed secret (PKCS#12) as certificate chain and key files",
+      pod: "certificate",
+      serviceAccount: WORKLOAD.serviceAccount,
+      annotations: {
+        "akv-injector.io/vault": ctx.vaultUrl,
+        "akv-injector.io/secret-tls.crt": tls.secret.name,
+        "akv-injector.io/format-tls.crt": "cert",
+        "akv-injector.io/secret-tls.key": tls.secret.name,
+        "akv-injector.io/format-tls.key": "key",
+        "akv-injector.io/file-mode": "0400",
+      },
+      // The key is for the app's user alone: run the app as the sidecar's user.
+      appUser: 65532,
+      containers: ["app"],
+      secrets: [tls.secret],
+      expected: [
+        { container: "app", path: "/mnt/secrets/tls.crt", content: tls.checkChain, mode: "400" },
+        { container: "app", path: "/mnt/secrets/tls.key", content: tls.checkKey, mode: "400" },
+      ],
     },
     {
       name: "init mode: one sync before the app starts, no refresh",
@@ -141,7 +229,9 @@ export function injectionScenarios(ctx: ScenarioContext): InjectionScenario[] {
       },
       containers: ["app"],
       secrets: [token],
-      expected: [{ container: "app", path: "/mnt/secrets/init-token", content: token.value, mode: "644" }],
+      expected: [
+        { container: "app", path: "/mnt/secrets/init-token", content: token.value, mode: "644" },
+      ],
     },
   ];
 }
@@ -183,21 +273,31 @@ export function refusalScenarios(ctx: ScenarioContext): RefusalScenario[] {
       ...base,
       name: "vault outside the allowed suffixes",
       pod: "refuse-vault",
-      annotations: { "akv-injector.io/vault": "https://evil.example.com", "akv-injector.io/secrets": "db" },
+      annotations: {
+        "akv-injector.io/vault": "https://evil.example.com",
+        "akv-injector.io/secrets": "db",
+      },
       message: ["akv-injector.io/vault", "https://evil.example.com"],
     },
     {
       ...base,
       name: "plain http vault",
       pod: "refuse-http-vault",
-      annotations: { "akv-injector.io/vault": "http://127.0.0.1:1", "akv-injector.io/secrets": "db" },
+      annotations: {
+        "akv-injector.io/vault": "http://127.0.0.1:1",
+        "akv-injector.io/secrets": "db",
+      },
       message: ["akv-injector.io/vault"],
     },
     {
       ...base,
       name: "duplicate target file",
       pod: "refuse-duplicate",
-      annotations: { ...vault, "akv-injector.io/secrets": "db", "akv-injector.io/secret-db": "other" },
+      annotations: {
+        ...vault,
+        "akv-injector.io/secrets": "db",
+        "akv-injector.io/secret-db": "other",
+      },
       message: ["db"],
     },
     {
@@ -211,7 +311,11 @@ export function refusalScenarios(ctx: ScenarioContext): RefusalScenario[] {
       ...base,
       name: "containers naming a container the pod lacks",
       pod: "refuse-containers",
-      annotations: { ...vault, "akv-injector.io/secrets": "db", "akv-injector.io/containers": "nope" },
+      annotations: {
+        ...vault,
+        "akv-injector.io/secrets": "db",
+        "akv-injector.io/containers": "nope",
+      },
       message: ["akv-injector.io/containers", "nope"],
     },
     {
@@ -244,6 +348,7 @@ export function buildPod(
     containers?: readonly string[];
     initContainers?: readonly string[];
     fsGroup?: number;
+    appUser?: number;
   },
   ctx: ScenarioContext,
   namespace = WORKLOAD.namespace,
@@ -252,7 +357,11 @@ export function buildPod(
     name,
     image: ctx.appImage,
     command: ["sleep", "3600"],
-    securityContext: { runAsUser: 1000, runAsGroup: 1000, runAsNonRoot: true },
+    securityContext: {
+      runAsUser: scenario.appUser ?? 1000,
+      runAsGroup: scenario.appUser ?? 1000,
+      runAsNonRoot: true,
+    },
   });
   return {
     apiVersion: "v1",
@@ -294,39 +403,51 @@ async function run(access: PodAccess, container: string, argv: readonly string[]
 export async function checkAppView(access: PodAccess, scenario: InjectionScenario): Promise<void> {
   for (const file of scenario.expected) {
     const content = await run(access, file.container, ["cat", file.path]);
-    if (content !== file.content) {
-      throw new Error(
-        `${scenario.pod}/${file.container}: ${file.path} holds ${content.length} bytes that are not the secret's value`,
-      );
+    const problem =
+      typeof file.content === "string"
+        ? content === file.content
+          ? undefined
+          : `holds ${content.length} bytes that are not the secret's value`
+        : file.content(content);
+    if (problem !== undefined) {
+      throw new Error(`${scenario.pod}/${file.container}: ${file.path} ${problem}`);
     }
     const mode = (await run(access, file.container, ["stat", "-L", "-c", "%a", file.path])).trim();
     if (mode !== file.mode) {
-      throw new Error(`${scenario.pod}/${file.container}: ${file.path} has mode ${mode}, expected ${file.mode}`);
+      throw new Error(
+        `${scenario.pod}/${file.container}: ${file.path} has mode ${mode}, expected ${file.mode}`,
+      );
     }
     const dir = file.path.slice(0, file.path.lastIndexOf("/"));
     const listing = await run(access, file.container, ["ls", "-A", dir]);
     if (!listing.split(/\s+/).includes("..data")) {
-      throw new Error(`${scenario.pod}/${file.container}: ${dir} has no ..data link (not published atomically)`);
+      throw new Error(
+        `${scenario.pod}/${file.container}: ${dir} has no ..data link (not published atomically)`,
+      );
     }
   }
   for (const absent of scenario.withoutMount ?? []) {
     const result = await access.exec(absent.container, ["cat", absent.path]);
     if (result.code === 0) {
-      throw new Error(`${scenario.pod}/${absent.container}: ${absent.path} is readable but must not be mounted there`);
+      throw new Error(
+        `${scenario.pod}/${absent.container}: ${absent.path} is readable but must not be mounted there`,
+      );
     }
   }
   // The token belongs to the sidecar alone.
   for (const container of scenario.containers) {
     const result = await access.exec(container, ["cat", Injected.tokenFile]);
     if (result.code === 0) {
-      throw new Error(`${scenario.pod}/${container}: the federated token is readable in an app container`);
+      throw new Error(
+        `${scenario.pod}/${container}: the federated token is readable in an app container`,
+      );
     }
   }
 }
 
 /** Polls `check` until it passes or `timeoutMs` passes (then throws its last error). */
 export async function eventually(
-  check: () => Promise<void>,
+  check: () => unknown,
   timeoutMs: number,
   intervalMs = 200,
 ): Promise<void> {
@@ -354,7 +475,8 @@ export function findLeaks(
   for (const [file, text] of logs) {
     text.split("\n").forEach((line, i) => {
       const value = secretValues.find((v) => line.includes(v));
-      if (value !== undefined) leaks.push(`${file}:${i + 1}: a secret value (${value.slice(0, 6)}…)`);
+      if (value !== undefined)
+        leaks.push(`${file}:${i + 1}: a secret value (${value.slice(0, 6)}…)`);
       if (JWT_PATTERN.test(line)) leaks.push(`${file}:${i + 1}: a JWT`);
     });
   }

@@ -45,9 +45,9 @@ afterAll(async () => {
   await env.stop();
 });
 
-function setSecret(name: string, value: string): void {
+function setSecret(name: string, value: string, contentType?: string): void {
   values.push(value);
-  env.vault.setSecret(name, value);
+  env.vault.setSecret(name, value, contentType === undefined ? {} : { contentType });
 }
 
 async function createPod(pod: V1Pod): Promise<void> {
@@ -67,7 +67,11 @@ async function runWith(
 ): Promise<RunningPod> {
   await createPod(
     buildPod(
-      { pod: name, serviceAccount, annotations: { "akv-injector.io/vault": ctx.vaultUrl, ...annotations } },
+      {
+        pod: name,
+        serviceAccount,
+        annotations: { "akv-injector.io/vault": ctx.vaultUrl, ...annotations },
+      },
       ctx,
       namespace,
     ),
@@ -84,10 +88,13 @@ describe("the injected sidecar, run by the test kubelet", () => {
     async (_title, podName) => {
       const scenario = injectionScenarios(ctx).find((s) => s.pod === podName);
       if (scenario === undefined) throw new Error(podName);
-      for (const secret of scenario.secrets) setSecret(secret.name, secret.value);
+      for (const secret of scenario.secrets)
+        setSecret(secret.name, secret.value, secret.contentType);
       await createPod(buildPod(scenario, ctx));
       const pod = await env.runPod(WORKLOAD.namespace, scenario.pod);
-      console.log(`${scenario.pod}: ready ${pod.startMs} ms after the sidecar started (${pod.layout} layout)`);
+      console.log(
+        `${scenario.pod}: ready ${pod.startMs} ms after the sidecar started (${pod.layout} layout)`,
+      );
       await checkAppView(pod, scenario);
 
       const sidecar = pod.process(Injected.containerName);
@@ -106,6 +113,28 @@ describe("the injected sidecar, run by the test kubelet", () => {
       }
     },
   );
+
+  it("pays the request budget: N + 1 Key Vault requests and one token per cold start, N per refresh", async () => {
+    const names = ["budget-1", "budget-2", "budget-3", "budget-4", "budget-5"];
+    for (const name of names) setSecret(name, freshValue(name));
+    env.vault.resetCounters();
+    env.aad.resetCounters();
+    const pod = await runWith("budget", {
+      "akv-injector.io/secrets": names.join(","),
+      "akv-injector.io/refresh-interval": "2s",
+    });
+    // The first sync: one challenge, then the N reads with the token.
+    const cold = env.vault.counters();
+    expect(cold.total).toBeLessThanOrEqual(names.length + 1);
+    expect(env.aad.counters().tokensIssued).toBe(1);
+    env.vault.resetCounters();
+    await eventually(() => {
+      expect(env.vault.counters().authenticated).toBeGreaterThanOrEqual(names.length);
+    }, 10_000);
+    await pod.stop();
+    // Refreshes reuse the challenge: no unauthenticated request.
+    expect(env.vault.counters().challenges).toBe(0);
+  });
 
   it("rotates every file of a pod together, atomically", async () => {
     setSecret("rot-a", freshValue("a1"));
@@ -172,7 +201,7 @@ describe("the injected sidecar, run by the test kubelet", () => {
       await new Promise((resolve) => setTimeout(resolve, 4000));
       setSecret("aad-down", freshValue("v2"));
       const before = env.aad.counters().faults;
-      await eventually(async () => {
+      await eventually(() => {
         expect(env.aad.counters().faults).toBeGreaterThan(before + 2);
       }, 30_000);
       expect(await readFile(file, "utf8")).toBe(first);
@@ -193,38 +222,44 @@ describe("the injected sidecar, run by the test kubelet", () => {
     ["HTTP 429 without Retry-After", { type: "status", status: 429 }],
     ["HTTP 429 with Retry-After", { type: "status", status: 429, retryAfterSeconds: 1 }],
     ["dropped connections", { type: "drop" }],
-  ] as const)("keeps the files through a Key Vault outage (%s), and catches up", async (label, action) => {
-    const name = `kv-${label.replace(/[^a-z0-9]+/gi, "-").toLowerCase().replace(/-+$/, "")}`;
-    setSecret("kv-down", freshValue("v1"));
-    const first = values.at(-1);
-    const pod = await runWith(name, {
-      "akv-injector.io/secret-value": "kv-down",
-      "akv-injector.io/refresh-interval": "1s",
-    });
-    const file = pod.hostPath("app", "/mnt/secrets/value");
-    expect(await readFile(file, "utf8")).toBe(first);
-    const id = env.vault.injectFault({
-      action,
-      match: { secret: "kv-down", authenticated: true },
-      times: 100_000,
-    });
-    try {
-      setSecret("kv-down", freshValue("v2"));
-      const before = env.vault.counters().faults;
-      await eventually(async () => {
-        expect(env.vault.counters().faults).toBeGreaterThan(before + 1);
-      }, 30_000);
-      // Never removed, never truncated, never half-written.
+  ] as const)(
+    "keeps the files through a Key Vault outage (%s), and catches up",
+    async (label, action) => {
+      const name = `kv-${label
+        .replace(/[^a-z0-9]+/gi, "-")
+        .toLowerCase()
+        .replace(/-+$/, "")}`;
+      setSecret("kv-down", freshValue("v1"));
+      const first = values.at(-1);
+      const pod = await runWith(name, {
+        "akv-injector.io/secret-value": "kv-down",
+        "akv-injector.io/refresh-interval": "1s",
+      });
+      const file = pod.hostPath("app", "/mnt/secrets/value");
       expect(await readFile(file, "utf8")).toBe(first);
-      expect(pod.process(Injected.containerName)?.exit()).toBeUndefined();
-    } finally {
-      env.vault.clearFaults(id);
-    }
-    await eventually(async () => {
-      expect(await readFile(file, "utf8")).toBe(values.at(-1));
-    }, 60_000);
-    await pod.stop();
-  });
+      const id = env.vault.injectFault({
+        action,
+        match: { secret: "kv-down", authenticated: true },
+        times: 100_000,
+      });
+      try {
+        setSecret("kv-down", freshValue("v2"));
+        const before = env.vault.counters().faults;
+        await eventually(() => {
+          expect(env.vault.counters().faults).toBeGreaterThan(before + 1);
+        }, 30_000);
+        // Never removed, never truncated, never half-written.
+        expect(await readFile(file, "utf8")).toBe(first);
+        expect(pod.process(Injected.containerName)?.exit()).toBeUndefined();
+      } finally {
+        env.vault.clearFaults(id);
+      }
+      await eventually(async () => {
+        expect(await readFile(file, "utf8")).toBe(values.at(-1));
+      }, 60_000);
+      await pod.stop();
+    },
+  );
 
   it("says why when the federated credential does not match", async () => {
     const unfederated = await env.addWorkload({
@@ -268,7 +303,10 @@ describe("the injected sidecar, run by the test kubelet", () => {
         {
           pod: "no-role",
           serviceAccount: noRole.serviceAccount,
-          annotations: { "akv-injector.io/vault": ctx.vaultUrl, "akv-injector.io/secrets": "locked" },
+          annotations: {
+            "akv-injector.io/vault": ctx.vaultUrl,
+            "akv-injector.io/secrets": "locked",
+          },
         },
         ctx,
       ),
@@ -292,11 +330,18 @@ describe("the injected sidecar, run by the test kubelet", () => {
       expect.arrayContaining(["kube-apiserver.log", "mock-aad.log", "mock-key-vault.log"]),
     );
     expect(names.some((n) => n.endsWith(".webhook.log"))).toBe(true);
-    expect(names.filter((n) => n.endsWith(`.${Injected.containerName}.log`)).length).toBeGreaterThan(3);
+    expect(
+      names.filter((n) => n.endsWith(`.${Injected.containerName}.log`)).length,
+    ).toBeGreaterThan(3);
     expect(values.length).toBeGreaterThan(5);
     expect(findLeaks(logs, values)).toEqual([]);
     // The scan works: it finds a planted value and a planted token.
-    const planted = new Map([["planted.log", `x ${values[0] ?? ""} eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXh5eg`]]);
+    const planted = new Map([
+      [
+        "planted.log",
+        `x ${values[0] ?? ""} eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXh5eg`,
+      ],
+    ]);
     expect(findLeaks(planted, values)).toHaveLength(2);
   });
 });

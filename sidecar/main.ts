@@ -9,8 +9,10 @@
  */
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+// names.ts is a table of constants: importing it keeps the probe cheap.
+import { SidecarEnv } from "../common/names.ts";
 
-const SPEC_ENV = "AKV_INJECTOR_SPEC";
+const SPEC_ENV = SidecarEnv.spec;
 const USAGE = "usage: akv-injector-sidecar run|probe";
 
 /** `<outputDir>/..data` exists: the first sync was published. */

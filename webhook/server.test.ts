@@ -12,7 +12,7 @@ import {
 } from "../certs/index.ts";
 import { createLogger } from "../common/logger.ts";
 import type { ServiceAccount } from "./injection-config.ts";
-import { createWebhookServer, type WebhookServer } from "./server.ts";
+import { createAdmissionLogger, createWebhookServer, type WebhookServer } from "./server.ts";
 import { bodyArbitrary, checkAnswer } from "./testing-arbitraries.ts";
 import {
   applyTestPatch,
@@ -318,6 +318,36 @@ describe("POST /mutate (inject)", () => {
     expect(text).not.toContain("serviceAccountToken");
   });
 
+  it("answers an unexpected failure with 500 JSON that hides the details", async () => {
+    const { server, logs } = await harness();
+    server.app.post("/boom", () => {
+      throw new Error("internal detail");
+    });
+    const res = await server.app.inject({ method: "POST", url: "/boom", payload: {} });
+    expect(res.statusCode).toBe(500);
+    expect(res.json()).toEqual({
+      error: "Internal Server Error",
+      code: "INTERNAL",
+      message: "internal error",
+    });
+    expect(logs.at(-1)).toMatchObject({ level: 50, msg: "request failed" });
+  });
+
+  it("censors secret-named keys in admission lines", () => {
+    const lines: string[] = [];
+    const logger = createLogger({
+      name: "webhook",
+      destination: { write: (l: string) => lines.push(l) },
+    });
+    createAdmissionLogger(logger).info(
+      { uid: "u", token: "tok-123", password: "pw-456" },
+      "admission",
+    );
+    expect(lines[0]).toContain('"uid":"u"');
+    expect(lines[0]).not.toContain("tok-123");
+    expect(lines[0]).not.toContain("pw-456");
+  });
+
   it("property: random and malformed reviews never crash it and always get JSON", async () => {
     const { server } = await harness({
       lookup: (namespace, name) =>
@@ -390,6 +420,24 @@ describe("health server", () => {
     expect(
       (await post(port, testReview(testPod(annotations)), { ca: pkiA.ca.certPem })).status,
     ).toBe(200);
+  });
+});
+
+describe("start-up", () => {
+  it("stops when the directory of the TLS files does not exist, naming the variables", async () => {
+    await expect(
+      createWebhookServer({
+        settings: {
+          ...testSettings(),
+          tlsCertFile: "/nonexistent/tls.crt",
+          tlsKeyFile: "/nonexistent/tls.key",
+        },
+        logger: createLogger({ name: "webhook", level: "silent" }),
+        serviceAccounts: { lookup: () => Promise.resolve(undefined), isSynced: () => true },
+      }),
+    ).rejects.toThrow(
+      /AKV_INJECTOR_TLS_CERT_FILE, AKV_INJECTOR_TLS_KEY_FILE: cannot watch \/nonexistent/,
+    );
   });
 });
 

@@ -21,6 +21,7 @@ import { createSecureContext, type SecureContextOptions } from "node:tls";
 import { fastify, type FastifyError, type FastifyInstance } from "fastify";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { AkvError, ErrorCode, isAkvError } from "../common/errors.ts";
+import { WebhookEnv } from "../common/names.ts";
 import { REDACT_PATHS, type Logger } from "../common/logger.ts";
 import { parseAdmissionReview } from "./admission-review.ts";
 import { OUTCOMES, review, type Outcome, type ServiceAccountLookup } from "./review.ts";
@@ -242,7 +243,11 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
         { err: { message: error.message, code: error.code }, url: request.url },
         "request failed",
       );
-      return reply.code(status).send(errorBody(status, error.code, "internal error"));
+      // A plain Error thrown by a bug has no code; the body still has one.
+      const code = (error as { code?: unknown }).code;
+      return reply
+        .code(status)
+        .send(errorBody(status, typeof code === "string" ? code : "INTERNAL", "internal error"));
     }
     metrics.admissions.inc({ outcome: "invalid" });
     admissionLog.info(
@@ -381,7 +386,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
     } catch (cause) {
       throw new AkvError(
         ErrorCode.TLS_INVALID,
-        `cannot watch ${dir}, the directory of the TLS files: ${(cause as Error).message}`,
+        `${WebhookEnv.tlsCertFile}, ${WebhookEnv.tlsKeyFile}: cannot watch ${dir}, the directory of the TLS files (${(cause as Error).message})`,
         { cause },
       );
     }

@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -6,6 +7,7 @@ import type { ServiceAccount } from "./injection-config.ts";
 import {
   createKubernetesServiceAccountCache,
   createServiceAccountCache,
+  describeError,
   type ServiceAccountInformer,
 } from "./service-accounts.ts";
 import { FakeApiServer, fakeKubeConfig, fakeServiceAccount } from "./testing-apiserver.ts";
@@ -204,6 +206,40 @@ describe("createServiceAccountCache", () => {
   });
 });
 
+describe("describeError", () => {
+  it("gives the status and the apiserver's message of an API error", () => {
+    const error = Object.assign(
+      new Error("HTTP-Code: 403\nMessage: Unknown\nBody: {...}\nHeaders: {}"),
+      {
+        code: 403,
+        body: JSON.stringify({
+          kind: "Status",
+          message: 'serviceaccounts is forbidden: User "x" cannot list',
+        }),
+      },
+    );
+    expect(describeError(error)).toBe(
+      'HTTP 403: serviceaccounts is forbidden: User "x" cannot list',
+    );
+  });
+
+  it("gives the status of a watch error, and the first line of others", () => {
+    expect(describeError(Object.assign(new Error("Gone"), { statusCode: 410 }))).toBe(
+      "HTTP 410: Gone",
+    );
+    expect(
+      describeError(Object.assign(new Error("HTTP-Code: 500\nBody: secret"), { code: 500 })),
+    ).toBe("HTTP 500");
+    expect(describeError(new Error("connect ECONNREFUSED\nmore"))).toBe("connect ECONNREFUSED");
+    expect(describeError("x")).toBe("x");
+    expect(
+      describeError(
+        new TypeError("fetch failed", { cause: new Error("connect ECONNREFUSED 127.0.0.1:1") }),
+      ),
+    ).toBe("fetch failed: connect ECONNREFUSED 127.0.0.1:1");
+  });
+});
+
 describe("createKubernetesServiceAccountCache (real client, loopback apiserver)", () => {
   it("lists, watches, reads live on a miss, and says 404 is absent", async () => {
     const api = new FakeApiServer();
@@ -248,9 +284,14 @@ describe("createKubernetesServiceAccountCache (real client, loopback apiserver)"
   });
 
   it("fails a lookup clearly when the apiserver is unreachable", async () => {
+    // A port that was free a moment ago: nothing listens there.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromOptions({
-      clusters: [{ name: "gone", server: "https://127.0.0.1:1", skipTLSVerify: true }],
+      clusters: [{ name: "gone", server: `https://127.0.0.1:${port}`, skipTLSVerify: true }],
       users: [{ name: "u" }],
       contexts: [{ name: "gone", cluster: "gone", user: "u" }],
       currentContext: "gone",
@@ -258,6 +299,8 @@ describe("createKubernetesServiceAccountCache (real client, loopback apiserver)"
     const cache = createKubernetesServiceAccountCache(kubeConfig, silent);
     const error: unknown = await cache.lookup("ns", "a").catch((e: unknown) => e);
     expect(isAkvError(error, ErrorCode.KUBERNETES_UNAVAILABLE)).toBe(true);
-    expect((error as Error).message).toMatch(/^reading service account ns\/a failed: /);
+    expect((error as Error).message).toMatch(
+      /^reading service account ns\/a failed: .*ECONNREFUSED/,
+    );
   });
 });

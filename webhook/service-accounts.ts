@@ -153,19 +153,37 @@ export function createServiceAccountCache(
   };
 }
 
-/** A short, value-free description of a lower error (no response bodies in logs). */
-function describeError(err: unknown): string {
-  if (err instanceof Error) {
-    const code =
-      (err as { code?: unknown; statusCode?: unknown }).code ??
-      (err as { statusCode?: unknown }).statusCode;
-    const status = typeof code === "number" ? `HTTP ${code}` : undefined;
-    const message = err.message.split("\n")[0] ?? "";
-    return status !== undefined && !message.includes(String(code))
-      ? `${status}: ${message}`.slice(0, 300)
-      : message.slice(0, 300);
+/**
+ * A short description of a lower error: the HTTP status and, for an API
+ * error, the apiserver's own message (`serviceaccounts is forbidden: …`), which
+ * says what to fix. Never headers or whole bodies.
+ */
+export function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err).slice(0, 300);
+  const e = err as Error & { code?: unknown; statusCode?: unknown; body?: unknown };
+  const code = typeof e.code === "number" ? e.code : e.statusCode;
+  if (typeof code !== "number") {
+    // undici says only "fetch failed"; the reason (ECONNREFUSED, a TLS error) is its cause.
+    const cause = e.cause instanceof Error ? `: ${e.cause.message.split("\n")[0] ?? ""}` : "";
+    return `${e.message.split("\n")[0] ?? ""}${cause}`.slice(0, 300);
   }
-  return String(err).slice(0, 300);
+  let body = e.body;
+  if (typeof body === "string") {
+    try {
+      body = JSON.parse(body);
+    } catch {
+      body = undefined;
+    }
+  }
+  const apiMessage =
+    typeof body === "object" &&
+    body !== null &&
+    typeof (body as { message?: unknown }).message === "string"
+      ? (body as { message: string }).message
+      : undefined;
+  const firstLine = e.message.split("\n")[0] ?? "";
+  const detail = apiMessage ?? (firstLine.startsWith("HTTP-Code") ? undefined : firstLine);
+  return `HTTP ${code}${detail === undefined || detail === "" ? "" : `: ${detail}`}`.slice(0, 300);
 }
 
 /**

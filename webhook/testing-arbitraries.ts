@@ -60,7 +60,7 @@ const maybe = <T>(arb: fc.Arbitrary<T>): fc.Arbitrary<unknown> =>
     { weight: 1, arbitrary: anyJson },
   );
 
-const container = fc.record(
+const oddContainer = fc.record(
   {
     name: maybe(fc.constantFrom("app", "proxy", "init", "akv-injector", "")),
     image: fc.constant("busybox"),
@@ -76,9 +76,38 @@ const container = fc.record(
   },
   { requiredKeys: [] },
 );
+const saneContainer = fc.record({
+  name: fc.constantFrom("app", "proxy", "init"),
+  image: fc.constant("busybox"),
+  volumeMounts: fc.option(
+    fc.array(fc.record({ name: fc.constant("data"), mountPath: fc.constant("/data") }), {
+      maxLength: 1,
+    }),
+    { nil: undefined },
+  ),
+});
+const container = fc.oneof(
+  { weight: 4, arbitrary: saneContainer },
+  { weight: 1, arbitrary: oddContainer },
+);
 
-/** Pods: mostly opted in, with random annotations and container shapes. */
-export const podArbitrary = fc.record(
+/** Annotations that inject, plus a few random ones that may or may not break them. */
+const mostlyValidAnnotations = fc
+  .tuple(
+    fc.constantFrom(
+      { "akv-injector.io/vault": "myvault", "akv-injector.io/secrets": "db-password" },
+      {
+        "akv-injector.io/vault": "https://myvault.vault.azure.net",
+        "akv-injector.io/template-app.env": 'P={{ secret "a" }}',
+        "akv-injector.io/mode": "init",
+      },
+    ),
+    fc.dictionary(annotationKey, annotationValue, { maxKeys: 2 }),
+  )
+  .map(([base, extra]) => ({ ...base, ...extra }));
+
+/** Pods of every odd shape: any field may be missing or of the wrong type. */
+const oddPodArbitrary = fc.record(
   {
     metadata: maybe(
       fc.record(
@@ -86,7 +115,13 @@ export const podArbitrary = fc.record(
           name: maybe(fc.constantFrom("app", "")),
           generateName: maybe(fc.constant("app-")),
           labels: maybe(fc.constant({ [INJECT_LABEL]: "true" })),
-          annotations: maybe(fc.dictionary(annotationKey, annotationValue, { maxKeys: 6 })),
+          annotations: fc.oneof(
+            { weight: 3, arbitrary: mostlyValidAnnotations },
+            {
+              weight: 2,
+              arbitrary: maybe(fc.dictionary(annotationKey, annotationValue, { maxKeys: 6 })),
+            },
+          ),
         },
         { requiredKeys: [] },
       ),
@@ -106,6 +141,49 @@ export const podArbitrary = fc.record(
     ),
   },
   { requiredKeys: [] },
+);
+
+/** Pods as a user would write them, opted in, with annotations that mostly inject. */
+const plausiblePodArbitrary = fc
+  .record({
+    name: fc.option(fc.constant("app"), { nil: undefined }),
+    optedIn: fc.oneof(
+      { weight: 4, arbitrary: fc.constant(true) },
+      { weight: 1, arbitrary: fc.constant(false) },
+    ),
+    annotations: mostlyValidAnnotations,
+    serviceAccountName: fc.constantFrom("app", "default", "ghost"),
+    containers: fc.uniqueArray(saneContainer, {
+      minLength: 1,
+      maxLength: 2,
+      selector: (c) => c.name,
+    }),
+    initContainers: fc.option(
+      fc.array(fc.record({ name: fc.constant("migrate"), image: fc.constant("m") }), {
+        maxLength: 1,
+      }),
+      { nil: undefined },
+    ),
+    volumes: fc.option(fc.constant([{ name: "data", emptyDir: {} }]), { nil: undefined }),
+  })
+  .map((p) => ({
+    metadata: {
+      ...(p.name === undefined ? { generateName: "app-" } : { name: p.name }),
+      ...(p.optedIn ? { labels: { [INJECT_LABEL]: "true" } } : {}),
+      annotations: p.annotations,
+    },
+    spec: {
+      serviceAccountName: p.serviceAccountName,
+      containers: p.containers,
+      ...(p.initContainers === undefined ? {} : { initContainers: p.initContainers }),
+      ...(p.volumes === undefined ? {} : { volumes: p.volumes }),
+    },
+  }));
+
+/** Pods: plausible ones that mostly inject, and odd ones. */
+export const podArbitrary = fc.oneof(
+  { weight: 3, arbitrary: plausiblePodArbitrary },
+  { weight: 2, arbitrary: oddPodArbitrary },
 );
 
 /** Reviews of every degree of brokenness. */
@@ -132,13 +210,42 @@ export const reviewArbitrary = fc.record(
   { requiredKeys: [] },
 );
 
-/** A request body: a review as JSON, any JSON, or text that is not JSON. */
+/** Well-formed reviews of random pods: what reaches the decision itself. */
+export const wellFormedReviewArbitrary = fc
+  .record({
+    uid: fc.uuid(),
+    operation: fc.constantFrom("CREATE", "CREATE", "CREATE", "UPDATE"),
+    namespace: fc.constantFrom("team-a", "team-b"),
+    object: podArbitrary,
+  })
+  .map(({ uid, operation, namespace, object }) => ({
+    apiVersion: ADMISSION_API_VERSION,
+    kind: "AdmissionReview",
+    request: {
+      uid,
+      kind: { group: "", version: "v1", kind: "Pod" },
+      resource: { group: "", version: "v1", resource: "pods" },
+      operation,
+      namespace,
+      name: "",
+      object,
+    },
+  }));
+
+/** A request body: mostly well-formed reviews of odd pods, then broken reviews, any JSON, non-JSON. */
 export const bodyArbitrary: fc.Arbitrary<{
   readonly payload: string;
   readonly contentType: string;
 }> = fc.oneof(
   {
-    weight: 6,
+    weight: 8,
+    arbitrary: wellFormedReviewArbitrary.map((r) => ({
+      payload: JSON.stringify(r),
+      contentType: "application/json",
+    })),
+  },
+  {
+    weight: 3,
     arbitrary: reviewArbitrary.map((r) => ({
       payload: JSON.stringify(r),
       contentType: "application/json",

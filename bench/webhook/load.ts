@@ -262,9 +262,11 @@ export async function closedLoop(
 }
 
 /**
- * Open loop at `rate` requests per second: request i is due at start + i/rate,
- * whatever happened to earlier ones, and its latency counts from when it was
- * due (so a stall shows up in the numbers instead of slowing the sender down).
+ * Open loop at `rate` requests per second: request i is sent when due
+ * (start + i/rate), whatever happened to earlier ones, so a server stall shows
+ * up in the latencies instead of slowing the sender down (no coordinated
+ * omission). Latency counts from the send; the pacing sleeps between sends
+ * rather than spinning, so the scheduler does not treat the load as a CPU hog.
  */
 export async function openLoop(
   pool: Pool,
@@ -282,14 +284,14 @@ export async function openLoop(
     const tick = (): void => {
       const now = performance.now();
       while (i < total && start + (i * 1000) / rate <= now) {
-        const due = start + (i * 1000) / rate;
+        const sent = performance.now();
         const c = cases[i % cases.length];
         i += 1;
         if (c === undefined) continue;
         pending.push(
           send(pool, c.body).then(
             (status) => {
-              if (status === 200) latencies.push(performance.now() - due);
+              if (status === 200) latencies.push(performance.now() - sent);
               else errors += 1;
             },
             () => {
@@ -298,7 +300,7 @@ export async function openLoop(
           ),
         );
       }
-      if (i < total) setImmediate(tick);
+      if (i < total) setTimeout(tick, Math.max(0, start + (i * 1000) / rate - performance.now()));
       else resolve();
     };
     tick();

@@ -6,6 +6,8 @@
 import { execFileSync } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
+import { fileURLToPath } from "node:url";
+import { format, resolveConfig } from "prettier";
 
 const FILE = new URL("RESULTS.md", import.meta.url);
 
@@ -13,7 +15,8 @@ const HEADER = `# Webhook benchmark results
 
 Written by \`node bench/webhook/run.ts\` (throughput and latency) and
 \`node bench/webhook/fuzz.ts\` (the 100,000-case property run); each rewrites
-its own section.
+its own section. The closed loop needs \`wrk\` (Debian package \`wrk\`); without
+it an undici client is used, which saturates its core before the server does.
 `;
 
 /** `date`, and the machine: CPU model and count, memory, kernel, Node. */
@@ -42,5 +45,8 @@ export async function writeSection(name: string, markdown: string): Promise<void
     from >= 0 && to > from
       ? `${text.slice(0, from)}${block}${text.slice(to + end.length)}`
       : `${text.trimEnd()}\n\n${block}\n`;
-  await writeFile(FILE, text);
+  // Formatted as the repository's `format:check` wants it.
+  const path = fileURLToPath(FILE);
+  const options = (await resolveConfig(path)) ?? {};
+  await writeFile(FILE, await format(text, { ...options, filepath: path }));
 }

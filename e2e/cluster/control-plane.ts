@@ -30,7 +30,14 @@ import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { stringify } from "yaml";
 import { createControlPlanePki, type ControlPlanePki } from "./pki.ts";
-import { runStreaming, startProcess, type ManagedProcess } from "./processes.ts";
+import {
+  markOwned,
+  releaseOwned,
+  runStreaming,
+  startProcess,
+  sweepOrphans,
+  type ManagedProcess,
+} from "./processes.ts";
 
 /** The repository root (this file is `e2e/cluster/control-plane.ts`). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -92,7 +99,7 @@ export interface ControlPlaneOptions {
   readonly onProgress?: (line: string) => void;
   /** Parent of the run folder; default the system temp folder. */
   readonly baseDir?: string;
-  /** Keep the run folder (certificates, logs, etcd data) after stop. */
+  /** Keep the run folder (certificates, logs, etcd data) after stop; default `AKV_E2E_KEEP=1`. */
   readonly keepDir?: boolean;
   /** Binaries to use instead of running `build.sh`. */
   readonly binaries?: Binaries;
@@ -159,7 +166,9 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
 
   const base = options.baseDir ?? tmpdir();
   await mkdir(base, { recursive: true });
+  sweepOrphans(base, "akv-e2e-cp-");
   const dir = await mkdtemp(join(base, "akv-e2e-cp-"));
+  markOwned(dir);
   const logDir = join(dir, "logs");
   await mkdir(logDir);
   const pki = await createControlPlanePki(dir);
@@ -168,7 +177,11 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   const started: ManagedProcess[] = [];
   const cleanup = async (): Promise<void> => {
     for (const p of started.reverse()) await p.stop();
-    if (options.keepDir !== true) await rm(dir, { recursive: true, force: true });
+    const keep = options.keepDir ?? process.env.AKV_E2E_KEEP === "1";
+    if (keep) {
+      releaseOwned(dir);
+      progress(`control plane: run folder kept: ${dir}`);
+    } else await rm(dir, { recursive: true, force: true });
   };
   try {
     progress("control plane: starting etcd");

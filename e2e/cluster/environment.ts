@@ -25,8 +25,6 @@ import {
   KubernetesObjectApi,
   PatchStrategy,
   type KubeConfig,
-  type KubernetesObject,
-  type V1Container,
   type V1Pod,
 } from "@kubernetes/client-node";
 import { randomUUID } from "node:crypto";
@@ -164,7 +162,7 @@ export async function startEnvironment(options: EnvironmentOptions = {}): Promis
     progress("mocks: starting Entra ID and Key Vault (HTTPS, private CA)");
     const tenantId = randomUUID();
     const tls = createMockTls({ dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] });
-    const mockCaPem = tls.caPem ?? "";
+    const mockCaPem = tls.caPem;
     const fileLogger = (name: string) =>
       createLogger({
         name,
@@ -205,7 +203,10 @@ export async function startEnvironment(options: EnvironmentOptions = {}): Promis
     // Provided mode: a CA and serving certificate from certs/, for the
     // Service's names and for 127.0.0.1 (the URL the apiserver calls here).
     const now = new Date();
-    const webhookCa = createCertificateAuthority({ commonName: "akv-injector e2e webhook CA", now });
+    const webhookCa = createCertificateAuthority({
+      commonName: "akv-injector e2e webhook CA",
+      now,
+    });
     const serving = createServingCertificate(webhookCa, {
       dnsNames: [`${RELEASE.name}.${RELEASE.namespace}.svc`],
       ipAddresses: ["127.0.0.1"],
@@ -247,7 +248,10 @@ export async function startEnvironment(options: EnvironmentOptions = {}): Promis
           },
         });
       }
-      await applyObjects(kubeConfig, rendered.map((o) => pointWebhookAt(o, webhookUrl)));
+      await applyObjects(
+        kubeConfig,
+        rendered.map((o) => pointWebhookAt(o, webhookUrl)),
+      );
     });
 
     const layout = await detectLayout();
@@ -264,7 +268,9 @@ export async function startEnvironment(options: EnvironmentOptions = {}): Promis
       apiserver: cp.server,
     });
 
-    progress(`webhook: running ${replicas} pod(s) of the chart's Deployment with the test kubelet (${layout} layout)`);
+    progress(
+      `webhook: running ${replicas} pod(s) of the chart's Deployment with the test kubelet (${layout} layout)`,
+    );
     const deployment = rendered.find((o) => o.kind === "Deployment");
     if (deployment === undefined) throw new Error("the chart rendered no Deployment");
     const webhookPods = await step("webhookPods", () =>
@@ -285,12 +291,12 @@ export async function startEnvironment(options: EnvironmentOptions = {}): Promis
     const pods: RunningPod[] = [];
     stops.push(async () => {
       for (const pod of pods) await pod.stop();
+      // And any pod still starting when stop was called (Ctrl-C in the demo).
+      await kubelet.stopAll();
     });
     let stopped: Promise<void> | undefined;
     const stop = (): Promise<void> => (stopped ??= stopAll());
-    progress(
-      `ready: control plane ${cp.timings.total} ms, webhook ${timings.webhookPods ?? 0} ms`,
-    );
+    progress(`ready: control plane ${cp.timings.total} ms, webhook ${timings.webhookPods ?? 0} ms`);
     const env: Environment = {
       cp,
       kubeConfig,
@@ -357,8 +363,7 @@ function mergeValues(
   const out = { ...base };
   for (const [key, value] of Object.entries(over)) {
     const current = out[key];
-    out[key] =
-      isPlainObject(current) && isPlainObject(value) ? { ...current, ...value } : value;
+    out[key] = isPlainObject(current) && isPlainObject(value) ? { ...current, ...value } : value;
   }
   return out;
 }
@@ -426,7 +431,7 @@ export async function applyObjects(
   for (const object of sorted) {
     try {
       await client.patch(
-        object as unknown as KubernetesObject,
+        object,
         undefined,
         undefined,
         fieldManager,
@@ -446,7 +451,8 @@ export async function applyObjects(
 /** The rendered webhook configuration with a URL client config (as envtest); other objects unchanged. */
 export function pointWebhookAt(object: KubeObject, url: string): KubeObject {
   if (object.kind !== "MutatingWebhookConfiguration") return object;
-  const webhooks = (object.webhooks as { clientConfig?: { caBundle?: string } }[] | undefined) ?? [];
+  const webhooks =
+    (object.webhooks as { clientConfig?: { caBundle?: string } }[] | undefined) ?? [];
   return {
     ...object,
     webhooks: webhooks.map((w) => ({
@@ -475,32 +481,28 @@ export function webhookPodFrom(
   const template = (deployment.spec as { template: V1Pod }).template;
   const spec = structuredClone(template.spec);
   if (spec === undefined) throw new Error("the Deployment has no pod template spec");
-  const rewrite = (container: V1Container): V1Container => ({
-    ...container,
-    ports: (container.ports ?? []).map((p) => ({
-      ...p,
-      containerPort: p.name === "health" ? ports.health : p.name === "https" ? ports.https : p.containerPort,
-    })),
-    env: [
-      ...(container.env ?? []).map((e) =>
-        e.name === WebhookEnv.port
-          ? { name: e.name, value: String(ports.https) }
-          : e.name === WebhookEnv.healthPort
-            ? { name: e.name, value: String(ports.health) }
-            : e,
-      ),
-      // In self mode the certificate must also name 127.0.0.1, the host of
-      // the URL the apiserver calls here (in a cluster: the Service's names).
-      ...((container.env ?? []).some((e) => e.name === WebhookEnv.certMode && e.value === "self")
-        ? [{ name: WebhookEnv.certExtraSans, value: "127.0.0.1" }]
-        : []),
-    ],
-    volumeMounts: [
+  // The template is a deep copy: change it in place.
+  for (const container of spec.containers) {
+    for (const port of container.ports ?? []) {
+      if (port.name === "health") port.containerPort = ports.health;
+      if (port.name === "https") port.containerPort = ports.https;
+    }
+    const env = container.env ?? [];
+    for (const variable of env) {
+      if (variable.name === WebhookEnv.port) variable.value = String(ports.https);
+      if (variable.name === WebhookEnv.healthPort) variable.value = String(ports.health);
+    }
+    // In self mode the certificate must also name 127.0.0.1, the host of
+    // the URL the apiserver calls here (in a cluster: the Service's names).
+    if (env.some((e) => e.name === WebhookEnv.certMode && e.value === "self")) {
+      env.push({ name: WebhookEnv.certExtraSans, value: "127.0.0.1" });
+    }
+    container.env = env;
+    container.volumeMounts = [
       ...(container.volumeMounts ?? []),
       { name: API_ACCESS_VOLUME, mountPath: API_ACCESS_PATH, readOnly: true },
-    ],
-  });
-  spec.containers = spec.containers.map(rewrite);
+    ];
+  }
   spec.volumes = [
     ...(spec.volumes ?? []),
     {
@@ -512,7 +514,12 @@ export function webhookPodFrom(
           { configMap: { name: "kube-root-ca.crt", items: [{ key: "ca.crt", path: "ca.crt" }] } },
           {
             downwardAPI: {
-              items: [{ path: "namespace", fieldRef: { apiVersion: "v1", fieldPath: "metadata.namespace" } }],
+              items: [
+                {
+                  path: "namespace",
+                  fieldRef: { apiVersion: "v1", fieldPath: "metadata.namespace" },
+                },
+              ],
             },
           },
         ],

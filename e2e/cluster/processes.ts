@@ -14,7 +14,15 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { closeSync, existsSync, openSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { readFile } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -231,4 +239,53 @@ export async function runStreaming(
     );
   }
   return stdout;
+}
+
+/** This process's identity that survives pid reuse: pid and start time (clock ticks since boot). */
+function selfIdentity(pid: number): string | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const start = text.slice(text.lastIndexOf(")") + 2).split(" ")[19];
+    return start === undefined ? undefined : `${pid} ${start}`;
+  } catch {
+    return undefined;
+  }
+}
+
+const OWNER_FILE = ".akv-e2e-owner";
+
+/** Marks a scratch folder as this process's, so a later run can tell when it is orphaned. */
+export function markOwned(dir: string): void {
+  writeFileSync(join(dir, OWNER_FILE), selfIdentity(process.pid) ?? String(process.pid));
+}
+
+/**
+ * Removes scratch folders `<base>/<prefix>*` whose owner process is gone: a
+ * run that was SIGKILLed had its processes killed by the kernel
+ * (pdeathsig), but nothing could remove its folders then.
+ */
+export function sweepOrphans(base: string, prefix: string): void {
+  let entries: string[];
+  try {
+    entries = readdirSync(base).filter((e) => e.startsWith(prefix));
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const dir = join(base, entry);
+    let owner: string;
+    try {
+      owner = readFileSync(join(dir, OWNER_FILE), "utf8").trim();
+    } catch {
+      continue; // Not ours, or still being set up.
+    }
+    const pid = Number(owner.split(" ")[0]);
+    if (Number.isInteger(pid) && selfIdentity(pid) === owner) continue;
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Gives a scratch folder up: a later sweep leaves it alone (a run folder kept for a look). */
+export function releaseOwned(dir: string): void {
+  rmSync(join(dir, OWNER_FILE), { force: true });
 }

@@ -43,7 +43,9 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
+  markOwned,
   startProcess,
+  sweepOrphans,
   withParentDeathSignal,
   type Exit,
   type ManagedProcess,
@@ -158,6 +160,8 @@ const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 export class TestKubelet {
   readonly #options: KubeletOptions;
   readonly #core: CoreV1Api;
+  /** Pods started or starting, so {@link stopAll} reaches one still in `runPod`. */
+  readonly #pods = new Set<PodRunner>();
 
   constructor(options: KubeletOptions) {
     this.#options = options;
@@ -175,12 +179,19 @@ export class TestKubelet {
     const layout = this.#options.layout ?? (await detectLayout());
     const base = this.#options.baseDir ?? tmpdir();
     await mkdir(base, { recursive: true });
+    sweepOrphans(base, "akv-kubelet-");
     const podDir = await mkdtemp(join(base, `akv-kubelet-${namespace}.${name}-`));
+    markOwned(podDir);
     const sandbox =
       layout === "namespace"
         ? await NamespaceSandbox.create(podDir, `${namespace}.${name}`, this.#options)
         : new FolderSandbox(podDir, `${namespace}.${name}`, this.#options);
-    const running = new PodRunner(pod, plans, sandbox, this.#core, { ...this.#options, ...options });
+    const running = new PodRunner(pod, plans, sandbox, this.#core, {
+      ...this.#options,
+      ...options,
+    });
+    this.#pods.add(running);
+    void running.stopped.then(() => this.#pods.delete(running));
     try {
       await running.start();
     } catch (error) {
@@ -188,6 +199,11 @@ export class TestKubelet {
       throw error;
     }
     return running;
+  }
+
+  /** Stops every pod this kubelet runs, including one whose `runPod` has not returned yet. */
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.#pods].map((pod) => pod.stop()));
   }
 }
 
@@ -222,6 +238,9 @@ class PodRunner implements RunningPod {
   readonly #plans: ContainerPlan[];
   readonly #processes = new Map<string, ManagedProcess>();
   #stopped: Promise<ReadonlyMap<string, Exit>> | undefined;
+  readonly #onStopped = Promise.withResolvers<undefined>();
+  /** Settles once the pod has been stopped (by anyone). */
+  readonly stopped = this.#onStopped.promise;
 
   constructor(
     pod: V1Pod,
@@ -301,7 +320,10 @@ class PodRunner implements RunningPod {
     const cap = this.#options.startupTimeoutMs;
     const threshold =
       kind === "startup"
-        ? Math.min(probe.failureThreshold ?? 3, cap === undefined ? Infinity : Math.ceil(cap / period))
+        ? Math.min(
+            probe.failureThreshold ?? 3,
+            cap === undefined ? Infinity : Math.ceil(cap / period),
+          )
         : Math.ceil((this.#options.readyTimeoutMs ?? 60_000) / period);
     const timeout = (probe.timeoutSeconds ?? 1) * 1000;
     await Promise.race([sleep((probe.initialDelaySeconds ?? 0) * 1000), proc.exited]);
@@ -530,6 +552,7 @@ class PodRunner implements RunningPod {
         exits.set(plan.name, await proc.stop(grace));
       }
       await this.#sandbox.destroy();
+      this.#onStopped.resolve(undefined);
       return exits;
     })();
     return this.#stopped;

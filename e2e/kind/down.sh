@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Deletes the kind cluster and what setup.ts wrote.
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+need kind
+kind delete cluster --name "$CLUSTER"
+rm -rf "$out"
