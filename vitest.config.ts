@@ -8,7 +8,10 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["{common,webhook,sidecar,certs,cli,charts,e2e,scripts}/**/*.test.ts", "*.test.ts"],
+          include: [
+            "{common,webhook,sidecar,certs,cli,charts,e2e,scripts}/**/*.test.ts",
+            "*.test.ts",
+          ],
           exclude: ["**/*.e2e.test.ts", "**/node_modules/**"],
           testTimeout: 20_000,
         },
