@@ -686,6 +686,16 @@ describe("other values", () => {
     expect(volume?.configMap?.name).toBe(configMap.metadata.name);
   });
 
+  it("self mode: extra SANs reach the certificate manager", async () => {
+    const docs = await render({
+      certificates: { self: { extraSans: ["127.0.0.1", "webhook.local"] } },
+    });
+    const env = envOf(docs);
+    expect(env[WebhookEnv.certExtraSans]).toBe("127.0.0.1,webhook.local");
+    expect(parseSettings(env).selfCerts?.extraSans).toEqual(["127.0.0.1", "webhook.local"]);
+    expect(envOf(await render({}))[WebhookEnv.certExtraSans]).toBeUndefined();
+  });
+
   it("no extra CA: no ConfigMap, no variable", async () => {
     const docs = await render({});
     expect(docs.filter((d) => d.kind === "ConfigMap")).toEqual([]);

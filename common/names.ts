@@ -116,6 +116,8 @@ export const Injected = {
   sidecarEntrypoint: ["/nodejs/bin/node", "/app/sidecar.mjs"],
   /** The sidecar's args: one sync loop (`sidecar` mode) or one sync (`init` mode), as the spec says. */
   sidecarRunArgs: ["run"],
+  /** The sidecar's numeric user and group: distroless's `nonroot`, numeric so the kubelet can verify `runAsNonRoot`. */
+  sidecarUser: 65532,
   /** Appended to the entrypoint for the startup probe: exits 0 once the first sync was published. */
   sidecarProbeArgs: ["probe"],
 } as const;

@@ -6,8 +6,6 @@
  * the label are never sent; an already injected pod comes back unchanged,
  * also when the apiserver reinvokes us after another webhook changed it.
  */
-/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's
-   models are plain data classes, built from object literals as its own docs do. */
 import {
   AdmissionregistrationV1Api,
   type V1Container,

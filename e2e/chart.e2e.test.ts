@@ -6,8 +6,6 @@
  * and the RBAC really is least privilege, as the apiserver's own authorizer
  * answers for the webhook's service account.
  */
-/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's
-   models are plain data classes, built from object literals as its own docs do. */
 import {
   AdmissionregistrationV1Api,
   AuthorizationV1Api,

@@ -6,8 +6,6 @@
  * else; and no process survives the Node process that started it, even a
  * SIGKILLed one.
  */
-/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's
-   models are plain data classes, built from object literals as its own docs do. */
 import { CoreV1Api } from "@kubernetes/client-node";
 import { spawn } from "node:child_process";
 import { once } from "node:events";

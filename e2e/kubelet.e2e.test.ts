@@ -7,8 +7,6 @@
  * refresh, SIGTERM on stop, and nothing left behind (processes, mounts,
  * folders), in both layouts.
  */
-/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's
-   models are plain data classes, built from object literals as its own docs do. */
 import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";

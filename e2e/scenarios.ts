@@ -6,8 +6,6 @@
  * here and `kubectl exec` in kind. Checks throw an Error that says what
  * differed; they use only `cat`, `stat` and `ls`, which busybox has too.
  */
-/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's
-   models are plain data classes, built from object literals as its own docs do. */
 import type { V1Pod } from "@kubernetes/client-node";
 import { createPrivateKey, createPublicKey, randomBytes, X509Certificate } from "node:crypto";
 import {

@@ -166,6 +166,8 @@ export interface Pod {
   readonly containers: readonly PodContainer[];
   readonly initContainers: readonly PodContainer[];
   readonly volumeNames: readonly string[];
+  /** `spec.securityContext.fsGroup`: with it, app containers of any user can read files closed to "other". */
+  readonly fsGroup: number | undefined;
   /** Which containers of the JSON exist: JSON Patch cannot append to a missing array or add under a missing object. */
   readonly has: {
     readonly metadata: boolean;
@@ -289,6 +291,8 @@ export function parsePod(object: unknown, namespace: string): ParsedPod {
       );
     } else problems.push("spec.volumes: expected a list");
   }
+  const securityContext = isObject(spec.securityContext) ? spec.securityContext : {};
+  const fsGroup = typeof securityContext.fsGroup === "number" ? securityContext.fsGroup : undefined;
   const saName = [spec.serviceAccountName, spec.serviceAccount].find(
     (v): v is string => typeof v === "string" && v !== "",
   );
@@ -311,6 +315,7 @@ export function parsePod(object: unknown, namespace: string): ParsedPod {
       containers,
       initContainers,
       volumeNames,
+      fsGroup,
       has: {
         metadata: isObject(metadata),
         annotations: isObject(meta.annotations),

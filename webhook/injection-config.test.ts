@@ -529,6 +529,18 @@ describe("parseInjectionConfig: every annotation", () => {
     ]);
   });
 
+  it("file-mode: warns when files are closed to other users and the pod has no fsGroup", () => {
+    const closed = { ...base, "akv-injector.io/file-mode": "0440" };
+    const result = parse(closed);
+    expect(result.ok).toBe(true);
+    expect(result.warnings).toEqual([
+      `akv-injector.io/file-mode: 0440 closes the files to other users and the pod sets no securityContext.fsGroup: only containers running as user ${Injected.sidecarUser} can read them`,
+    ]);
+    expect(parse(closed, { spec: { securityContext: { fsGroup: 2000 } } }).warnings).toEqual([]);
+    expect(parse({ ...base, "akv-injector.io/file-mode": "0444" }).warnings).toEqual([]);
+    expect(parse(base, { env: { AKV_INJECTOR_FILE_MODE: "0600" } }).warnings).toHaveLength(1);
+  });
+
   it("file-mode: the chart's default, and the pod's", () => {
     expect(config(base, { env: { AKV_INJECTOR_FILE_MODE: "0600" } }).spec.fileMode).toBe(0o600);
     expect(config({ ...base, "akv-injector.io/file-mode": "440" }).spec.fileMode).toBe(0o440);

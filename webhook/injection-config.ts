@@ -22,6 +22,7 @@ import {
 import {
   formatDuration,
   parseDuration,
+  formatFileMode,
   parseFileMode,
   parseFileName,
   parseSecretRef,
@@ -335,6 +336,14 @@ export function parseInjectionConfig(
     const parsed = parseFileMode(fileModeText);
     if (parsed.ok) fileMode = parsed.value;
     else f.problem(Annotation.fileMode, `expected ${parsed.expected}`, fileModeText);
+  }
+  // The sidecar's user owns the files; an app running as another user reads
+  // them through "other", or through the group when the pod sets fsGroup.
+  if ((fileMode & 0o004) === 0 && pod.fsGroup === undefined) {
+    f.warn(
+      Annotation.fileMode,
+      `${formatFileMode(fileMode)} closes the files to other users and the pod sets no securityContext.fsGroup: only containers running as user ${Injected.sidecarUser} can read them`,
+    );
   }
 
   // identity: the pod's client id overrides the service account's; the tenant comes from the

@@ -21,8 +21,8 @@ export interface PatchOperation {
   readonly value: unknown;
 }
 
-/** The sidecar's user: distroless's `nonroot`, numeric so `runAsNonRoot` can be verified by the kubelet. */
-export const SIDECAR_USER = 65532;
+/** The sidecar's user, which owns the files it writes. */
+export const SIDECAR_USER = Injected.sidecarUser;
 /**
  * Startup-probe budget: one check a second, so the first sync may take up to
  * five minutes (slow token exchange, throttled vault, retries) before the

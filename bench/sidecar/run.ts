@@ -7,26 +7,62 @@
  * trusting their CA through NODE_EXTRA_CA_CERTS as a user behind a private CA
  * would.
  *
- * Two builds: `dist/sidecar.mjs` as `npm run build` makes it (when present),
- * and the layout of `sidecar/bundle.ts` (code splitting, built-ins through
- * require, no jsonwebtoken), built here into bench/out/. Results go to
- * bench/sidecar/RESULTS.md with date and machine.
+ * Builds: the layout of `sidecar/bundle.ts`, built here into bench/out/;
+ * `--dist` adds `dist/sidecar.mjs` as `npm run build` made it; `--compare
+ * LABEL=PATH` (repeatable) adds any other built entry, e.g. a snapshot of the
+ * previous code, so before and after are measured in the same run. Runs of
+ * the builds are interleaved (A B A B …), so load that comes and goes on a
+ * shared machine hits every build alike.
  *
- * Run: `npm run build && node bench/sidecar/run.ts [runs]` (Node 24).
+ * Fairness on a small shared machine: with two or more CPUs and `taskset`
+ * (util-linux), the sidecar child is pinned to the last CPU and this process
+ * (which hosts the mocks) to CPU 0, so the mocks' TLS and token work does not
+ * compete with the sidecar for a core (`--no-pin` turns it off). The load
+ * average is recorded at the start and the end.
+ *
+ * Results go to bench/sidecar/RESULTS.md with date and machine.
+ *
+ * Run: `npm run build && node bench/sidecar/run.ts [runs] [--no-pin] [--dist] [--compare LABEL=PATH]…` (Node 24).
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { cpus, loadavg, release, totalmem } from "node:os";
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
 import { build } from "esbuild";
 import { sidecarBuildOptions } from "../../sidecar/bundle.ts";
 import { rawFiles, startMockWorld, type MockWorld } from "../../sidecar/mock-fixture.ts";
 
-const RUNS = Number(process.argv[2] ?? 15);
+const root = new URL("../../", import.meta.url).pathname;
+const args = process.argv.slice(2);
+const RUNS = Number(args.find((a) => /^\d+$/.test(a)) ?? 15);
 const WARMUP = 2;
 const COUNTS = [1, 10, 100] as const;
-const root = new URL("../../", import.meta.url).pathname;
+const compare = args
+  .flatMap((a, i) => (a === "--compare" ? [args[i + 1] ?? ""] : []))
+  .map((spec) => {
+    const eq = spec.indexOf("=");
+    if (eq <= 0) throw new Error(`--compare wants LABEL=PATH, not '${spec}'`);
+    const path = spec.slice(eq + 1);
+    return { label: spec.slice(0, eq), bundle: isAbsolute(path) ? path : join(root, path) };
+  });
+
+/** Pins the sidecar to the last CPU and this process (the mocks) to CPU 0, when it can. */
+function choosePinning(): { child: string[]; note: string } {
+  const n = cpus().length;
+  if (args.includes("--no-pin")) return { child: [], note: "not pinned (--no-pin)" };
+  if (n < 2) return { child: [], note: "not pinned (one CPU)" };
+  try {
+    execFileSync("taskset", ["-a", "-pc", "0", String(process.pid)], { stdio: "ignore" });
+  } catch {
+    return { child: [], note: "not pinned (no taskset)" };
+  }
+  const cpu = String(n - 1);
+  return {
+    child: ["taskset", "-c", cpu],
+    note: `sidecar pinned to CPU ${cpu}, bench process and mocks to CPU 0 (taskset)`,
+  };
+}
 
 /** Prints the process's memory at exit; loaded with --require, so the sidecar itself is unchanged. */
 const MEMORY_HOOK = `process.on("exit", () => {
@@ -45,12 +81,19 @@ interface Sample {
   readonly fileMiB: number;
 }
 
-async function runOnce(world: MockWorld, bundle: string, n: number): Promise<Sample> {
+async function runOnce(
+  world: MockWorld,
+  bundle: string,
+  n: number,
+  pin: readonly string[],
+): Promise<Sample> {
   const env = world.env({ files: rawFiles(n), mode: "init" });
   const hook = join(world.dir, "memory-hook.cjs");
   if (!existsSync(hook)) await writeFile(hook, MEMORY_HOOK);
   const start = Date.now();
-  const child = spawn(process.execPath, ["--require", hook, bundle, "run"], {
+  const argv = [process.execPath, "--require", hook, bundle, "run"];
+  const [file = "", ...rest] = [...pin, ...argv];
+  const child = spawn(file, rest, {
     env: { PATH: process.env.PATH ?? "", NODE_EXTRA_CA_CERTS: world.caFile, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -79,44 +122,71 @@ const median = (xs: readonly number[]): number => {
   return s.length % 2 === 1 ? (s[mid] ?? Number.NaN) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
 };
 
-async function bench(world: MockWorld, label: string, bundle: string): Promise<string[]> {
+interface Build {
+  readonly label: string;
+  readonly bundle: string;
+}
+
+/** Measures every build for every count, the builds' runs interleaved. */
+async function bench(
+  world: MockWorld,
+  builds: readonly Build[],
+  pin: readonly string[],
+): Promise<string[]> {
   const rows: string[] = [];
-  const byCount = new Map<number, number>();
+  const byBuild = new Map<string, Map<number, number>>(builds.map((b) => [b.label, new Map()]));
   for (const n of COUNTS) {
-    const samples: Sample[] = [];
+    const samples = new Map<string, Sample[]>(builds.map((b) => [b.label, []]));
+    const counts = new Map<string, { kv: number; aad: number }>();
     for (let i = 0; i < WARMUP + RUNS; i++) {
-      world.vault.resetCounters();
-      world.aad.resetCounters();
-      const s = await runOnce(world, bundle, n);
-      if (i >= WARMUP) samples.push(s);
+      for (const b of builds) {
+        world.vault.resetCounters();
+        world.aad.resetCounters();
+        const s = await runOnce(world, b.bundle, n, pin);
+        if (i >= WARMUP) samples.get(b.label)?.push(s);
+        counts.set(b.label, {
+          kv: world.vault.counters().total,
+          aad: world.aad.counters().tokenRequests,
+        });
+      }
     }
-    const kv = world.vault.counters();
-    const aad = world.aad.counters();
-    const ms = median(samples.map((s) => s.ms));
-    byCount.set(n, ms);
-    const med = (f: (s: Sample) => number): string => median(samples.map(f)).toFixed(1);
-    const cells = [
-      label,
-      String(n),
-      ms.toFixed(0),
-      Math.min(...samples.map((s) => s.ms)).toFixed(0),
-      median(samples.map((s) => s.exitMs)).toFixed(0),
-      med((s) => s.peakMiB),
-      Math.max(...samples.map((s) => s.peakMiB)).toFixed(1),
-      `${med((s) => s.anonMiB)} / ${med((s) => s.fileMiB)}`,
-      String(kv.total),
-      String(aad.tokenRequests),
-    ];
-    const row = `| ${cells.join(" | ")} |`;
-    console.log(row);
-    rows.push(row);
+    for (const b of builds) {
+      const list = samples.get(b.label) ?? [];
+      const ms = median(list.map((s) => s.ms));
+      byBuild.get(b.label)?.set(n, ms);
+      const med = (f: (s: Sample) => number): string => median(list.map(f)).toFixed(1);
+      const cells = [
+        b.label,
+        String(n),
+        ms.toFixed(0),
+        Math.min(...list.map((s) => s.ms)).toFixed(0),
+        median(list.map((s) => s.exitMs)).toFixed(0),
+        med((s) => s.peakMiB),
+        Math.max(...list.map((s) => s.peakMiB)).toFixed(1),
+        `${med((s) => s.anonMiB)} / ${med((s) => s.fileMiB)}`,
+        String(counts.get(b.label)?.kv ?? "?"),
+        String(counts.get(b.label)?.aad ?? "?"),
+      ];
+      const row = `| ${cells.join(" | ")} |`;
+      console.log(row);
+      rows.push(row);
+    }
   }
-  const ratio = (byCount.get(100) ?? 0) / (byCount.get(1) ?? 1);
-  console.log(`${label}: 100 secrets / 1 secret = ${ratio.toFixed(2)}×`);
-  rows.push(`| ${label} | 100 ÷ 1 | ${ratio.toFixed(2)}× | | | | | | | |`);
+  for (const b of builds) {
+    const ms = byBuild.get(b.label);
+    const ratio = (ms?.get(100) ?? 0) / (ms?.get(1) ?? 1);
+    console.log(`${b.label}: 100 secrets / 1 secret = ${ratio.toFixed(2)}×`);
+    rows.push(`| ${b.label} | 100 ÷ 1 | ${ratio.toFixed(2)}× | | | | | | | |`);
+  }
   return rows;
 }
 
+const load = (): string =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(", ");
+const loadAtStart = load();
+const pinning = choosePinning();
 const world = await startMockWorld({
   secrets: Object.fromEntries(
     Array.from({ length: 100 }, (_, i) => [`s${i}`, `value-${i}-${"x".repeat(24)}`]),
@@ -129,24 +199,28 @@ try {
     "| build | secrets | start → files written, median ms | min ms | start → exit, median ms | peak RSS, median MiB | peak RSS, max MiB | RSS at exit, anon / file-backed MiB | Key Vault requests | AAD token requests |",
     "|---|---|---|---|---|---|---|---|---|---|",
   ];
-  console.log(header.join("\n"));
-  const rows: string[] = [];
+  const builds: Build[] = [...compare];
   const dist = join(root, "dist/sidecar.mjs");
-  if (existsSync(dist)) rows.push(...(await bench(world, "dist (npm run build)", dist)));
-  else console.log("dist/sidecar.mjs missing: run npm run build first to measure it");
-  rows.push(...(await bench(world, "sidecar/bundle.ts", join(optDir, "sidecar.mjs"))));
+  if (args.includes("--dist")) {
+    if (existsSync(dist)) builds.push({ label: "dist (npm run build)", bundle: dist });
+    else console.log("dist/sidecar.mjs missing: run npm run build first to measure it");
+  }
+  builds.push({ label: "sidecar/bundle.ts", bundle: join(optDir, "sidecar.mjs") });
+  console.log(`${pinning.note}; load average ${loadAtStart}`);
+  console.log(header.join("\n"));
+  const rows = await bench(world, builds, pinning.child);
 
   const cpu = cpus();
   const machine = `${cpu[0]?.model ?? "?"} × ${cpu.length}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}, Node ${process.version}`;
+  const command = ["node bench/sidecar/run.ts", ...args].join(" ");
   const text = [
     "# Sidecar start-up bench",
     "",
     `Date: ${new Date().toISOString()}  `,
     `Machine: ${machine}  `,
-    `Load average at the end: ${loadavg()
-      .map((l) => l.toFixed(2))
-      .join(", ")} (other work on the machine skews timings: compare rows of one run)  `,
-    `Command: \`npm run build && node bench/sidecar/run.ts ${RUNS}\` (${RUNS} runs after ${WARMUP} warm-ups per row; the mocks run in the bench process, on loopback HTTPS; request counts are of the last run)`,
+    `Load average (1, 5, 15 min) at the start: ${loadAtStart}; at the end: ${load()} (other work on the machine skews timings: compare rows of one run)  `,
+    `Placement: ${pinning.note}  `,
+    `Command: \`npm run build && ${command}\` (${RUNS} runs after ${WARMUP} warm-ups per row, the builds' runs interleaved; the mocks run in the bench process, on loopback HTTPS; request counts are of the last run)`,
     "",
     "Targets (issue 3): 10 secrets ≤ 80 ms and ≤ 60 MiB; 100 secrets ≤ 1.5× the time of 1.",
     "Baseline of a naive esbuild bundle of the two SDKs: 96 / 120 / 250 ms, 70 / 71 / 86 MiB.",

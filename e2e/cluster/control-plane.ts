@@ -17,8 +17,6 @@
  *   await using cp = await startControlPlane({ onProgress: console.log });
  *   const kc = cp.kubeConfig();
  */
-/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's
-   models are plain data classes, built from object literals as its own docs do. */
 import { KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { request as httpsRequest, type RequestOptions } from "node:https";
 import { createServer } from "node:net";

@@ -18,8 +18,6 @@
  *
  * The e2e suite and the demo both start from here.
  */
-/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's
-   models are plain data classes, built from object literals as its own docs do. */
 import {
   CoreV1Api,
   KubernetesObjectApi,

@@ -12,8 +12,6 @@
  * and nothing else, so a test can look at what the app would see, through
  * {@link RunningPod.exec} (like `kubectl exec`) or {@link RunningPod.hostPath}.
  */
-/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's
-   models are plain data classes, built from object literals as its own docs do. */
 import {
   CoreV1Api,
   type KubeConfig,
