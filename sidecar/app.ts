@@ -13,7 +13,7 @@ import type { DestinationStream } from "pino";
 import { createLogger, type Logger } from "../common/logger.ts";
 import { publishFiles } from "./atomic-writer.ts";
 import { parseSidecarConfig, type SidecarConfig, type SidecarEnvRecord } from "./config.ts";
-import { createCredential } from "./credential.ts";
+import { createCredential, withTokenPrefetch } from "./credential.ts";
 import { createKeyVaultSource } from "./key-vault-source.ts";
 import type { CertsApi } from "./render.ts";
 import { runSyncLoop, systemClock, type Clock, type Tuning } from "./sync-loop.ts";
@@ -71,18 +71,24 @@ async function runWithLogger(
     },
     "starting",
   );
-  const credential = createCredential({
-    tenantId: config.tenantId,
-    clientId: config.clientId,
-    tokenFile: config.tokenFile,
-    authorityHost: config.authorityHost,
-    disableInstanceDiscovery: config.disableInstanceDiscovery,
-    readFile: (path) => readFile(path, "utf8"),
-    now: () => clock.now(),
-  });
+  const credential = withTokenPrefetch(
+    createCredential({
+      tenantId: config.tenantId,
+      clientId: config.clientId,
+      tokenFile: config.tokenFile,
+      authorityHost: config.authorityHost,
+      disableInstanceDiscovery: config.disableInstanceDiscovery,
+      readFile: (path) => readFile(path, "utf8"),
+      now: () => clock.now(),
+    }),
+    config.tenantId,
+  );
   const source = createKeyVaultSource({
     vaultUrl: spec.vaultUrl,
     credential,
+    prefetchToken: (scope) => {
+      credential.prefetch(scope);
+    },
     clientId: config.clientId,
     disableChallengeResourceVerification: config.disableChallengeResourceVerification,
     now: () => clock.now(),

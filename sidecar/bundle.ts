@@ -73,7 +73,8 @@ export const stubJsonWebToken: Plugin = {
 
 /** `typeof FormData !== "undefined" && body instanceof FormData`, as @typespec/ts-http-runtime writes it. */
 const FORM_DATA_CHECK = 'typeof FormData !== "undefined" && body instanceof FormData';
-const FORM_DATA_FILES = /[\\/]@typespec[\\/]ts-http-runtime[\\/]dist[\\/]esm[\\/](formData|client[\\/]sendRequest)\.js$/;
+const FORM_DATA_FILES =
+  /[\\/]@typespec[\\/]ts-http-runtime[\\/]dist[\\/]esm[\\/](formData|client[\\/]sendRequest)\.js$/;
 
 /**
  * Rewrites the SDK runtime's FormData checks so that they do not read the

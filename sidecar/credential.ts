@@ -77,6 +77,64 @@ export function createCredential(options: CredentialOptions): TokenCredential {
 }
 
 /**
+ * A credential that can start the Key Vault token exchange early: the
+ * sidecar's token for a vault under one of Azure's Key Vault DNS suffixes is
+ * requested while Key Vault's 401 challenge is still in flight, instead of
+ * after it (a round trip to Entra, and its TLS handshake and OIDC metadata
+ * read, off the critical path).
+ */
+export interface PrefetchingCredential extends TokenCredential {
+  /**
+   * Starts `getToken(scope, { enableCae: true, tenantId })`, the call the Key
+   * Vault client makes once it has the challenge, unless one is in flight.
+   * Never rejects: a failure is the Key Vault client's to see, through its
+   * own call.
+   */
+  prefetch(scope: string): void;
+}
+
+/**
+ * Wraps `inner` so that a `getToken` that asks for exactly what a
+ * {@link PrefetchingCredential.prefetch} in flight asks for (the same single
+ * scope, CAE, no claims, this tenant or none) shares that exchange instead of
+ * starting a second one: one token request, whichever comes first. Once the
+ * prefetch has settled, calls go to `inner`, whose cache (MSAL's) holds the
+ * token. Any other call goes to `inner` unchanged.
+ */
+export function withTokenPrefetch(inner: TokenCredential, tenantId: string): PrefetchingCredential {
+  let inFlight: { scope: string; promise: Promise<AccessToken | null> } | undefined;
+  const sameTenant = (t: string | undefined): boolean =>
+    t === undefined || t.toLowerCase() === tenantId.toLowerCase();
+  return {
+    prefetch(scope: string): void {
+      if (inFlight !== undefined) return;
+      const promise = inner.getToken(scope, { enableCae: true, tenantId });
+      const entry = { scope, promise };
+      inFlight = entry;
+      const settle = (): void => {
+        if (inFlight === entry) inFlight = undefined;
+      };
+      promise.then(settle, settle);
+    },
+    async getToken(scopes: string | string[], opts?: GetTokenOptions): Promise<AccessToken | null> {
+      const list = typeof scopes === "string" ? [scopes] : scopes;
+      const shared = inFlight;
+      if (
+        shared !== undefined &&
+        list.length === 1 &&
+        list[0] === shared.scope &&
+        opts?.enableCae === true &&
+        opts.claims === undefined &&
+        sameTenant(opts.tenantId)
+      ) {
+        return shared.promise;
+      }
+      return inner.getToken(scopes, opts);
+    },
+  };
+}
+
+/**
  * Reads the federated token file afresh.
  * @throws {SourceError} `TOKEN_FILE_UNREADABLE` when it is missing or empty.
  */

@@ -12,8 +12,18 @@
  * - Retries. The SDK's own retries are off (`maxRetries: 0`); a bare 429 is
  *   not retried by it anyway. The sync loop retries with backoff, jitter and
  *   Retry-After, so there is one retry policy, ours.
+ * - Latency. The SDK asks Entra for a token only after Key Vault's 401
+ *   challenge has named the resource. For a vault under one of Azure's Key
+ *   Vault DNS suffixes the resource is known in advance
+ *   ({@link knownKeyVaultResource}), so the first read starts the token
+ *   exchange alongside the challenge request (`prefetchToken`, which shares
+ *   the exchange with the SDK's own call: still one token request). The SDK
+ *   still verifies the challenge's resource against the vault host, and the
+ *   token only ever goes to this vault. An exact-host vault (an emulator)
+ *   gets no guess: its resource is whatever its challenge says.
  */
 import type { TokenCredential } from "@azure/core-auth";
+import type { HttpClient } from "@azure/core-rest-pipeline";
 import { SecretClient } from "@azure/keyvault-secrets";
 import { ErrorCode, isAkvError } from "../common/errors.ts";
 import { formatSecretRef, type SecretRef } from "../common/refs.ts";
@@ -36,6 +46,41 @@ export interface KeyVaultSourceOptions {
   readonly disableChallengeResourceVerification: boolean;
   /** The clock (ms), for Retry-After dates. */
   readonly now: () => number;
+  /**
+   * Starts the token exchange for a scope ahead of the SDK's own call
+   * ({@link PrefetchingCredential.prefetch} of the same `credential`);
+   * called once, at the first read, for a vault with a known resource.
+   */
+  readonly prefetchToken?: (scope: string) => void;
+  /** The SDK's transport; tests only (default: Node's HTTPS). */
+  readonly httpClient?: HttpClient;
+}
+
+/** Azure's Key Vault DNS suffixes and the resource their challenges name. */
+const KEY_VAULT_RESOURCES: readonly (readonly [suffix: string, resource: string])[] = [
+  [".vault.azure.net", "https://vault.azure.net"],
+  [".vault.azure.cn", "https://vault.azure.cn"],
+  [".vault.usgovcloudapi.net", "https://vault.usgovcloudapi.net"],
+];
+
+/**
+ * The resource Key Vault's challenge will name for a vault under one of
+ * Azure's Key Vault DNS suffixes (public, China, US Government), or
+ * undefined for any other host.
+ * @example knownKeyVaultResource("https://kv1.vault.azure.net") // "https://vault.azure.net"
+ */
+export function knownKeyVaultResource(vaultUrl: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(vaultUrl);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== "https:") return undefined;
+  const host = url.hostname.toLowerCase();
+  return KEY_VAULT_RESOURCES.find(
+    ([suffix]) => host.endsWith(suffix) && host.length > suffix.length,
+  )?.[1];
 }
 
 /** Creates the Key Vault source. */
@@ -43,10 +88,21 @@ export function createKeyVaultSource(options: KeyVaultSourceOptions): SecretSour
   const client = new SecretClient(options.vaultUrl, options.credential, {
     disableChallengeResourceVerification: options.disableChallengeResourceVerification,
     retryOptions: { maxRetries: 0 },
+    ...(options.httpClient === undefined ? {} : { httpClient: options.httpClient }),
   });
   const gate = createWarmUpGate();
+  // Never for an exact-host vault: verification is off there, and the
+  // resource is not known.
+  const resource = options.disableChallengeResourceVerification
+    ? undefined
+    : knownKeyVaultResource(options.vaultUrl);
+  let prefetched = options.prefetchToken === undefined || resource === undefined;
   return {
     async fetch(ref: SecretRef, fetchOptions: FetchOptions = {}): Promise<FetchedSecret> {
+      if (!prefetched) {
+        prefetched = true;
+        options.prefetchToken?.(`${resource}/.default`);
+      }
       return gate.run(async () => {
         try {
           const secret = await client.getSecret(ref.name, {

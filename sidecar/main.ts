@@ -6,9 +6,19 @@
  * The probe runs every few seconds in every pod until the first sync, so it
  * must stay cheap: it reads one env var and checks one path, and the rest of
  * the sidecar (the Azure SDKs above all) is imported only by `run`.
+ *
+ * `run` uses Node's compile cache (V8 code caches of the chunks) when a
+ * `sidecar-cache/` directory sits beside this file: an image fills it at
+ * build time (`mkdir /app/sidecar-cache && node /app/sidecar.mjs run`, which
+ * loads the chunks, exits 2 for want of configuration, and writes the cache)
+ * and the container reads it from its read-only root filesystem. Without the
+ * directory nothing changes (nothing is created: the root filesystem may be
+ * read-only). Measured in bench/sidecar/RESULTS.md.
  */
 import { existsSync, writeFileSync } from "node:fs";
+import { enableCompileCache } from "node:module";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 // names.ts is a table of constants: importing it keeps the probe cheap.
 import { SidecarEnv } from "../common/names.ts";
 
@@ -42,6 +52,7 @@ async function run(): Promise<number> {
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  useCompileCacheIfPresent();
   const { runSidecar } = await import("./app.ts");
   const { isAkvError, ErrorCode } = await import("../common/errors.ts");
   try {
@@ -54,6 +65,17 @@ async function run(): Promise<number> {
     }
     writeTerminationMessage(message);
     return isAkvError(error, ErrorCode.SIDECAR_CONFIG_INVALID) ? 2 : 1;
+  }
+}
+
+/** Enables Node's compile cache in `sidecar-cache/` beside the entry, if that directory exists. */
+function useCompileCacheIfPresent(): void {
+  const dir = fileURLToPath(new URL("sidecar-cache/", import.meta.url));
+  if (!existsSync(dir)) return;
+  try {
+    enableCompileCache(dir);
+  } catch {
+    // A cache is an optimisation: never a reason not to start.
   }
 }
 

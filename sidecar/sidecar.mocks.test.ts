@@ -426,6 +426,40 @@ describe("faults, in process with short timeouts (real SDKs, real HTTPS)", () =>
     allOutput.push(text);
   }, 30_000);
 
+  it("a token prefetch and the Key Vault client's own call cost one token request (real MSAL)", async () => {
+    const { createCredential, withTokenPrefetch } = await import("./credential.ts");
+    const make = () =>
+      withTokenPrefetch(
+        createCredential({
+          tenantId: TENANT_ID,
+          clientId: CLIENT_ID,
+          tokenFile: world.tokenFile,
+          authorityHost: world.aad.url,
+          disableInstanceDiscovery: true,
+          readFile: (p) => readFile(p, "utf8"),
+          now: Date.now,
+        }),
+        TENANT_ID,
+      );
+    const scope = "https://vault.azure.net/.default";
+    const asKeyVaultDoes = { enableCae: true, tenantId: TENANT_ID };
+    // The client's call while the prefetch is in flight: shared.
+    world.aad.resetCounters();
+    const inFlight = make();
+    inFlight.prefetch(scope);
+    const a = await inFlight.getToken([scope], asKeyVaultDoes);
+    expect(world.aad.counters().tokenRequests).toBe(1);
+    // The client's call after the prefetch settled: MSAL's cache.
+    world.aad.resetCounters();
+    const settled = make();
+    settled.prefetch(scope);
+    await new Promise((r) => setTimeout(r, 500));
+    const b = await settled.getToken([scope], asKeyVaultDoes);
+    expect(world.aad.counters().tokenRequests).toBe(1);
+    expect(a?.token).toBeTruthy();
+    expect(b?.token).toBeTruthy();
+  });
+
   it("the token file is read afresh for every exchange", async () => {
     const { createCredential } = await import("./credential.ts");
     let reads = 0;

@@ -20,13 +20,21 @@
  * compete with the sidecar for a core (`--no-pin` turns it off). The load
  * average is recorded at the start and the end.
  *
+ * The files go to a tmpfs (`/dev/shm`), as in a pod, where the sidecar
+ * writes to an in-memory emptyDir; `--out-disk` writes under the OS temp
+ * directory instead (on this machine, ext4: every fsync reaches the disk).
+ *
+ * `sidecar/bundle.ts + compile cache` is the same build with the
+ * `sidecar-cache/` directory an image would fill at build time (see
+ * sidecar/main.ts), filled here the same way before the runs.
+ *
  * Results go to bench/sidecar/RESULTS.md with date and machine.
  *
- * Run: `npm run build && node bench/sidecar/run.ts [runs] [--no-pin] [--dist] [--compare LABEL=PATH]…` (Node 24).
+ * Run: `npm run build && node bench/sidecar/run.ts [runs] [--no-pin] [--dist] [--out-disk] [--compare LABEL=PATH]…` (Node 24).
  */
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, release, totalmem } from "node:os";
 import { isAbsolute, join } from "node:path";
 import { build } from "esbuild";
@@ -81,13 +89,20 @@ interface Sample {
   readonly fileMiB: number;
 }
 
+let outputs = 0;
+
 async function runOnce(
   world: MockWorld,
   bundle: string,
   n: number,
   pin: readonly string[],
+  outBase: string | undefined,
 ): Promise<Sample> {
-  const env = world.env({ files: rawFiles(n), mode: "init" });
+  const env = world.env({
+    files: rawFiles(n),
+    mode: "init",
+    ...(outBase === undefined ? {} : { outputDir: join(outBase, `out-${++outputs}`) }),
+  });
   const hook = join(world.dir, "memory-hook.cjs");
   if (!existsSync(hook)) await writeFile(hook, MEMORY_HOOK);
   const start = Date.now();
@@ -132,6 +147,7 @@ async function bench(
   world: MockWorld,
   builds: readonly Build[],
   pin: readonly string[],
+  outBase: string | undefined,
 ): Promise<string[]> {
   const rows: string[] = [];
   const byBuild = new Map<string, Map<number, number>>(builds.map((b) => [b.label, new Map()]));
@@ -142,7 +158,7 @@ async function bench(
       for (const b of builds) {
         world.vault.resetCounters();
         world.aad.resetCounters();
-        const s = await runOnce(world, b.bundle, n, pin);
+        const s = await runOnce(world, b.bundle, n, pin, outBase);
         if (i >= WARMUP) samples.get(b.label)?.push(s);
         counts.set(b.label, {
           kv: world.vault.counters().total,
@@ -187,6 +203,14 @@ const load = (): string =>
     .join(", ");
 const loadAtStart = load();
 const pinning = choosePinning();
+const outBase =
+  !args.includes("--out-disk") && existsSync("/dev/shm")
+    ? await mkdtemp("/dev/shm/akv-sidecar-bench-")
+    : undefined;
+const outNote =
+  outBase === undefined
+    ? "files written under the OS temp directory"
+    : "files written to tmpfs (/dev/shm)";
 const world = await startMockWorld({
   secrets: Object.fromEntries(
     Array.from({ length: 100 }, (_, i) => [`s${i}`, `value-${i}-${"x".repeat(24)}`]),
@@ -206,9 +230,26 @@ try {
     else console.log("dist/sidecar.mjs missing: run npm run build first to measure it");
   }
   builds.push({ label: "sidecar/bundle.ts", bundle: join(optDir, "sidecar.mjs") });
+  // What an image build would do: a sidecar-cache/ beside the entry, filled by one `run`.
+  const ccDir = join(root, "bench/out/sidecar-opt-cc");
+  await rm(ccDir, { recursive: true, force: true });
+  await cp(optDir, ccDir, { recursive: true });
+  await mkdir(join(ccDir, "sidecar-cache"));
+  try {
+    // Exits 2 (no configuration) after loading the chunks; the cache is written at exit.
+    execFileSync(process.execPath, [join(ccDir, "sidecar.mjs"), "run"], {
+      env: { PATH: process.env.PATH ?? "" },
+      stdio: "ignore",
+    });
+  } catch {
+    // expected
+  }
+  if ((await readdir(join(ccDir, "sidecar-cache"))).length === 0)
+    throw new Error("the compile cache was not written");
+  builds.push({ label: "sidecar/bundle.ts + compile cache", bundle: join(ccDir, "sidecar.mjs") });
   console.log(`${pinning.note}; load average ${loadAtStart}`);
   console.log(header.join("\n"));
-  const rows = await bench(world, builds, pinning.child);
+  const rows = await bench(world, builds, pinning.child, outBase);
 
   const cpu = cpus();
   const machine = `${cpu[0]?.model ?? "?"} × ${cpu.length}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}, Node ${process.version}`;
@@ -219,7 +260,7 @@ try {
     `Date: ${new Date().toISOString()}  `,
     `Machine: ${machine}  `,
     `Load average (1, 5, 15 min) at the start: ${loadAtStart}; at the end: ${load()} (other work on the machine skews timings: compare rows of one run)  `,
-    `Placement: ${pinning.note}  `,
+    `Placement: ${pinning.note}; ${outNote}  `,
     `Command: \`npm run build && ${command}\` (${RUNS} runs after ${WARMUP} warm-ups per row, the builds' runs interleaved; the mocks run in the bench process, on loopback HTTPS; request counts are of the last run)`,
     "",
     "Targets (issue 3): 10 secrets ≤ 80 ms and ≤ 60 MiB; 100 secrets ≤ 1.5× the time of 1.",
@@ -237,4 +278,5 @@ try {
   console.log("wrote bench/sidecar/RESULTS.md");
 } finally {
   await world.close();
+  if (outBase !== undefined) await rm(outBase, { recursive: true, force: true });
 }
