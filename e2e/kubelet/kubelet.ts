@@ -24,7 +24,7 @@ import { spawn } from "node:child_process";
 import { get as httpGet } from "node:http";
 import { get as httpsGet } from "node:https";
 import { connect } from "node:net";
-import { existsSync, readlinkSync, realpathSync } from "node:fs";
+import { existsSync, readlinkSync, realpathSync, statSync } from "node:fs";
 import {
   chmod,
   chown,
@@ -48,7 +48,14 @@ import {
   type Exit,
   type ManagedProcess,
 } from "../cluster/processes.ts";
-import { detectLayout, parseQuantityBytes, shellQuote, type LayoutKind } from "./layout.ts";
+import { REPO_ROOT } from "../cluster/control-plane.ts";
+import {
+  detectLayout,
+  exposeCheckoutScript,
+  parseQuantityBytes,
+  shellQuote,
+  type LayoutKind,
+} from "./layout.ts";
 
 /** What the kubelet knows about an image it can run. */
 export interface ImageSpec {
@@ -858,7 +865,10 @@ class NamespaceSandbox implements Sandbox {
     const sandbox = new NamespaceSandbox(podDir, holder, label, options);
     // Scratch space of the pod (overlay layers for mount points) lives in a
     // tmpfs of its own, so nothing of it touches the machine's disk.
-    await sandbox.#run([`mount -t tmpfs -o mode=0755,size=64m tmpfs ${shellQuote(podDir)}`]);
+    await sandbox.#run([
+      `mount -t tmpfs -o mode=0755,size=64m tmpfs ${shellQuote(podDir)}`,
+      ...exposeCheckoutScript(REPO_ROOT, podDir, (dir) => (statSync(dir).mode & 0o001) !== 0),
+    ]);
     return sandbox;
   }
 

@@ -1,7 +1,7 @@
 /** The test kubelet's small pure helpers. */
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { parseQuantityBytes, shellQuote } from "./layout.ts";
+import { exposeCheckoutScript, parseQuantityBytes, shellQuote } from "./layout.ts";
 
 describe("parseQuantityBytes", () => {
   it.each([
@@ -29,4 +29,31 @@ describe("shellQuote", () => {
       expect(out.stdout).toBe(word);
     },
   );
+});
+
+describe("exposeCheckoutScript", () => {
+  const open = (closed: readonly string[]) => (dir: string) => !closed.includes(dir);
+
+  it("does nothing when every folder above the checkout is open", () => {
+    expect(exposeCheckoutScript("/work/main", "/tmp/pod", open([]))).toEqual([]);
+  });
+
+  it("covers the topmost closed folder and binds the checkout back at its own path", () => {
+    expect(exposeCheckoutScript("/tmp/ci.x/fresh", "/var/tmp/pod", open(["/tmp/ci.x"]))).toEqual([
+      "mkdir -p /var/tmp/pod/checkout",
+      "mount --bind /tmp/ci.x/fresh /var/tmp/pod/checkout",
+      "mount -t tmpfs -o mode=0755,size=1m tmpfs /tmp/ci.x",
+      "mkdir -p -m 0755 /tmp/ci.x/fresh",
+      "mount --bind /var/tmp/pod/checkout /tmp/ci.x/fresh",
+    ]);
+    expect(exposeCheckoutScript("/root/a/b", "/tmp/pod", open(["/root", "/root/a"]))[2]).toBe(
+      "mount -t tmpfs -o mode=0755,size=1m tmpfs /root",
+    );
+  });
+
+  it("refuses when the pod folder would be hidden too", () => {
+    expect(() => exposeCheckoutScript("/root/repo", "/root/pods/p", open(["/root"]))).toThrow(
+      /pod folder/,
+    );
+  });
 });

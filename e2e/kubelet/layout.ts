@@ -16,7 +16,7 @@
 import { spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 /** Which layout to use; `auto` picks `namespace` where it works. */
 export type LayoutKind = "namespace" | "folders";
@@ -80,4 +80,43 @@ export function parseQuantityBytes(text: string): number {
     T: 1e12,
   };
   return Math.ceil(Number(match[1]) * (match[2] === undefined ? 1 : (factors[match[2]] ?? 1)));
+}
+
+/**
+ * Containers run as non-root users (the images' 65532), but a checkout may
+ * sit below a folder that only root may enter (a `mktemp -d` folder, /root),
+ * where they could not reach the files the kubelet maps into them. In the
+ * pod's mount namespace, the topmost such folder is covered by a tmpfs in
+ * which the checkout's path is made again (0755) and bound to the real
+ * checkout, through a bind kept in the pod's scratch folder. Nothing changes
+ * outside the namespace. Returns no commands when every folder above the
+ * checkout is open to others.
+ * @param isOpen whether others may enter a folder (mode has o+x).
+ */
+export function exposeCheckoutScript(
+  checkout: string,
+  podDir: string,
+  isOpen: (dir: string) => boolean,
+): string[] {
+  const above: string[] = [];
+  for (let dir = dirname(checkout); ; dir = dirname(dir)) {
+    above.unshift(dir);
+    if (dir === dirname(dir)) break;
+  }
+  const closed = above.find((dir) => !isOpen(dir));
+  if (closed === undefined) return [];
+  if (closed === "/" || podDir === closed || podDir.startsWith(`${closed}/`)) {
+    throw new Error(
+      `the checkout ${checkout} sits below ${closed}, which only root may enter, and so does the pod folder ${podDir}: put the pod folders elsewhere (baseDir)`,
+    );
+  }
+  const q = shellQuote;
+  const stash = join(podDir, "checkout");
+  return [
+    `mkdir -p ${q(stash)}`,
+    `mount --bind ${q(checkout)} ${q(stash)}`,
+    `mount -t tmpfs -o mode=0755,size=1m tmpfs ${q(closed)}`,
+    `mkdir -p -m 0755 ${q(checkout)}`,
+    `mount --bind ${q(stash)} ${q(checkout)}`,
+  ];
 }
