@@ -2,6 +2,7 @@
 // the parsed objects: what fails closed, what is excluded, who may do what,
 // and that the environment it gives the webhook is what the webhook parses.
 import { X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createCertificateAuthority } from "../certs/index.ts";
 import {
@@ -499,7 +500,7 @@ describe("defaults (self-managed certificates)", () => {
         apiGroups: ["admissionregistration.k8s.io"],
         resources: ["mutatingwebhookconfigurations"],
         resourceNames: [FULLNAME],
-        verbs: ["get", "patch", "update"],
+        verbs: ["get", "patch"],
       },
     ]);
     const role = one<{ rules: Rule[] }>(docs, "Role");
@@ -533,6 +534,30 @@ describe("defaults (self-managed certificates)", () => {
         { kind: "ServiceAccount", name: sa.metadata.name, namespace: NS },
       ]);
     }
+  });
+
+  it("grants the self-mode verbs that the certificate manager's API calls need, and no more", () => {
+    // client-node method prefix → RBAC verb.
+    const verbOf = { read: "get", patch: "patch", replace: "update", create: "create" } as const;
+    const source = readFileSync(
+      new URL("../webhook/self-managed-certs.ts", import.meta.url),
+      "utf8",
+    );
+    const used = (kind: string): string[] =>
+      [...source.matchAll(new RegExp(`\\.(read|patch|replace|create)${kind}\\(`, "g"))]
+        .map((m) => verbOf[m[1] as keyof typeof verbOf])
+        .filter((v, i, all) => all.indexOf(v) === i)
+        .sort();
+    const granted = (rules: Rule[], resource: string): string[] =>
+      [
+        ...new Set(rules.filter((r) => r.resources.includes(resource)).flatMap((r) => r.verbs)),
+      ].sort();
+    const clusterRole = one<{ rules: Rule[] }>(docs, "ClusterRole");
+    const role = one<{ rules: Rule[] }>(docs, "Role");
+    expect(granted(clusterRole.rules, "mutatingwebhookconfigurations")).toEqual(
+      used("MutatingWebhookConfiguration"),
+    );
+    expect(granted(role.rules, "secrets")).toEqual(used("NamespacedSecret"));
   });
 
   it("uses the chart's appVersion as the images' tag", () => {

@@ -83,6 +83,15 @@ export const Defaults = {
   fileMode: 0o644,
   /** Default refresh interval in milliseconds when the chart sets none (5m). */
   refreshIntervalMs: 5 * 60_000,
+  /** Refresh intervals under this are refused, by the webhook and by the sidecar's spec parser alike. */
+  minRefreshIntervalMs: 1000,
+  /**
+   * Refresh intervals over this (480h, 20 days) are refused likewise: Node's
+   * timers hold at most 2^31-1 ms (24.8 days) and fire after 1 ms beyond it,
+   * which would turn the sidecar into a tight loop against Key Vault; the
+   * margin covers the sidecar's ±10% jitter.
+   */
+  maxRefreshIntervalMs: 480 * 3_600_000,
   /** Refresh intervals under this are allowed with an admission warning. */
   minQuietRefreshIntervalMs: 30_000,
   /** Default `sizeLimit` of the `akv-secrets` tmpfs. */

@@ -102,6 +102,8 @@ describe("vault names and URLs", () => {
     ["https://vault.azure.net", "allowed suffixes"],
     ["https://kv.vault.azure.net.evil.com", "allowed suffixes"],
     ["https://kv.vault.azure.net/secrets", "no path"],
+    ["https://a..vault.azure.net", "no empty labels"],
+    ["https://evil.com%2e.vault.azure.net", "no empty labels"],
     ["https://user@kv.vault.azure.net", "no path, query or credentials"],
     ["a--b", "vault name"],
   ])("refuses %s", (text, expected) => {
@@ -157,7 +159,7 @@ describe("durations and file modes", () => {
   ])("parses %s", (text, ms) => {
     expect(parseDuration(text)).toEqual({ ok: true, value: ms });
   });
-  it.each(["", "5", "5d", "-5m", "0s", "5 m", "m5", "5m junk"])("refuses %j", (text) => {
+  it.each(["", "5", "5d", "-5m", "0s", "0.1ms", "5 m", "m5", "5m junk"])("refuses %j", (text) => {
     expect(parseDuration(text).ok).toBe(false);
   });
   it("formats durations", () => {

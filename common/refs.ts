@@ -150,6 +150,9 @@ export function resolveVaultUrl(text: string, suffixes: readonly VaultSuffix[]):
       "a vault URL with no path, query or credentials, like https://myvault.vault.azure.net",
     );
   }
+  // "a..vault.azure.net" (also spelled "a%2e.vault.azure.net") ends with a suffix but is no host.
+  if (url.hostname.split(".").includes(""))
+    return fail("a vault URL whose host has no empty labels");
   if (findVaultSuffix(url, suffixes) === undefined)
     return fail(`a vault host under one of the allowed suffixes: ${allowed}`);
   return ok(`https://${url.host.toLowerCase()}`);
@@ -185,10 +188,12 @@ export function parseDuration(text: string): Parsed<number> {
     total += Number(match[1]) * (DURATION_UNITS[match[2] ?? ""] ?? Number.NaN);
     end = match.index + match[0].length;
   }
-  if (value === "" || end !== value.length || !Number.isFinite(total) || total <= 0) {
+  const ms = Math.round(total);
+  // Checked after rounding: "0.1ms" would otherwise pass as a positive 0.
+  if (value === "" || end !== value.length || !Number.isFinite(ms) || ms <= 0) {
     return fail("a positive Go-style duration like 90s, 5m or 1h");
   }
-  return ok(Math.round(total));
+  return ok(ms);
 }
 
 /** Formats milliseconds as a short Go-style duration (`5m`, `90s`, `1h30m`). */

@@ -51,6 +51,15 @@ describe("spec", () => {
     ]);
   });
 
+  it("refuses a refresh interval a Node timer cannot hold (it would fire after 1 ms)", () => {
+    expect(parseSpec(encodeSpec({ ...spec, refreshIntervalMs: 480 * 3_600_000 })).mode).toBe(
+      "sidecar",
+    );
+    expect(problemsOf(encodeSpec({ ...spec, refreshIntervalMs: 2 ** 31 }))).toEqual([
+      "refreshIntervalMs: expected an integer from 1000 to 1728000000",
+    ]);
+  });
+
   it("names every bad field at once", () => {
     const problems = problemsOf(
       JSON.stringify({

@@ -6,7 +6,7 @@
  * smuggle in a bad file name or template.
  */
 import { AkvError, ErrorCode } from "./errors.ts";
-import { FORMATS, MODES, type Format, type Mode } from "./names.ts";
+import { Defaults, FORMATS, MODES, type Format, type Mode } from "./names.ts";
 import {
   parseFileName,
   parseSecretRef,
@@ -99,9 +99,13 @@ export function parseSpec(json: string): SyncSpec {
   if (
     typeof refreshIntervalMs !== "number" ||
     !Number.isInteger(refreshIntervalMs) ||
-    refreshIntervalMs < 1000
+    refreshIntervalMs < Defaults.minRefreshIntervalMs ||
+    refreshIntervalMs > Defaults.maxRefreshIntervalMs
   ) {
-    bad("refreshIntervalMs", "an integer of at least 1000");
+    bad(
+      "refreshIntervalMs",
+      `an integer from ${Defaults.minRefreshIntervalMs} to ${Defaults.maxRefreshIntervalMs}`,
+    );
   }
   if (
     typeof fileMode !== "number" ||

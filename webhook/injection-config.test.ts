@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Injected, ServiceAccountAnnotation } from "../common/names.ts";
-import { encodeSpec, parseSpec } from "../common/spec.ts";
+import { encodeSpec, parseSpec, SpecError } from "../common/spec.ts";
 import { parsePod, type Pod } from "./admission-review.ts";
 import {
   checkMountPath,
@@ -292,7 +292,13 @@ describe("parseInjectionConfig: refusals of the contract", () => {
       "refresh interval under 1s",
       { ...base, "akv-injector.io/refresh-interval": "500ms" },
       {},
-      ['akv-injector.io/refresh-interval: expected a duration of at least 1s (got "500ms")'],
+      ['akv-injector.io/refresh-interval: expected a duration from 1s to 480h (got "500ms")'],
+    ],
+    [
+      "refresh interval over what a timer holds (it would fire at once, in a loop)",
+      { ...base, "akv-injector.io/refresh-interval": "1000h" },
+      {},
+      ['akv-injector.io/refresh-interval: expected a duration from 1s to 480h (got "1000h")'],
     ],
     [
       "bad file mode",
@@ -339,6 +345,40 @@ describe("parseInjectionConfig: refusals of the contract", () => {
       base,
       { spec: { volumes: [{ name: "akv-secrets", emptyDir: {} }] } },
       ['spec.volumes: the pod already has a volume "akv-secrets"'],
+    ],
+    [
+      "an app container mounting the token volume the patch adds",
+      base,
+      {
+        spec: {
+          containers: [
+            {
+              name: "app",
+              image: "x",
+              volumeMounts: [{ name: "akv-injector-token", mountPath: "/tok" }],
+            },
+          ],
+        },
+      },
+      [
+        'spec.containers[0].volumeMounts: container "app" mounts volume "akv-injector-token", which only the injected sidecar may mount',
+      ],
+    ],
+    [
+      "an init container mounting the token volume the patch adds",
+      { ...base, "akv-injector.io/containers": "app" },
+      {
+        spec: {
+          initContainers: [
+            {
+              name: "warm",
+              image: "x",
+              volumeMounts: [{ name: "akv-injector-token", mountPath: "/tok" }],
+            },
+          ],
+        },
+      },
+      ['spec.initContainers[0].volumeMounts: container "warm" mounts volume "akv-injector-token"'],
     ],
     [
       "a reserved container name",
@@ -569,6 +609,22 @@ describe("parseInjectionConfig: every annotation", () => {
 
   it("ignores annotations outside the prefix", () => {
     expect(parse({ ...base, "example.com/x": "1", "akv-injector.io.evil/y": "2" }).ok).toBe(true);
+  });
+
+  it("refresh-interval: the webhook's bounds are the sidecar parser's", () => {
+    // [annotation, milliseconds, the first value outside the bounds]
+    for (const [text, ms, outside] of [
+      ["1s", 1000, 999],
+      ["480h", 480 * 3_600_000, 480 * 3_600_000 + 1],
+    ] as const) {
+      const c = config({ ...base, "akv-injector.io/refresh-interval": text });
+      expect(parseSpec(encodeSpec(c.spec)).refreshIntervalMs).toBe(ms);
+      expect(() => parseSpec(encodeSpec({ ...c.spec, refreshIntervalMs: outside }))).toThrow(
+        SpecError,
+      );
+    }
+    expect(parse({ ...base, "akv-injector.io/refresh-interval": "999ms" }).ok).toBe(false);
+    expect(parse({ ...base, "akv-injector.io/refresh-interval": "480h1ms" }).ok).toBe(false);
   });
 
   it("makes a spec that the sidecar's parser accepts unchanged", () => {

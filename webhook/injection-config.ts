@@ -75,8 +75,6 @@ export type ParsedInjectionConfig =
       readonly warnings: readonly string[];
     };
 
-/** Refresh intervals under this are refused: the sidecar's spec parser requires it too. */
-const MIN_REFRESH_INTERVAL_MS = 1000;
 const MAX_SHOWN_VALUE = 100;
 
 /** Every fixed annotation key, for "unknown annotation" messages. */
@@ -166,6 +164,19 @@ export function parseInjectionConfig(
         `the pod already has a volume "${volume}", a name akv-injector reserves`,
       );
     }
+  }
+  // The volume exists only after the patch, so the apiserver's validation would accept
+  // a mount of it: an app container would get the federated token the contract keeps
+  // in the sidecar alone.
+  for (const list of ["initContainers", "containers"] as const) {
+    pod[list].forEach((c, i) => {
+      if (c.volumeMounts?.some((m) => m.name === Injected.tokenVolume)) {
+        f.problem(
+          `spec.${list}[${i}].volumeMounts`,
+          `container "${c.name}" mounts volume "${Injected.tokenVolume}", which only the injected sidecar may mount`,
+        );
+      }
+    });
   }
   if ([...pod.containers, ...pod.initContainers].some((c) => c.name === Injected.containerName)) {
     f.problem(
@@ -314,8 +325,15 @@ export function parseInjectionConfig(
     const interval = parseDuration(intervalText);
     if (!interval.ok)
       f.problem(Annotation.refreshInterval, `expected ${interval.expected}`, intervalText);
-    else if (interval.value < MIN_REFRESH_INTERVAL_MS) {
-      f.problem(Annotation.refreshInterval, "expected a duration of at least 1s", intervalText);
+    else if (
+      interval.value < Defaults.minRefreshIntervalMs ||
+      interval.value > Defaults.maxRefreshIntervalMs
+    ) {
+      f.problem(
+        Annotation.refreshInterval,
+        `expected a duration from ${formatDuration(Defaults.minRefreshIntervalMs)} to ${formatDuration(Defaults.maxRefreshIntervalMs)}`,
+        intervalText,
+      );
     } else {
       refreshIntervalMs = interval.value;
       if (mode === "init") {

@@ -16,6 +16,7 @@ import {
   type CertMode,
 } from "../common/names.ts";
 import {
+  formatDuration,
   parseDuration,
   parseFileMode,
   parseVaultSuffixes,
@@ -198,8 +199,15 @@ function parseInjection(env: EnvRecord, problems: Problems): InjectionSettings |
   const intervalText = text(env, WebhookEnv.refreshInterval) ?? SettingDefaults.refreshInterval;
   const interval = parseDuration(intervalText);
   if (!interval.ok) problems.add(WebhookEnv.refreshInterval, intervalText, interval.expected);
-  else if (interval.value < 1000)
-    problems.add(WebhookEnv.refreshInterval, intervalText, "a duration of at least 1s");
+  else if (
+    interval.value < Defaults.minRefreshIntervalMs ||
+    interval.value > Defaults.maxRefreshIntervalMs
+  )
+    problems.add(
+      WebhookEnv.refreshInterval,
+      intervalText,
+      `a duration from ${formatDuration(Defaults.minRefreshIntervalMs)} to ${formatDuration(Defaults.maxRefreshIntervalMs)}`,
+    );
 
   const sizeLimit = text(env, WebhookEnv.tmpfsSizeLimit) ?? Defaults.tmpfsSizeLimit;
   if (!isQuantity(sizeLimit) || /^[0.]+$/.test(sizeLimit)) {
