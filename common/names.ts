@@ -212,12 +212,18 @@ export const CERT_MODES = ["self", "cert-manager", "provided"] as const;
 /** One of {@link CERT_MODES}. */
 export type CertMode = (typeof CERT_MODES)[number];
 
-/** Key Vault DNS suffixes of the Azure clouds; the default of `AKV_INJECTOR_VAULT_SUFFIXES`. */
-export const AZURE_VAULT_SUFFIXES = [
-  ".vault.azure.net",
-  ".vault.azure.cn",
-  ".vault.usgovcloudapi.net",
+/**
+ * Key Vault of each Azure cloud: its DNS suffix and the resource its bearer
+ * challenge names (the token's audience).
+ */
+export const AZURE_KEY_VAULTS = [
+  { suffix: ".vault.azure.net", resource: "https://vault.azure.net" },
+  { suffix: ".vault.azure.cn", resource: "https://vault.azure.cn" },
+  { suffix: ".vault.usgovcloudapi.net", resource: "https://vault.usgovcloudapi.net" },
 ] as const;
+
+/** Key Vault DNS suffixes of the Azure clouds; the default of `AKV_INJECTOR_VAULT_SUFFIXES`. */
+export const AZURE_VAULT_SUFFIXES: readonly string[] = AZURE_KEY_VAULTS.map((v) => v.suffix);
 
 /** Microsoft Entra authority hosts; any other host turns MSAL instance discovery off. */
 export const ENTRA_AUTHORITY_HOSTS = [

@@ -11,9 +11,29 @@ import {
 } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { ErrorCode, isAkvError } from "../common/errors.ts";
 import { DATA_LINK, publishFiles, type PublishStep } from "./atomic-writer.ts";
+
+/** Makes the publish's write of one file name fail half-way with ENOSPC, as a full tmpfs does. */
+const failWrite = vi.hoisted(() => ({ name: undefined as string | undefined, hits: 0 }));
+vi.mock("node:fs/promises", async (importOriginal) => {
+  const fs = await importOriginal<typeof import("node:fs/promises")>();
+  const paths = await import("node:path");
+  const open: typeof fs.open = async (path, flags, mode) => {
+    const handle = await fs.open(path, flags, mode);
+    if (flags !== "wx" || paths.basename(String(path)) !== failWrite.name) return handle;
+    failWrite.hits++;
+    return Object.assign(Object.create(handle) as typeof handle, {
+      writeFile: async (data: Uint8Array) => {
+        await handle.writeFile(data.subarray(0, data.length >> 1));
+        throw Object.assign(new Error("ENOSPC: no space left on device"), { code: "ENOSPC" });
+      },
+      close: () => handle.close(),
+    });
+  };
+  return { ...fs, open };
+});
 
 let dir: string;
 beforeEach(async () => {
@@ -46,6 +66,32 @@ describe("publishFiles", () => {
     expect(await visible()).toEqual({ a: "1", "b.txt": "2" });
     expect((await stat(join(dir, "a"))).mode & 0o777).toBe(0o640);
     expect(await hidden()).toEqual([DATA_LINK, result.dataDir].sort());
+  });
+
+  it("makes the timestamped dir traversable by the app's user whatever the umask", async () => {
+    // The app runs as another user; a restrictive umask must not hide the files.
+    const previous = process.umask(0o077);
+    try {
+      const result = await publishFiles(dir, files({ a: "1" }), { mode: 0o644, now });
+      expect((await stat(join(dir, result.dataDir))).mode & 0o777).toBe(0o755);
+      expect((await stat(join(dir, "a"))).mode & 0o777).toBe(0o644);
+    } finally {
+      process.umask(previous);
+    }
+  });
+
+  it("keeps the setgid bit of an fsGroup volume, so the files get the pod's group", async () => {
+    const { chmod, chown } = await import("node:fs/promises");
+    // The kubelet makes an fsGroup volume setgid and group-owned by the fsGroup.
+    const fsGroup = 4242;
+    await chown(dir, -1, fsGroup).catch(() => undefined); // needs root; the bit is checked anyway
+    await chmod(dir, 0o2777);
+    const result = await publishFiles(dir, files({ a: "1" }), { mode: 0o440, now });
+    const data = await stat(join(dir, result.dataDir));
+    expect(data.mode & 0o7777).toBe(0o2755);
+    const file = await stat(join(dir, "a"));
+    expect(file.gid).toBe((await stat(dir)).gid);
+    expect(file.mode & 0o777).toBe(0o440);
   });
 
   it("skips the write when nothing changed", async () => {
@@ -115,26 +161,26 @@ describe("publishFiles", () => {
     });
   }
 
-  it("a failure while writing (here: no space) never truncates the previous set", async () => {
-    await publishFiles(dir, files({ a: "old" }), { mode: 0o644, now });
-    // A directory where a file must go makes the new dir's write fail mid-way.
-    const error = await publishFiles(
-      dir,
-      new Map([
-        ["a", Buffer.from("new")],
-        ["b", Buffer.alloc(0)],
-      ]),
-      {
-        mode: 0o644,
-        now,
-        beforeStep: (step) => {
-          if (step === "write") throw Object.assign(new Error("ENOSPC"), { code: "ENOSPC" });
-        },
-      },
-    ).catch((e: unknown) => e);
+  it("a failure mid-write (here: no space, half a file written) never truncates the previous set", async () => {
+    await publishFiles(dir, files({ a: "old-a", b: "old-b" }), { mode: 0o644, now });
+    failWrite.name = "b";
+    const error = await publishFiles(dir, files({ a: "new-a", b: "new-b".repeat(100) }), {
+      mode: 0o644,
+      now,
+    })
+      .catch((e: unknown) => e)
+      .finally(() => {
+        failWrite.name = undefined;
+      });
+    expect(failWrite.hits).toBe(1);
+    expect(isAkvError(error, ErrorCode.PUBLISH_FAILED)).toBe(true);
     expect((error as Error).message).toContain("ENOSPC");
     expect((error as Error).message).toContain("the previous files stay");
-    expect(await visible()).toEqual({ a: "old" });
+    expect(await visible()).toEqual({ a: "old-a", b: "old-b" });
+    // The half-written dir is never linked, and the next publish removes it.
+    const next = await publishFiles(dir, files({ a: "new-a", b: "new-b" }), { mode: 0o644, now });
+    expect(await visible()).toEqual({ a: "new-a", b: "new-b" });
+    expect(await hidden()).toEqual([DATA_LINK, next.dataDir].sort());
   });
 
   it("readers never see a partial file or a mixed set while publishing repeatedly", async () => {

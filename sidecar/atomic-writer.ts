@@ -14,6 +14,7 @@
  */
 import { randomInt } from "node:crypto";
 import {
+  chmod,
   lstat,
   mkdir,
   open,
@@ -155,8 +156,14 @@ async function createTimestampedDir(dir: string, now: Date): Promise<string> {
   for (;;) {
     const name = `..${ts}.${randomInt(1_000_000_000)}`;
     try {
-      // 0755: the app's user must traverse it; the files carry the mode that matters.
-      await mkdir(join(dir, name), { mode: 0o755 });
+      const path = join(dir, name);
+      await mkdir(path, { mode: 0o755 });
+      // 0755: the app's user must traverse it (the files carry the mode that
+      // matters); mkdir's mode is masked by the umask, so set it, as the
+      // kubelet's AtomicWriter does. Keep the setgid bit inherited from an
+      // fsGroup volume: without it the files would not get the pod's group,
+      // and a 0440 file would be closed to the app.
+      await chmod(path, ((await stat(path)).mode & 0o7000) | 0o755);
       return name;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;

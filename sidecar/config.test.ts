@@ -80,6 +80,34 @@ describe("parseSidecarConfig", () => {
     ).toBe(false);
   });
 
+  it("keeps challenge resource verification on for a vault under a Key Vault DNS suffix, even when an exact-host entry names it", () => {
+    // The contract: off only for an exact-host entry, never for a vault under
+    // a Key Vault DNS suffix, whatever the order of the list.
+    for (const suffixes of [
+      "myvault.vault.azure.net",
+      "myvault.vault.azure.net,.vault.azure.net",
+      "v.vault.example.test,.vault.example.test",
+    ]) {
+      const vaultUrl = suffixes.startsWith("v.")
+        ? "https://v.vault.example.test"
+        : "https://myvault.vault.azure.net";
+      expect(
+        parseSidecarConfig(env({ [SidecarEnv.vaultSuffixes]: suffixes }, { ...spec, vaultUrl }))
+          .disableChallengeResourceVerification,
+        suffixes,
+      ).toBe(false);
+    }
+    // An exact host with a port, under no DNS suffix: off.
+    expect(
+      parseSidecarConfig(
+        env(
+          { [SidecarEnv.vaultSuffixes]: ".vault.azure.net,kv.emulator.test:8443" },
+          { ...spec, vaultUrl: "https://kv.emulator.test:8443" },
+        ),
+      ).disableChallengeResourceVerification,
+    ).toBe(true);
+  });
+
   it("refuses a vault outside the allowed suffixes (the token would go there)", () => {
     const evil = { ...spec, vaultUrl: "https://evil.example.com" };
     expect(problemOf(env({}, evil))).toContain(

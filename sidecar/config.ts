@@ -10,7 +10,7 @@
  * follows the exact-host entries of `AKV_INJECTOR_VAULT_SUFFIXES`.
  */
 import { AkvError, ErrorCode } from "../common/errors.ts";
-import { DEFAULT_AUTHORITY_HOST, SidecarEnv } from "../common/names.ts";
+import { AZURE_VAULT_SUFFIXES, DEFAULT_AUTHORITY_HOST, SidecarEnv } from "../common/names.ts";
 import { findVaultSuffix, isEntraAuthority, parseVaultSuffixes } from "../common/refs.ts";
 import { parseSpec, SpecError, type SyncSpec } from "../common/spec.ts";
 
@@ -104,7 +104,18 @@ export function parseSidecarConfig(env: SidecarEnvRecord): SidecarConfig {
         `${SidecarEnv.spec}: vaultUrl`,
         `a vault under the allowed suffixes (${suffixes.value.map((s) => s.value).join(", ")}), not ${spec.vaultUrl}`,
       );
-    } else disableChallengeResourceVerification = entry.exactHost;
+    } else {
+      // An exact-host entry may name a real vault too (`kv.vault.azure.net`);
+      // for a host under any Key Vault DNS suffix (Azure's or a dotted entry)
+      // the check stays on, whatever the order of the list.
+      const url = new URL(spec.vaultUrl);
+      const dotted = [
+        ...AZURE_VAULT_SUFFIXES.map((value) => ({ value, exactHost: false })),
+        ...suffixes.value.filter((s) => !s.exactHost),
+      ];
+      disableChallengeResourceVerification =
+        entry.exactHost && findVaultSuffix(url, dotted) === undefined;
+    }
   }
 
   const caText = get(SidecarEnv.extraCaCerts);

@@ -25,6 +25,7 @@
 import type { TokenCredential } from "@azure/core-auth";
 import type { HttpClient } from "@azure/core-rest-pipeline";
 import { SecretClient } from "@azure/keyvault-secrets";
+import { AZURE_KEY_VAULTS } from "../common/names.ts";
 import { ErrorCode, isAkvError } from "../common/errors.ts";
 import { formatSecretRef, type SecretRef } from "../common/refs.ts";
 import { causeChain } from "./credential.ts";
@@ -56,13 +57,6 @@ export interface KeyVaultSourceOptions {
   readonly httpClient?: HttpClient;
 }
 
-/** Azure's Key Vault DNS suffixes and the resource their challenges name. */
-const KEY_VAULT_RESOURCES: readonly (readonly [suffix: string, resource: string])[] = [
-  [".vault.azure.net", "https://vault.azure.net"],
-  [".vault.azure.cn", "https://vault.azure.cn"],
-  [".vault.usgovcloudapi.net", "https://vault.usgovcloudapi.net"],
-];
-
 /**
  * The resource Key Vault's challenge will name for a vault under one of
  * Azure's Key Vault DNS suffixes (public, China, US Government), or
@@ -78,9 +72,8 @@ export function knownKeyVaultResource(vaultUrl: string): string | undefined {
   }
   if (url.protocol !== "https:") return undefined;
   const host = url.hostname.toLowerCase();
-  return KEY_VAULT_RESOURCES.find(
-    ([suffix]) => host.endsWith(suffix) && host.length > suffix.length,
-  )?.[1];
+  return AZURE_KEY_VAULTS.find(({ suffix }) => host.endsWith(suffix) && host.length > suffix.length)
+    ?.resource;
 }
 
 /** Creates the Key Vault source. */

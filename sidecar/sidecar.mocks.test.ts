@@ -246,6 +246,30 @@ describe("the bundled sidecar against mock Entra ID and Key Vault", () => {
     expect(exit.lines.map((l) => l.event)).toContain("refreshed");
   }, 30_000);
 
+  it("SIGTERM exits promptly while Entra ID never answers the token request (MSAL ignores abort)", async () => {
+    secret("hang-a", "H");
+    world.aad.clearFaults();
+    world.aad.injectFault({ action: { type: "hang" }, match: { endpoint: "token" }, times: 1 });
+    world.aad.resetCounters();
+    const { child, done } = startChild(
+      world.env({
+        files: [{ file: "a", format: "raw", source: { kind: "secret", ref: { name: "hang-a" } } }],
+        mode: "sidecar",
+      }),
+    );
+    try {
+      await waitFor(() => (world.aad.counters().faults > 0 ? true : undefined));
+      const t = Date.now();
+      child.kill("SIGTERM");
+      const exit = await done;
+      // Not the read's 20 s timeout: the kubelet waits on this exit to finish a Job.
+      expect(Date.now() - t).toBeLessThan(1500);
+      expect(exit.code).toBe(0);
+    } finally {
+      world.aad.clearFaults();
+    }
+  });
+
   it("403: exits non-zero saying which vault, which secret, which role, which client id", async () => {
     secret("locked", "L");
     world.vault.revokeRole({ principal: CLIENT_ID });

@@ -1,9 +1,9 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { AkvError, ErrorCode, isAkvError } from "../common/errors.ts";
 import type { FileSpec, SyncSpec } from "../common/spec.ts";
 import type { CertsApi } from "./render.ts";
 import { SourceError } from "./secret-source.ts";
-import { computeDelay, runSyncLoop, syncOnce, type SyncDeps } from "./sync-loop.ts";
+import { computeDelay, runSyncLoop, syncOnce, systemClock, type SyncDeps } from "./sync-loop.ts";
 import { createSinkLogger, FakeClock, FakeSource } from "./test-helpers.ts";
 
 const V = "0123456789abcdef0123456789abcdef";
@@ -75,6 +75,36 @@ describe("computeDelay", () => {
     );
     expect(computeDelay(3, b, () => 0, undefined)).toBe(0);
     expect(computeDelay(0, b, () => 0.5, 7000)).toBe(7000);
+  });
+});
+
+describe("systemClock", () => {
+  it("waits out a delay longer than one Node timer holds (a Retry-After of weeks), and stops on abort", async () => {
+    vi.useFakeTimers();
+    try {
+      const long = 2 ** 31 + 60_000;
+      let done = false;
+      void systemClock.sleep(long).then(() => (done = true));
+      // A bare setTimeout of this length fires after 1 ms.
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(done).toBe(false);
+      await vi.advanceTimersByTimeAsync(long - 1001);
+      expect(done).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(done).toBe(true);
+
+      const stop = new AbortController();
+      let stopped = false;
+      void systemClock.sleep(long, stop.signal).then(() => (stopped = true));
+      await vi.advanceTimersByTimeAsync(2 ** 31);
+      expect(stopped).toBe(false);
+      stop.abort();
+      await vi.advanceTimersByTimeAsync(0);
+      expect(stopped).toBe(true);
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 
@@ -331,6 +361,28 @@ describe("runSyncLoop", () => {
     await new Promise((r) => setImmediate(r));
     stop.abort();
     await expect(loop).resolves.toBeUndefined();
+    expect(h.published).toHaveLength(0);
+  });
+
+  it("stops promptly even when a read ignores its abort signal (MSAL's token exchange does)", async () => {
+    const h = harness(specOf(["a", "b"]));
+    let started = 0;
+    h.source.answers.set("a", () => {
+      started++;
+      return new Promise<never>(() => undefined);
+    });
+    h.source.answers.set("b", () => {
+      started++;
+      return new Promise<never>(() => undefined);
+    });
+    const stop = new AbortController();
+    const loop = runSyncLoop(h.deps, stop.signal);
+    while (started < 1) await new Promise((r) => setImmediate(r));
+    const t = h.clock.now();
+    stop.abort();
+    // No virtual time passes: the read's own timeout must not be what ends it.
+    await expect(loop).resolves.toBeUndefined();
+    expect(h.clock.now()).toBe(t);
     expect(h.published).toHaveLength(0);
   });
 

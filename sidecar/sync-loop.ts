@@ -39,6 +39,13 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
+/**
+ * The longest delay one Node timer holds: a longer one fires after 1 ms, which
+ * a Retry-After of weeks (seconds or a date) would turn into a tight loop
+ * against the vault.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** The real clock. */
 export const systemClock: Clock = {
   now: () => Date.now(),
@@ -48,14 +55,25 @@ export const systemClock: Clock = {
         resolve();
         return;
       }
+      let left = ms;
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const onAbort = (): void => {
         clearTimeout(timer);
         resolve();
       };
-      const timer = setTimeout(() => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      }, ms);
+      const arm = (): void => {
+        const step = Math.min(left, MAX_TIMER_MS);
+        left -= step;
+        timer = setTimeout(() => {
+          if (left > 0) {
+            arm();
+            return;
+          }
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        }, step);
+      };
+      arm();
       signal?.addEventListener("abort", onAbort, { once: true });
     }),
 };
@@ -239,10 +257,21 @@ async function fetchWithTimeout(
 ): Promise<FetchedSecret> {
   const attempt = new AbortController();
   const timerCancel = new AbortController();
+  // Shutdown must not wait for a read that ignores its signal: MSAL's
+  // client-credential exchange does, and a Job's pod waits on this exit.
+  let stopped = (): void => undefined;
+  const shutdown = new Promise<never>((_, reject) => {
+    stopped = () => {
+      reject(new AkvError(ErrorCode.UNAVAILABLE, "read cancelled: shutting down"));
+    };
+  });
+  shutdown.catch(() => undefined);
   const onAbort = (): void => {
     attempt.abort(signal.reason);
+    stopped();
   };
-  signal.addEventListener("abort", onAbort, { once: true });
+  if (signal.aborted) onAbort();
+  else signal.addEventListener("abort", onAbort, { once: true });
   const state = { timedOut: false };
   const timer = deps.clock.sleep(timeoutMs, timerCancel.signal).then(() => {
     if (!timerCancel.signal.aborted) {
@@ -253,6 +282,7 @@ async function fetchWithTimeout(
   try {
     return await Promise.race([
       deps.source.fetch(ref, { signal: attempt.signal }),
+      shutdown,
       // A source that ignores its signal must not hang the sync.
       timer.then(() => {
         if (state.timedOut) throw new Error("timeout");
