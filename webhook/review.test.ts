@@ -5,6 +5,7 @@ import { parseAdmissionReview } from "./admission-review.ts";
 import type { ServiceAccount } from "./injection-config.ts";
 import { review, type ReviewDeps } from "./review.ts";
 import {
+  TEST_ANNOTATIONS as annotations,
   applyTestPatch,
   decodePatch,
   testPod,
@@ -12,11 +13,6 @@ import {
   testServiceAccount,
   testSettings,
 } from "./testing.ts";
-
-const annotations = {
-  "akv-injector.io/vault": "myvault",
-  "akv-injector.io/secrets": "db-password",
-};
 
 function deps(
   accounts: ServiceAccount[] = [testServiceAccount()],

@@ -15,7 +15,7 @@ import { Writable } from "node:stream";
 import { KubeConfig } from "@kubernetes/client-node";
 import jsonpatch from "fast-json-patch";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createCertificateAuthority, createServingCertificate } from "../certs/index.ts";
+import { createCertificateAuthority } from "../certs/index.ts";
 import { ErrorCode, isAkvError } from "../common/errors.ts";
 import { createLogger, type Logger } from "../common/logger.ts";
 import {
@@ -31,6 +31,7 @@ import {
   type SelfManagedCertsOptions,
   type StoredCerts,
 } from "./self-managed-certs.ts";
+import { fakeApiServerTls, fakeKubeConfig } from "./testing-apiserver.ts";
 
 const NS = "akv-injector";
 const SECRET = "akv-injector-webhook-tls";
@@ -59,15 +60,9 @@ class FakeApiServer {
   private caPem = "";
 
   async start(): Promise<void> {
-    const now = new Date();
-    const ca = createCertificateAuthority({ commonName: "fake-apiserver-ca", now });
-    const serving = createServingCertificate(ca, {
-      dnsNames: ["localhost"],
-      ipAddresses: ["127.0.0.1"],
-      now,
-    });
-    this.caPem = ca.certPem;
-    this.server = createServer({ cert: serving.certPem, key: serving.keyPem }, (req, res) => {
+    const tls = fakeApiServerTls();
+    this.caPem = tls.caPem;
+    this.server = createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
       this.handle(req, res).catch((error: unknown) => {
         res.writeHead(500).end(String(error));
       });
@@ -83,20 +78,7 @@ class FakeApiServer {
 
   kubeConfig(): KubeConfig {
     const { port } = this.server?.address() as AddressInfo;
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [
-        {
-          name: "fake",
-          server: `https://127.0.0.1:${port}`,
-          caData: Buffer.from(this.caPem).toString("base64"),
-        },
-      ],
-      users: [{ name: "webhook", token: "not-a-real-token" }],
-      contexts: [{ name: "fake", cluster: "fake", user: "webhook" }],
-      currentContext: "fake",
-    });
-    return kc;
+    return fakeKubeConfig(`https://127.0.0.1:${port}`, this.caPem).kubeConfig;
   }
 
   nextVersion(): string {

@@ -15,6 +15,7 @@ import type { ServiceAccount } from "./injection-config.ts";
 import { createAdmissionLogger, createWebhookServer, type WebhookServer } from "./server.ts";
 import { bodyArbitrary, checkAnswer } from "./testing-arbitraries.ts";
 import {
+  TEST_ANNOTATIONS as annotations,
   applyTestPatch,
   decodePatch,
   testPod,
@@ -22,11 +23,6 @@ import {
   testServiceAccount,
   testSettings,
 } from "./testing.ts";
-
-const annotations = {
-  "akv-injector.io/vault": "myvault",
-  "akv-injector.io/secrets": "db-password",
-};
 
 interface Pki {
   readonly ca: CertificateAndKey;

@@ -26,6 +26,18 @@ export const fakeServiceAccount = (
   annotations: Record<string, string> = { "azure.workload.identity/client-id": "x" },
 ): FakeServiceAccount => ({ metadata: { name, namespace, resourceVersion: "1", annotations } });
 
+/** A fake apiserver's TLS: its own CA, and a serving certificate for localhost and 127.0.0.1. */
+export function fakeApiServerTls(): { caPem: string; certPem: string; keyPem: string } {
+  const now = new Date();
+  const ca = createCertificateAuthority({ commonName: "fake-apiserver-ca", now });
+  const serving = createServingCertificate(ca, {
+    dnsNames: ["localhost"],
+    ipAddresses: ["127.0.0.1"],
+    now,
+  });
+  return { caPem: ca.certPem, certPem: serving.certPem, keyPem: serving.keyPem };
+}
+
 /** The fake apiserver. */
 export class FakeApiServer {
   readonly accounts = new Map<string, FakeServiceAccount>();
@@ -37,15 +49,9 @@ export class FakeApiServer {
   readonly caPem: string;
 
   constructor() {
-    const now = new Date();
-    const ca = createCertificateAuthority({ commonName: "fake-apiserver-ca", now });
-    const serving = createServingCertificate(ca, {
-      dnsNames: ["localhost"],
-      ipAddresses: ["127.0.0.1"],
-      now,
-    });
-    this.caPem = ca.certPem;
-    this.server = createServer({ cert: serving.certPem, key: serving.keyPem }, (req, res) => {
+    const tls = fakeApiServerTls();
+    this.caPem = tls.caPem;
+    this.server = createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
       const url = new URL(req.url ?? "/", "https://127.0.0.1");
       this.requests.push(
         `${url.pathname}${url.searchParams.get("watch") === "true" ? "?watch" : ""}`,

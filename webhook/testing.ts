@@ -32,12 +32,15 @@ export function testServiceAccount(
   return { metadata: { name, namespace, annotations } };
 }
 
+/** The annotations of an opted-in pod: one vault, one secret. */
+export const TEST_ANNOTATIONS: Readonly<Record<string, string>> = {
+  "akv-injector.io/vault": "myvault",
+  "akv-injector.io/secrets": "db-password",
+};
+
 /** A JSON pod: opted in, one container, the given annotations (`null`: no annotations object). */
 export function testPod(
-  annotations: Record<string, string> | null = {
-    "akv-injector.io/vault": "myvault",
-    "akv-injector.io/secrets": "db-password",
-  },
+  annotations: Record<string, string> | null = { ...TEST_ANNOTATIONS },
   spec: Record<string, unknown> = {},
   metadata: Record<string, unknown> = {},
 ): Record<string, unknown> {

@@ -59,11 +59,9 @@ async function readPair(dir: string, name: string): Promise<KeyPair> {
   };
 }
 
-async function makeCa(dir: string, name: string, commonName: string): Promise<KeyPair> {
-  await openssl([
-    "req",
-    "-x509",
-    "-new",
+/** `openssl req` arguments for a new unencrypted P-256 key, written to `<name>.key` in `dir`. */
+function newKeyArgs(dir: string, name: string): string[] {
+  return [
     "-nodes",
     "-newkey",
     "ec",
@@ -71,6 +69,15 @@ async function makeCa(dir: string, name: string, commonName: string): Promise<Ke
     "ec_paramgen_curve:P-256",
     "-keyout",
     join(dir, `${name}.key`),
+  ];
+}
+
+async function makeCa(dir: string, name: string, commonName: string): Promise<KeyPair> {
+  await openssl([
+    "req",
+    "-x509",
+    "-new",
+    ...newKeyArgs(dir, name),
     "-out",
     join(dir, `${name}.crt`),
     "-subj",
@@ -94,21 +101,7 @@ async function makeLeaf(
 ): Promise<KeyPair> {
   const csr = join(dir, `${name}.csr`);
   const ext = join(dir, `${name}.ext`);
-  await openssl([
-    "req",
-    "-new",
-    "-nodes",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-keyout",
-    join(dir, `${name}.key`),
-    "-out",
-    csr,
-    "-subj",
-    subject,
-  ]);
+  await openssl(["req", "-new", ...newKeyArgs(dir, name), "-out", csr, "-subj", subject]);
   await writeFile(ext, extensions.join("\n") + "\n");
   await openssl([
     "x509",

@@ -10,18 +10,15 @@ import {
 } from "@azure/identity";
 import { createLocalJWKSet, jwtVerify } from "jose";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startMockAad, type MockAad } from "./mock-aad.ts";
 import { startTestOidcIssuer, type TestOidcIssuer } from "./oidc-issuer.ts";
+import { CLIENT, SUBJECT, TENANT, rawCall, type RawAnswer } from "./testing.ts";
 import { createMockTls, trustCaInThisProcess } from "./tls.ts";
 
-const TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const CLIENT = "0b6e3f7a-5d1c-4a8e-9f2b-3c4d5e6f7a8b";
 const OBJECT = "9d1c2b3a-4e5f-4a6b-8c7d-0e1f2a3b4c5d";
-const SUBJECT = "system:serviceaccount:shop:api";
 const SCOPE = "https://vault.azure.net/.default";
 
 let issuer: TestOidcIssuer;
@@ -99,34 +96,15 @@ async function refusal(promise: Promise<unknown>): Promise<Refusal> {
 }
 
 /** A raw HTTPS call, to check wire shapes the SDK hides. */
-function call(
-  method: string,
-  path: string,
-  body?: string,
-): Promise<{ status: number; headers: Record<string, unknown>; json: unknown }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      new URL(path, aad.url),
-      {
-        method,
-        headers: body === undefined ? {} : { "content-type": "application/x-www-form-urlencoded" },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            json: text === "" ? undefined : (JSON.parse(text) as unknown),
-          });
-        });
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
+function call(method: string, path: string, body?: string): Promise<RawAnswer> {
+  return rawCall(
+    new URL(path, aad.url),
+    {
+      method,
+      headers: body === undefined ? {} : { "content-type": "application/x-www-form-urlencoded" },
+    },
+    body,
+  );
 }
 
 describe("OIDC metadata", () => {
@@ -402,20 +380,13 @@ describe("admin API", () => {
   it("registers a federated credential over HTTP, then a token is issued", async () => {
     const subject = "system:serviceaccount:late:comer";
     const post = async (path: string, body: unknown): Promise<number> =>
-      new Promise((resolve, reject) => {
-        const req = request(
+      (
+        await rawCall(
           new URL(path, aad.url),
           { method: "POST", headers: { "content-type": "application/json" } },
-          (res) => {
-            res.resume();
-            res.on("end", () => {
-              resolve(res.statusCode ?? 0);
-            });
-          },
-        );
-        req.on("error", reject);
-        req.end(JSON.stringify(body));
-      });
+          JSON.stringify(body),
+        )
+      ).status;
     expect(
       await post("/_mock/federated-credentials", {
         tenantId: TENANT,

@@ -56,7 +56,15 @@ import {
   type FaultRule,
 } from "./faults.ts";
 import { fetchJson } from "./fetch-json.ts";
-import { header, newGuid, sleep, startHttpsServer, type Call, type Reply } from "./https-server.ts";
+import { header, newGuid, type Call, type Reply } from "./https-server.ts";
+import {
+  RequestStats,
+  applyFault,
+  faultControls,
+  listenMock,
+  replyStatus,
+  type CommonFaultAction,
+} from "./mock-core.ts";
 import { createMockTls, type ServingTls } from "./tls.ts";
 
 /** The `client_assertion_type` of workload identity federation. */
@@ -258,8 +266,6 @@ const DEFAULT_RESOURCES = [
   "https://management.azure.com",
 ];
 
-const REQUEST_LOG_LIMIT = 10_000;
-
 /** The OIDC scopes MSAL may add; they are not resources. */
 const OIDC_SCOPES = new Set(["openid", "profile", "offline_access", "email"]);
 
@@ -287,8 +293,8 @@ export async function startMockAad(options: MockAadOptions = {}): Promise<MockAa
       (match.clientId === undefined || match.clientId === ctx.clientId),
     seededRandom(options.seed ?? randomBytes(4).readUInt32LE()),
   );
-  let counters = emptyCounters();
-  const log: AadRequestRecord[] = [];
+  const faults = faultControls(faultQueue, checkAadFaultAction, withDefaultMatch);
+  const stats = new RequestStats<AadCounters, AadRequestRecord>(emptyCounters);
 
   // The signing key of access tokens; kid is its thumbprint, as x5t is for Entra's.
   const { privateKey, publicKey } = await generateKeyPair("RS256", { extractable: true });
@@ -346,8 +352,7 @@ export async function startMockAad(options: MockAadOptions = {}): Promise<MockAa
   for (const t of options.tenants ?? []) addTenant(t);
 
   function record(entry: AadRequestRecord): void {
-    log.push(entry);
-    if (log.length > REQUEST_LOG_LIMIT) log.shift();
+    stats.record(entry);
     logger.info(
       {
         method: entry.method,
@@ -738,14 +743,8 @@ export async function startMockAad(options: MockAadOptions = {}): Promise<MockAa
 
   // ---- faults ----------------------------------------------------------------
 
-  function faultReply(call: Call, action: AadFaultAction): Reply | undefined {
+  function faultReply(call: Call, action: Exclude<AadFaultAction, CommonFaultAction>): Reply {
     switch (action.type) {
-      case "latency":
-        return undefined;
-      case "drop":
-        return { drop: true };
-      case "hang":
-        return { hang: true };
       case "aadsts":
         return refuse(call, {
           status: action.status ?? 400,
@@ -791,7 +790,7 @@ export async function startMockAad(options: MockAadOptions = {}): Promise<MockAa
     const path = call.url.pathname;
     if (path.startsWith(ADMIN_PREFIX)) return serveAdmin(call, options.adminToken, adminRoutes);
 
-    counters.total++;
+    stats.counters.total++;
     const segments = path.split("/").filter((s) => s !== "");
     const tenant = segments[0] ?? "";
     const rest = segments.slice(1).join("/");
@@ -805,30 +804,27 @@ export async function startMockAad(options: MockAadOptions = {}): Promise<MockAa
             : "other";
     const form = endpoint === "token" ? new URLSearchParams(call.body.toString("utf8")) : undefined;
     const clientId = form?.get("client_id") ?? undefined;
-    if (endpoint === "openid-configuration") counters.openidConfiguration++;
-    if (endpoint === "keys") counters.keys++;
-    if (endpoint === "token") counters.tokenRequests++;
+    if (endpoint === "openid-configuration") stats.counters.openidConfiguration++;
+    if (endpoint === "keys") stats.counters.keys++;
+    if (endpoint === "token") stats.counters.tokenRequests++;
 
-    let reply: Reply | undefined;
-    const action = faultQueue.take({ endpoint, clientId });
-    if (action !== undefined) {
-      counters.faults++;
-      if (action.type === "latency") await sleep(action.ms);
-      reply = faultReply(call, action);
-    }
-    reply ??= await route(call, endpoint, tenant, form);
+    const reply =
+      (await applyFault(faultQueue.take({ endpoint, clientId }), stats.counters, (action) =>
+        faultReply(call, action),
+      )) ?? (await route(call, endpoint, tenant, form));
 
-    const status = "drop" in reply ? "dropped" : "hang" in reply ? "hung" : reply.status;
+    const status = replyStatus(reply);
     const errorCode = errorCodeOf(reply);
     if (endpoint === "token") {
       if (status === 200) {
-        counters.tokensIssued++;
+        stats.counters.tokensIssued++;
         if (clientId !== undefined)
-          counters.tokensByClientId[clientId] = (counters.tokensByClientId[clientId] ?? 0) + 1;
-      } else counters.tokenErrors++;
+          stats.counters.tokensByClientId[clientId] =
+            (stats.counters.tokensByClientId[clientId] ?? 0) + 1;
+      } else stats.counters.tokenErrors++;
     }
     if (errorCode !== undefined)
-      counters.errorsByCode[errorCode] = (counters.errorsByCode[errorCode] ?? 0) + 1;
+      stats.counters.errorsByCode[errorCode] = (stats.counters.errorsByCode[errorCode] ?? 0) + 1;
     record({
       at: now(),
       method: call.method,
@@ -922,48 +918,12 @@ export async function startMockAad(options: MockAadOptions = {}): Promise<MockAa
         federationErrors = style;
       }
     },
-    "GET faults": () => faultQueue.list(),
-    "POST faults": (body: Record<string, unknown>) => {
-      const action = body.action as Record<string, unknown> | undefined;
-      const problem =
-        action?.type === "aadsts"
-          ? typeof action.code === "number"
-            ? undefined
-            : "aadsts needs a numeric code"
-          : checkFaultAction(action);
-      if (problem !== undefined) throw new AdminInputError(problem);
-      return {
-        id: faultQueue.add(
-          withDefaultMatch(body as unknown as FaultRule<AadFaultAction, AadFaultMatch>),
-        ),
-      };
-    },
-    "DELETE faults": (_body: Record<string, unknown>, params: readonly string[]) => {
-      faultQueue.clear(params[0] === undefined ? undefined : Number(params[0]));
-    },
-    "GET counters": () => counters,
-    "POST counters": (_body: Record<string, unknown>, params: readonly string[]) => {
-      if (params[0] !== "reset") throw new AdminInputError("POST /_mock/counters/reset");
-      counters = emptyCounters();
-    },
-    "GET requests": () => log,
+    ...faults.adminRoutes,
+    ...stats.adminRoutes(),
   };
 
-  const server = await startHttpsServer({
-    host: options.host,
-    port: options.port,
-    publicUrl: options.publicUrl,
-    tls,
-    handle,
-    logger,
-  });
-  logger.info({ url: server.url }, "mock-aad listening");
-
   return {
-    url: server.url,
-    host: server.host,
-    port: server.port,
-    ca: tls.caPem,
+    ...(await listenMock("mock-aad", options, tls, handle, logger)),
     accessTokenIssuer,
     jwks: () => structuredClone(jwks),
     addTenant,
@@ -975,18 +935,19 @@ export async function startMockAad(options: MockAadOptions = {}): Promise<MockAa
     setFederationErrors(style) {
       federationErrors = style;
     },
-    injectFault: (rule) => faultQueue.add(withDefaultMatch(rule)),
-    clearFaults: (id) => {
-      faultQueue.clear(id);
-    },
-    faults: () => faultQueue.list(),
-    counters: () => structuredClone(counters),
-    resetCounters: () => {
-      counters = emptyCounters();
-    },
-    requests: () => [...log],
-    close: () => server.close(),
+    ...faults.methods,
+    ...stats.handleMethods(),
   };
+}
+
+/** {@link checkFaultAction}, and Entra-shaped refusals. */
+function checkAadFaultAction(action: unknown): string | undefined {
+  const a = action as Record<string, unknown> | undefined;
+  return a?.type === "aadsts"
+    ? typeof a.code === "number"
+      ? undefined
+      : "aadsts needs a numeric code"
+    : checkFaultAction(action);
 }
 
 /** A rule without an endpoint applies to token requests (see {@link AadFaultMatch}). */

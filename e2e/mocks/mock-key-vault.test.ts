@@ -7,7 +7,6 @@
 import { ClientAssertionCredential } from "@azure/identity";
 import { SecretClient } from "@azure/keyvault-secrets";
 import { X509Certificate } from "node:crypto";
-import { request } from "node:https";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
   createCertificateAuthority,
@@ -18,12 +17,10 @@ import { createLogger } from "../../common/logger.ts";
 import { startMockAad, type MockAad } from "./mock-aad.ts";
 import { authorityOf, startMockKeyVault, type MockKeyVault } from "./mock-key-vault.ts";
 import { startTestOidcIssuer, type TestOidcIssuer } from "./oidc-issuer.ts";
+import { CLIENT as READER, SUBJECT, TENANT, rawCall, type RawAnswer } from "./testing.ts";
 import { createMockTls, trustCaInThisProcess } from "./tls.ts";
 
-const TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const READER = "0b6e3f7a-5d1c-4a8e-9f2b-3c4d5e6f7a8b";
 const STRANGER = "5f6e7d8c-1a2b-4c3d-8e9f-0a1b2c3d4e5f";
-const SUBJECT = "system:serviceaccount:shop:api";
 
 const tls = createMockTls();
 let issuer: TestOidcIssuer;
@@ -66,17 +63,21 @@ beforeEach(() => {
   aad.resetCounters();
 });
 
+/** A fresh federated credential of `clientId` at the mock Entra ID `authorityHost`. */
+function credentialOf(
+  clientId = READER,
+  mint: () => Promise<string> = () => issuer.mint({ subject: SUBJECT }),
+  authorityHost = aad.url,
+): ClientAssertionCredential {
+  return new ClientAssertionCredential(TENANT, clientId, mint, {
+    authorityHost,
+    disableInstanceDiscovery: true,
+  });
+}
+
 /** A fresh client, with the options a user pointing at a non-Azure host would set, and quick retries. */
 function client(clientId = READER, extra: { maxRetries?: number } = {}): SecretClient {
-  const credential = new ClientAssertionCredential(
-    TENANT,
-    clientId,
-    () => issuer.mint({ subject: SUBJECT }),
-    {
-      authorityHost: aad.url,
-      disableInstanceDiscovery: true,
-    },
-  );
+  const credential = credentialOf(clientId);
   return new SecretClient(vault.url, credential, {
     disableChallengeResourceVerification: true,
     retryOptions: { retryDelayInMs: 5, maxRetryDelayInMs: 20, ...extra },
@@ -96,26 +97,8 @@ async function restError(
 }
 
 /** A raw GET, for wire details the SDK hides. */
-function get(
-  path: string,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; headers: Record<string, unknown>; json: unknown }> {
-  return new Promise((resolve, reject) => {
-    const req = request(new URL(path, vault.url), { headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => {
-        const text = Buffer.concat(chunks).toString("utf8");
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          json: text === "" ? undefined : (JSON.parse(text) as unknown),
-        });
-      });
-    });
-    req.on("error", reject);
-    req.end();
-  });
+function get(path: string, headers: Record<string, string> = {}): Promise<RawAnswer> {
+  return rawCall(new URL(path, vault.url), { headers });
 }
 
 describe("reading secrets", () => {
@@ -185,15 +168,7 @@ describe("reading secrets", () => {
     });
     try {
       const written = [1, 2, 3, 4, 5].map((i) => paged.setSecret("rotating", `v${i}`).version);
-      const credential = new ClientAssertionCredential(
-        TENANT,
-        READER,
-        () => issuer.mint({ subject: SUBJECT }),
-        {
-          authorityHost: aad.url,
-          disableInstanceDiscovery: true,
-        },
-      );
+      const credential = credentialOf();
       const c = new SecretClient(paged.url, credential, {
         disableChallengeResourceVerification: true,
       });
@@ -283,15 +258,7 @@ describe("reading secrets", () => {
       "AKV10046: Unable to resolve the key used for signature validation.",
     );
 
-    const credential = new ClientAssertionCredential(
-      TENANT,
-      READER,
-      () => issuer.mint({ subject: SUBJECT }),
-      {
-        authorityHost: aad.url,
-        disableInstanceDiscovery: true,
-      },
-    );
+    const credential = credentialOf();
     const arm = await credential.getToken("https://management.azure.com/.default");
     const wrongAudience = await get("/secrets/x/?api-version=2025-07-01", {
       authorization: `Bearer ${arm.token}`,
@@ -465,7 +432,9 @@ describe("faults", () => {
         v.injectFault({ action: { type: "status", status: 500 }, probability: 0.5 });
         const statuses: number[] = [];
         for (let i = 0; i < 20; i++)
-          statuses.push((await getFrom(v.url, "/secrets/x/?api-version=2025-07-01")).status);
+          statuses.push(
+            (await rawCall(new URL("/secrets/x/?api-version=2025-07-01", v.url), {})).status,
+          );
         return statuses;
       } finally {
         await v.close();
@@ -507,31 +476,15 @@ describe("throttle", () => {
 
 describe("admin API", () => {
   it("sets a secret, grants a role and injects a fault over HTTP", async () => {
-    const send = (
-      method: string,
-      path: string,
-      body: unknown,
-    ): Promise<{ status: number; json: unknown }> =>
-      new Promise((resolve, reject) => {
-        // Content-Length, because Node sends a DELETE body neither chunked nor sized otherwise.
-        const payload = JSON.stringify(body);
-        const headers = {
-          "content-type": "application/json",
-          "content-length": String(Buffer.byteLength(payload)),
-        };
-        const req = request(new URL(path, vault.url), { method, headers }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () => {
-            resolve({
-              status: res.statusCode ?? 0,
-              json: JSON.parse(Buffer.concat(chunks).toString("utf8")) as unknown,
-            });
-          });
-        });
-        req.on("error", reject);
-        req.end(payload);
-      });
+    const send = (method: string, path: string, body: unknown): Promise<RawAnswer> => {
+      // Content-Length, because Node sends a DELETE body neither chunked nor sized otherwise.
+      const payload = JSON.stringify(body);
+      const headers = {
+        "content-type": "application/json",
+        "content-length": String(Buffer.byteLength(payload)),
+      };
+      return rawCall(new URL(path, vault.url), { method, headers }, payload);
+    };
     const put = await send("PUT", "/_mock/secrets/from-admin", {
       value: "hello",
       contentType: "text/plain",
@@ -565,19 +518,6 @@ describe("admin API", () => {
   });
 });
 
-function getFrom(base: string, path: string): Promise<{ status: number }> {
-  return new Promise((resolve, reject) => {
-    const req = request(new URL(path, base), (res) => {
-      res.resume();
-      res.on("end", () => {
-        resolve({ status: res.statusCode ?? 0 });
-      });
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
-
 describe("logs", () => {
   it("never carry a secret value, an access token or an assertion", async () => {
     const lines: string[] = [];
@@ -607,15 +547,14 @@ describe("logs", () => {
     });
     try {
       const assertions: string[] = [];
-      const credential = new ClientAssertionCredential(
-        TENANT,
+      const credential = credentialOf(
         READER,
         async () => {
           const a = await issuer.mint({ subject: SUBJECT });
           assertions.push(a);
           return a;
         },
-        { authorityHost: loggedAad.url, disableInstanceDiscovery: true },
+        loggedAad.url,
       );
       const token = await credential.getToken("https://vault.azure.net/.default");
       const c = new SecretClient(loggedVault.url, credential, {
@@ -623,15 +562,7 @@ describe("logs", () => {
       });
       expect((await c.getSecret("loud")).value).toBe("value-that-must-not-leak");
       await c.getSecret("missing").catch(() => undefined);
-      const bad = new ClientAssertionCredential(
-        TENANT,
-        READER,
-        () => issuer.mint({ subject: "x" }),
-        {
-          authorityHost: loggedAad.url,
-          disableInstanceDiscovery: true,
-        },
-      );
+      const bad = credentialOf(READER, () => issuer.mint({ subject: "x" }), loggedAad.url);
       await bad.getToken("https://vault.azure.net/.default").catch(() => undefined);
 
       const all = lines.join("");

@@ -57,8 +57,16 @@ import {
   type ThrottleOptions,
 } from "./faults.ts";
 import { fetchJson } from "./fetch-json.ts";
-import { header, newGuid, sleep, startHttpsServer, type Call, type Reply } from "./https-server.ts";
+import { header, newGuid, type Call, type Reply } from "./https-server.ts";
 import { KEY_VAULT_RESOURCE, type MockAad } from "./mock-aad.ts";
+import {
+  RequestStats,
+  applyFault,
+  faultControls,
+  listenMock,
+  replyStatus,
+  type CommonFaultAction,
+} from "./mock-core.ts";
 import { createMockTls, type ServingTls } from "./tls.ts";
 
 /** Where the vault's tokens come from: the Entra authority it challenges with, and its keys. */
@@ -308,7 +316,6 @@ const VERSION = /^[0-9a-fA-F]{32}$/;
 /** Api versions the SDKs send: `7.x[-preview[.n]]` and dated ones. */
 const API_VERSION = /^(\d+\.\d+(-preview(\.\d+)?)?|\d{4}-\d{2}-\d{2}(-preview)?|2016-10-01)$/;
 const MAX_PAGE = 25;
-const REQUEST_LOG_LIMIT = 10_000;
 const PKCS12 = "application/x-pkcs12";
 const PEM = "application/x-pem-file";
 
@@ -337,8 +344,8 @@ export async function startMockKeyVault(options: MockKeyVaultOptions): Promise<M
       (match.authenticated === undefined || match.authenticated === ctx.authenticated),
     seededRandom(options.seed ?? randomBytes(4).readUInt32LE()),
   );
-  let counters = emptyCounters();
-  const log: KeyVaultRequestRecord[] = [];
+  const faults = faultControls(faultQueue, checkFaultAction);
+  const stats = new RequestStats<KeyVaultCounters, KeyVaultRequestRecord>(emptyCounters);
   let remoteKeys: { at: number; jwks: JSONWebKeySet } | undefined;
 
   // ---- state ----------------------------------------------------------------
@@ -703,7 +710,7 @@ export async function startMockKeyVault(options: MockKeyVaultOptions): Promise<M
     }
     switch (route.operation) {
       case "getSecrets": {
-        counters.lists++;
+        stats.counters.lists++;
         const denied = authorize(caller, "readMetadata", undefined);
         if (denied !== undefined) return fail(call, denied);
         const items = [...secrets.values()]
@@ -715,7 +722,7 @@ export async function startMockKeyVault(options: MockKeyVaultOptions): Promise<M
         return page(call, apiVersion, items);
       }
       case "getSecretVersions": {
-        counters.lists++;
+        stats.counters.lists++;
         const denied = authorize(caller, "readMetadata", name);
         if (denied !== undefined) return fail(call, denied);
         const s = secrets.get((name ?? "").toLowerCase());
@@ -731,8 +738,8 @@ export async function startMockKeyVault(options: MockKeyVaultOptions): Promise<M
       case "getSecret": {
         const secretName = name ?? "";
         const s = secrets.get(secretName.toLowerCase());
-        counters.secretGets[s?.name ?? secretName] =
-          (counters.secretGets[s?.name ?? secretName] ?? 0) + 1;
+        stats.counters.secretGets[s?.name ?? secretName] =
+          (stats.counters.secretGets[s?.name ?? secretName] ?? 0) + 1;
         const denied = authorize(caller, "getSecret", secretName);
         if (denied !== undefined) return fail(call, denied);
         const wanted = route.version;
@@ -767,36 +774,26 @@ export async function startMockKeyVault(options: MockKeyVaultOptions): Promise<M
     }
   }
 
-  function faultReply(call: Call, action: FaultAction): Reply | undefined {
-    switch (action.type) {
-      case "latency":
-        return undefined;
-      case "drop":
-        return { drop: true };
-      case "hang":
-        return { hang: true };
-      case "status": {
-        const headers = {
-          ...baseHeaders(call),
-          ...(action.retryAfterSeconds === undefined
-            ? {}
-            : { "retry-after": String(action.retryAfterSeconds) }),
-          ...action.headers,
-        };
-        return {
-          status: action.status,
-          headers,
-          json: action.body ?? { error: defaultErrorBody(action.status) },
-        };
-      }
-    }
+  function faultReply(call: Call, action: Exclude<FaultAction, CommonFaultAction>): Reply {
+    const headers = {
+      ...baseHeaders(call),
+      ...(action.retryAfterSeconds === undefined
+        ? {}
+        : { "retry-after": String(action.retryAfterSeconds) }),
+      ...action.headers,
+    };
+    return {
+      status: action.status,
+      headers,
+      json: action.body ?? { error: defaultErrorBody(action.status) },
+    };
   }
 
   async function handle(call: Call): Promise<Reply> {
     if (call.url.pathname.startsWith(ADMIN_PREFIX))
       return serveAdmin(call, options.adminToken, adminRoutes);
 
-    counters.total++;
+    stats.counters.total++;
     const route = parseRoute(call);
     const authorization = header(call, "authorization");
     const ctx: RequestContext = {
@@ -805,18 +802,13 @@ export async function startMockKeyVault(options: MockKeyVaultOptions): Promise<M
       authenticated: authorization !== undefined,
     };
     let clientId: string | undefined;
-    let reply: Reply | undefined;
-
-    const action = faultQueue.take(ctx);
-    if (action !== undefined) {
-      counters.faults++;
-      if (action.type === "latency") await sleep(action.ms);
-      reply = faultReply(call, action);
-    }
+    let reply = await applyFault(faultQueue.take(ctx), stats.counters, (action) =>
+      faultReply(call, action),
+    );
     if (reply === undefined && throttle !== undefined) {
       const waitMs = throttle.admit(now());
       if (waitMs !== undefined) {
-        counters.throttled++;
+        stats.counters.throttled++;
         reply = fail(call, {
           status: 429,
           code: "Throttled",
@@ -838,25 +830,25 @@ export async function startMockKeyVault(options: MockKeyVaultOptions): Promise<M
               : `The specified version (${apiVersion}) is not recognized. Consider using the latest supported version (2025-07-01).`,
         });
       } else if (authorization === undefined) {
-        counters.challenges++;
+        stats.counters.challenges++;
         reply = fail(call, unauthorized("AKV10000: Request is missing a Bearer or PoP token."));
       } else {
         const caller = await authenticate(authorization);
         if ("status" in caller) {
-          counters.rejectedTokens++;
+          stats.counters.rejectedTokens++;
           reply = fail(call, caller);
         } else {
-          counters.authenticated++;
+          stats.counters.authenticated++;
           clientId = caller.appid;
           reply = serveOperation(call, route, caller, apiVersion);
         }
       }
     }
 
-    const status = "drop" in reply ? "dropped" : "hang" in reply ? "hung" : reply.status;
-    if (status === 403) counters.forbidden++;
-    if (status === 404) counters.notFound++;
-    counters.byStatus[String(status)] = (counters.byStatus[String(status)] ?? 0) + 1;
+    const status = replyStatus(reply);
+    if (status === 403) stats.counters.forbidden++;
+    if (status === 404) stats.counters.notFound++;
+    stats.counters.byStatus[String(status)] = (stats.counters.byStatus[String(status)] ?? 0) + 1;
     const errorCode = vaultErrorCode(reply);
     const entry: KeyVaultRequestRecord = {
       at: now(),
@@ -870,8 +862,7 @@ export async function startMockKeyVault(options: MockKeyVaultOptions): Promise<M
       ...(clientId === undefined ? {} : { clientId }),
       ...(errorCode === undefined ? {} : { errorCode }),
     };
-    log.push(entry);
-    if (log.length > REQUEST_LOG_LIMIT) log.shift();
+    stats.record(entry);
     logger.info(
       { method: entry.method, path: call.url.pathname, status, clientId, errorCode },
       "mock-key-vault request",
@@ -954,15 +945,7 @@ export async function startMockKeyVault(options: MockKeyVaultOptions): Promise<M
       revokeRole(roleOf(body));
     },
     "GET roles": () => roles,
-    "GET faults": () => faultQueue.list(),
-    "POST faults": (body: Record<string, unknown>) => {
-      const problem = checkFaultAction(body.action);
-      if (problem !== undefined) throw new AdminInputError(problem);
-      return { id: faultQueue.add(body as unknown as FaultRule<FaultAction, KeyVaultFaultMatch>) };
-    },
-    "DELETE faults": (_body: Record<string, unknown>, params: readonly string[]) => {
-      faultQueue.clear(params[0] === undefined ? undefined : Number(params[0]));
-    },
+    ...faults.adminRoutes,
     "PUT throttle": (body: Record<string, unknown>) => {
       throttle = new Throttle({
         limit: optionalNumber(body, "limit") ?? 4000,
@@ -972,29 +955,11 @@ export async function startMockKeyVault(options: MockKeyVaultOptions): Promise<M
     "DELETE throttle": () => {
       throttle = undefined;
     },
-    "GET counters": () => counters,
-    "POST counters": (_body: Record<string, unknown>, params: readonly string[]) => {
-      if (params[0] !== "reset") throw new AdminInputError("POST /_mock/counters/reset");
-      counters = emptyCounters();
-    },
-    "GET requests": () => log,
+    ...stats.adminRoutes(),
   };
 
-  const server = await startHttpsServer({
-    host: options.host,
-    port: options.port,
-    publicUrl: options.publicUrl,
-    tls,
-    handle,
-    logger,
-  });
-  logger.info({ url: server.url }, "mock-key-vault listening");
-
   return {
-    url: server.url,
-    host: server.host,
-    port: server.port,
-    ca: tls.caPem,
+    ...(await listenMock("mock-key-vault", options, tls, handle, logger)),
     setSecret,
     addCertificate,
     setSecretEnabled,
@@ -1005,20 +970,11 @@ export async function startMockKeyVault(options: MockKeyVaultOptions): Promise<M
     versions: (name) => findSecret(name).versions.map((v) => v.version),
     grantRole,
     revokeRole,
-    injectFault: (rule) => faultQueue.add(rule),
-    clearFaults: (id) => {
-      faultQueue.clear(id);
-    },
-    faults: () => faultQueue.list(),
+    ...faults.methods,
     setThrottle(t) {
       throttle = t === undefined ? undefined : new Throttle(t);
     },
-    counters: () => structuredClone(counters),
-    resetCounters: () => {
-      counters = emptyCounters();
-    },
-    requests: () => [...log],
-    close: () => server.close(),
+    ...stats.handleMethods(),
   };
 }
 
