@@ -3,14 +3,28 @@
 // not dropped by .dockerignore), every source file the bundles are built from
 // must reach the build stage, and the final stage must be the distroless
 // Node image with our one bundle, a numeric non-root user, no npm, and the
-// entrypoint the webhook's injected spec relies on.
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+// entrypoint the webhook's injected spec relies on. The sidecar's final stage
+// also fills Node's compile cache with one exec-form RUN, which is run here
+// against a fresh build of the bundle.
+import { execFileSync, spawnSync } from "node:child_process";
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, posix, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Copy, DockerfileParser, From, type Instruction } from "dockerfile-ast";
+import { build as esbuild } from "esbuild";
 import { describe, expect, it } from "vitest";
 import { Injected } from "./common/names.ts";
 import { BUNDLE_CHUNK_DIRS, BUNDLE_ENTRIES, type BundleBin } from "./scripts/bundles.ts";
+import { sidecarBuildOptions } from "./sidecar/bundle.ts";
 
 const ROOT = dirname(fileURLToPath(import.meta.url));
 const UID = "65532";
@@ -219,9 +233,10 @@ describe.each([
       build?.instructions.find((i) => i.getKeyword() === "WORKDIR")?.getArgumentsContent() ?? "";
     expect(pkg.bin[bin]).toBe(`dist/${kind}.mjs`);
     expect(existsSync(join(ROOT, buildEntries[bin] ?? "missing"))).toBe(true);
-    const app = posix.dirname(entrypoint[1] ?? "");
+    const entry = entrypoint.find((w) => w.endsWith(".mjs")) ?? "";
+    const app = posix.dirname(entry);
     expect(copies).toEqual([
-      { from: "build", sources: [posix.join(workdir, pkg.bin[bin] ?? "")], dest: entrypoint[1] },
+      { from: "build", sources: [posix.join(workdir, pkg.bin[bin] ?? "")], dest: entry },
       ...BUNDLE_CHUNK_DIRS[bin as BundleBin].map((dir) => ({
         from: "build",
         sources: [`${posix.join(workdir, "dist", dir)}/`],
@@ -236,12 +251,26 @@ describe.each([
   });
 
   it("runs as numeric non-root user 65532 with no npm, shell or package manager", () => {
-    const keywords = (final?.instructions ?? []).map((i) => i.getKeyword());
+    const instructions = final?.instructions ?? [];
+    const keywords = instructions.map((i) => i.getKeyword());
+    // The sidecar's one RUN (and its NODE_OPTIONS) is checked below.
+    const extra = kind === "sidecar" ? ["ENV", "RUN"] : [];
     expect(
       keywords.filter((k) => !["COPY", "USER", "EXPOSE", "ENTRYPOINT", "LABEL"].includes(k)),
-    ).toEqual([]);
-    const users = (final?.instructions ?? []).filter((i) => i.getKeyword() === "USER");
-    expect(users.map((u) => u.getArgumentsContent())).toEqual([`${UID}:${UID}`]);
+    ).toEqual(extra);
+    const users = instructions.filter((i) => i.getKeyword() === "USER");
+    // Root only around the sidecar's RUN; the image runs as 65532.
+    expect(users.map((u) => u.getArgumentsContent())).toEqual(
+      kind === "sidecar" ? ["0:0", `${UID}:${UID}`] : [`${UID}:${UID}`],
+    );
+    if (kind === "sidecar") {
+      expect(keywords.slice(keywords.indexOf("USER"), keywords.lastIndexOf("USER") + 1)).toEqual([
+        "USER",
+        "RUN",
+        "USER",
+      ]);
+    }
+    expect(keywords.lastIndexOf("USER")).toBeLessThan(keywords.indexOf("ENTRYPOINT"));
     const text = (final?.instructions ?? []).map((i) => i.getArgumentsContent() ?? "").join("\n");
     expect(text).not.toMatch(/\bnpm\b|node_modules|\/bin\/sh|bash/);
     // The chart's and the injected spec's runAsUser agree with the image.
@@ -254,7 +283,113 @@ describe.each([
     expect(entrypoints).toHaveLength(1);
     expect(jsonArgs(entrypoints[0] as Instruction)).toEqual(entrypoint);
     expect(entrypoint[0]).toBe("/nodejs/bin/node");
+    // Node, its flags (if any), then the bundle and nothing else.
+    expect(entrypoint.at(-1)).toMatch(/^\/app\/[a-z]+\.mjs$/);
+    for (const word of entrypoint.slice(1, -1)) expect(word).toMatch(/^--[a-z-]+(=\S+)?$/);
   });
+});
+
+describe("Dockerfile.sidecar compile cache", () => {
+  const final = readStages("Dockerfile.sidecar")[1];
+  const instructions = final?.instructions ?? [];
+  const entry = Injected.sidecarEntrypoint.at(-1) ?? "";
+  const cacheDir = posix.join(posix.dirname(entry), "sidecar-cache");
+  const env = instructions.filter((i) => i.getKeyword() === "ENV");
+  const runs = instructions.filter((i) => i.getKeyword() === "RUN");
+
+  it("sets only NODE_OPTIONS, V8 heap flags, before the RUN that fills the cache", () => {
+    expect(env.map((e) => e.getArgumentsContent())).toEqual([
+      expect.stringMatching(/^NODE_OPTIONS="--max-semi-space-size=\d+"$/),
+    ]);
+    // V8 keys a code cache by its flags: the cache is written under the runtime's.
+    expect(instructions.indexOf(env[0] as Instruction)).toBeLessThan(
+      instructions.indexOf(runs[0] as Instruction),
+    );
+  });
+
+  it("has exactly one RUN: exec form, the image's own Node, after the bundle is copied", () => {
+    expect(runs).toHaveLength(1);
+    const argv = jsonArgs(runs[0] as Instruction);
+    expect(argv.slice(0, 2)).toEqual(["/nodejs/bin/node", "-e"]);
+    expect(argv).toHaveLength(3);
+    const code = argv[2] ?? "";
+    expect(code).toContain(`'${cacheDir}'`);
+    expect(code).toContain(`'${entry}','run'`);
+    // Written as the user that reads it: Node's cache directory is per uid.
+    expect(code).toContain(`u=${UID}`);
+    const lastCopy = instructions.findLastIndex((i) => i.getKeyword() === "COPY");
+    expect(instructions.indexOf(runs[0] as Instruction)).toBeGreaterThan(lastCopy);
+  });
+
+  it("fills a cache that the sidecar's user reads, read-only, as the image build would", async () => {
+    const argv = jsonArgs(runs[0] as Instruction);
+    const nodeOptions = /^NODE_OPTIONS="(.*)"$/.exec(env[0]?.getArgumentsContent() ?? "")?.[1];
+    const root = mkdtempSync(join(tmpdir(), "akv-image-"));
+    try {
+      chmodSync(root, 0o755);
+      const app = join(root, "app");
+      await esbuild({
+        ...sidecarBuildOptions(app, join(ROOT, "sidecar/main.ts")),
+        logLevel: "error",
+      });
+      const code = (argv[2] ?? "").replaceAll(`'${posix.dirname(entry)}/`, `'${app}/`);
+      const asRoot = process.getuid?.() === 0;
+      // Not root (a developer's machine): the uid switch and chown are the image build's.
+      const runnable = asRoot
+        ? code
+        : code
+            .replace(/u=\d+;/, `u=${String(process.getuid?.())};`)
+            .replace(/fs\.chownSync\(([^,]+),0,0\);/, "");
+      const filled = spawnSync(process.execPath, ["-e", runnable], {
+        env: { PATH: process.env.PATH ?? "", NODE_OPTIONS: nodeOptions },
+        encoding: "utf8",
+      });
+      expect(filled.stderr).toBe("");
+      expect(filled.status).toBe(0);
+      const cache = join(app, "sidecar-cache");
+      const entries = readdirSync(cache, { recursive: true, withFileTypes: true });
+      const uidDirs = readdirSync(cache);
+      expect(uidDirs).toEqual([expect.stringMatching(asRoot ? new RegExp(`-${UID}$`) : /-\d+$/)]);
+      expect(entries.filter((e) => e.isFile()).length).toBeGreaterThan(0);
+      for (const e of entries) {
+        const info = statSync(join(e.parentPath, e.name));
+        expect(info.mode & 0o777).toBe(e.isDirectory() ? 0o555 : 0o444);
+        if (asRoot) expect(info.uid).toBe(0);
+      }
+      expect(statSync(cache).mode & 0o777).toBe(0o555);
+      if (asRoot) {
+        // The container: user 65532, the image's NODE_OPTIONS; every chunk's cache accepted.
+        const log = spawnSync(
+          "setpriv",
+          [
+            `--reuid=${UID}`,
+            `--regid=${UID}`,
+            "--clear-groups",
+            process.execPath,
+            join(app, "sidecar.mjs"),
+            "run",
+          ],
+          {
+            env: {
+              PATH: process.env.PATH ?? "",
+              NODE_OPTIONS: nodeOptions,
+              NODE_DEBUG_NATIVE: "COMPILE_CACHE",
+            },
+            encoding: "utf8",
+          },
+        );
+        if (log.error === undefined) {
+          expect(log.status).toBe(2);
+          const accepted = log.stderr.match(/V8 code cache for ESM \S+ was accepted/g) ?? [];
+          expect(accepted.length).toBe(entries.filter((e) => e.isFile()).length);
+          expect(log.stderr).not.toMatch(/was rejected|permission denied/);
+        }
+      }
+    } finally {
+      execFileSync("chmod", ["-R", "u+w", root]);
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
 
 describe(".dockerignore matcher", () => {

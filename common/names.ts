@@ -121,6 +121,8 @@ export const Injected = {
   /**
    * The sidecar image's entrypoint (distroless Node: node, then our bundle).
    * The webhook sets only `args`; the exec startup probe needs the full command.
+   * Node flags go in the image's `NODE_OPTIONS` (Dockerfile.sidecar), which the
+   * probe's exec inherits, rather than here.
    */
   sidecarEntrypoint: ["/nodejs/bin/node", "/app/sidecar.mjs"],
   /** The sidecar's args: one sync loop (`sidecar` mode) or one sync (`init` mode), as the spec says. */

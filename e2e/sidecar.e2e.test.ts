@@ -242,12 +242,19 @@ describe("the injected sidecar, run by the test kubelet", () => {
       });
       const file = pod.hostPath("app", "/mnt/secrets/value");
       expect(await readFile(file, "utf8")).toBe(first);
+      const atInjection = env.vault.counters().faults;
       const id = env.vault.injectFault({
         action,
         match: { secret: "kv-down", authenticated: true },
         times: 100_000,
       });
       try {
+        // A read already past the mock's fault check when the fault was
+        // injected is still answered; rotate only once a read has been
+        // refused, so that no read can publish the new value during the outage.
+        await eventually(() => {
+          expect(env.vault.counters().faults).toBeGreaterThan(atInjection);
+        }, 30_000);
         setSecret("kv-down", freshValue("v2"));
         const before = env.vault.counters().faults;
         await eventually(() => {

@@ -17,22 +17,37 @@ import { DATA_LINK, publishFiles, type PublishStep } from "./atomic-writer.ts";
 
 /** Makes the publish's write of one file name fail half-way with ENOSPC, as a full tmpfs does. */
 const failWrite = vi.hoisted(() => ({ name: undefined as string | undefined, hits: 0 }));
-vi.mock("node:fs/promises", async (importOriginal) => {
-  const fs = await importOriginal<typeof import("node:fs/promises")>();
+vi.mock("node:fs", async (importOriginal) => {
+  const fs = await importOriginal<typeof import("node:fs")>();
   const paths = await import("node:path");
-  const open: typeof fs.open = async (path, flags, mode) => {
-    const handle = await fs.open(path, flags, mode);
-    if (flags !== "wx" || paths.basename(String(path)) !== failWrite.name) return handle;
-    failWrite.hits++;
-    return Object.assign(Object.create(handle) as typeof handle, {
-      writeFile: async (data: Uint8Array) => {
-        await handle.writeFile(data.subarray(0, data.length >> 1));
-        throw Object.assign(new Error("ENOSPC: no space left on device"), { code: "ENOSPC" });
-      },
-      close: () => handle.close(),
-    });
+  const failing = new Set<number>();
+  const openSync = ((path: string, flags: string, mode?: number) => {
+    const fd = fs.openSync(path, flags, mode);
+    if (flags === "wx" && paths.basename(path) === failWrite.name) {
+      failWrite.hits++;
+      failing.add(fd);
+    }
+    return fd;
+  }) as typeof fs.openSync;
+  const writeFileSync = ((file: number | string, data: Uint8Array, options?: unknown) => {
+    if (typeof file !== "number" || !failing.has(file)) {
+      fs.writeFileSync(file, data, options as never);
+      return;
+    }
+    fs.writeFileSync(file, data.subarray(0, data.length >> 1));
+    throw Object.assign(new Error("ENOSPC: no space left on device"), { code: "ENOSPC" });
+  }) as typeof fs.writeFileSync;
+  const closeSync = ((fd: number) => {
+    failing.delete(fd);
+    fs.closeSync(fd);
+  }) as typeof fs.closeSync;
+  return {
+    ...fs,
+    default: { ...fs, openSync, writeFileSync, closeSync },
+    openSync,
+    writeFileSync,
+    closeSync,
   };
-  return { ...fs, open };
 });
 
 let dir: string;

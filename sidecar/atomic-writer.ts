@@ -14,6 +14,17 @@
  */
 import { randomInt } from "node:crypto";
 import {
+  closeSync,
+  fchmodSync,
+  fsyncSync,
+  openSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import {
   chmod,
   lstat,
   mkdir,
@@ -81,18 +92,15 @@ export async function publishFiles(
     const current = await readCurrent(dir);
     if (current !== undefined && (await isSame(join(dir, current), files, options.mode))) {
       // Repair links and leftovers of a crashed publish even when nothing changed.
-      await linkNames(dir, files);
+      linkNames(dir, files);
       await cleanUp(dir, current, files);
       return { changed: false, dataDir: current };
     }
 
     await step("write");
     const tsDir = await createTimestampedDir(dir, options.now);
-    await Promise.all(
-      [...files].map(([name, content]) =>
-        writeDurably(join(dir, tsDir, name), content, options.mode),
-      ),
-    );
+    for (const [name, content] of files)
+      writeDurably(join(dir, tsDir, name), content, options.mode);
     await syncDir(join(dir, tsDir));
 
     await step("swap");
@@ -102,7 +110,7 @@ export async function publishFiles(
     await syncDir(dir);
 
     await step("link");
-    await linkNames(dir, files);
+    linkNames(dir, files);
 
     await step("cleanup");
     await cleanUp(dir, tsDir, files);
@@ -171,15 +179,20 @@ async function createTimestampedDir(dir: string, now: Date): Promise<string> {
   }
 }
 
-async function writeDurably(path: string, content: Uint8Array, mode: number): Promise<void> {
-  const handle = await open(path, "wx", mode);
+/**
+ * Synchronous, like {@link linkNames}: the sidecar has nothing else to do
+ * while it publishes, and on its tmpfs each call is a few microseconds, while
+ * a threadpool round trip per call cost 4–9 ms per 100 files (bench/sidecar).
+ */
+function writeDurably(path: string, content: Uint8Array, mode: number): void {
+  const fd = openSync(path, "wx", mode);
   try {
-    await handle.writeFile(content);
+    writeFileSync(fd, content);
     // open()'s mode is masked by the umask; the user asked for exactly this one.
-    await handle.chmod(mode);
-    await handle.sync();
+    fchmodSync(fd, mode);
+    fsyncSync(fd);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
@@ -193,22 +206,20 @@ async function syncDir(path: string): Promise<void> {
 }
 
 /** Makes each visible name a symlink `NAME → ..data/NAME` (replacing whatever else is there). */
-async function linkNames(dir: string, files: ReadonlyMap<string, Uint8Array>): Promise<void> {
-  await Promise.all(
-    [...files.keys()].map(async (name) => {
-      const target = `${DATA_LINK}/${name}`;
-      const path = join(dir, name);
-      try {
-        if ((await readlink(path)) === target) return;
-      } catch {
-        // missing or not a symlink: (re)create below
-      }
-      const tmp = join(dir, `${LINK_TMP_PREFIX}${name}`);
-      await rm(tmp, { force: true });
-      await symlink(target, tmp);
-      await rename(tmp, path);
-    }),
-  );
+function linkNames(dir: string, files: ReadonlyMap<string, Uint8Array>): void {
+  for (const name of files.keys()) {
+    const target = `${DATA_LINK}/${name}`;
+    const path = join(dir, name);
+    try {
+      if (readlinkSync(path) === target) continue;
+    } catch {
+      // missing or not a symlink: (re)create below
+    }
+    const tmp = join(dir, `${LINK_TMP_PREFIX}${name}`);
+    rmSync(tmp, { force: true });
+    symlinkSync(target, tmp);
+    renameSync(tmp, path);
+  }
 }
 
 /** Removes visible links no longer published, and every directory or temp name but the current one. */

@@ -8,10 +8,11 @@
  * the sidecar (the Azure SDKs above all) is imported only by `run`.
  *
  * `run` uses Node's compile cache (V8 code caches of the chunks) when a
- * `sidecar-cache/` directory sits beside this file: an image fills it at
- * build time (`mkdir /app/sidecar-cache && node /app/sidecar.mjs run`, which
- * loads the chunks, exits 2 for want of configuration, and writes the cache)
- * and the container reads it from its read-only root filesystem. Without the
+ * `sidecar-cache/` directory sits beside this file: Dockerfile.sidecar fills
+ * it at build time (one `run` as user 65532, which loads the chunks, exits 2
+ * for want of configuration, and writes the cache; Node keys the cache by
+ * user id, V8 flags and Node version, so it must be the runtime's) and the
+ * container reads it from its read-only root filesystem. Without the
  * directory nothing changes (nothing is created: the root filesystem may be
  * read-only). Measured in bench/sidecar/RESULTS.md.
  */

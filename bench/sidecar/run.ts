@@ -28,9 +28,15 @@
  * `sidecar-cache/` directory an image would fill at build time (see
  * sidecar/main.ts), filled here the same way before the runs.
  *
+ * `--node-args "LABEL=--flag …"` (repeatable) adds that build again, run as
+ * `node --flag … sidecar.mjs run`, with its own compile cache filled under the
+ * same flags (V8 keys a code cache by its flags, as the image's `RUN` does
+ * with the ENTRYPOINT's flags). `--only-variants` leaves out the rows without
+ * flags (other than `--compare`'s).
+ *
  * Results go to bench/sidecar/RESULTS.md with date and machine.
  *
- * Run: `npm run build && node bench/sidecar/run.ts [runs] [--no-pin] [--dist] [--out-disk] [--compare LABEL=PATH]…` (Node 24).
+ * Run: `npm run build && node bench/sidecar/run.ts [runs] [--no-pin] [--dist] [--out-disk] [--compare LABEL=PATH]… [--node-args "LABEL=FLAGS"]… [--only-variants]` (Node 24).
  */
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -53,6 +59,19 @@ const compare = args
     if (eq <= 0) throw new Error(`--compare wants LABEL=PATH, not '${spec}'`);
     const path = spec.slice(eq + 1);
     return { label: spec.slice(0, eq), bundle: isAbsolute(path) ? path : join(root, path) };
+  });
+const variants = args
+  .flatMap((a, i) => (a === "--node-args" ? [args[i + 1] ?? ""] : []))
+  .map((spec) => {
+    const eq = spec.indexOf("=");
+    if (eq <= 0) throw new Error(`--node-args wants "LABEL=FLAGS", not '${spec}'`);
+    const nodeArgs = spec
+      .slice(eq + 1)
+      .split(/\s+/)
+      .filter((w) => w !== "");
+    if (nodeArgs.some((w) => !w.startsWith("--")))
+      throw new Error(`--node-args takes flags only: '${spec}'`);
+    return { label: spec.slice(0, eq), nodeArgs };
   });
 
 /** Pins the sidecar to the last CPU and this process (the mocks) to CPU 0, when it can. */
@@ -97,6 +116,7 @@ async function runOnce(
   n: number,
   pin: readonly string[],
   outBase: string | undefined,
+  nodeArgs: readonly string[],
 ): Promise<Sample> {
   const env = world.env({
     files: rawFiles(n),
@@ -106,7 +126,7 @@ async function runOnce(
   const hook = join(world.dir, "memory-hook.cjs");
   if (!existsSync(hook)) await writeFile(hook, MEMORY_HOOK);
   const start = Date.now();
-  const argv = [process.execPath, "--require", hook, bundle, "run"];
+  const argv = [process.execPath, ...nodeArgs, "--require", hook, bundle, "run"];
   const [file = "", ...rest] = [...pin, ...argv];
   const child = spawn(file, rest, {
     env: { PATH: process.env.PATH ?? "", NODE_EXTRA_CA_CERTS: world.caFile, ...env },
@@ -140,6 +160,8 @@ const median = (xs: readonly number[]): number => {
 interface Build {
   readonly label: string;
   readonly bundle: string;
+  /** Node flags before the entry, as an image's ENTRYPOINT would put them. */
+  readonly nodeArgs?: readonly string[];
 }
 
 /** Measures every build for every count, the builds' runs interleaved. */
@@ -158,7 +180,7 @@ async function bench(
       for (const b of builds) {
         world.vault.resetCounters();
         world.aad.resetCounters();
-        const s = await runOnce(world, b.bundle, n, pin, outBase);
+        const s = await runOnce(world, b.bundle, n, pin, outBase, b.nodeArgs ?? []);
         if (i >= WARMUP) samples.get(b.label)?.push(s);
         counts.set(b.label, {
           kv: world.vault.counters().total,
@@ -229,31 +251,43 @@ try {
     if (existsSync(dist)) builds.push({ label: "dist (npm run build)", bundle: dist });
     else console.log("dist/sidecar.mjs missing: run npm run build first to measure it");
   }
-  builds.push({ label: "sidecar/bundle.ts", bundle: join(optDir, "sidecar.mjs") });
-  // What an image build would do: a sidecar-cache/ beside the entry, filled by one `run`.
-  const ccDir = join(root, "bench/out/sidecar-opt-cc");
-  await rm(ccDir, { recursive: true, force: true });
-  await cp(optDir, ccDir, { recursive: true });
-  await mkdir(join(ccDir, "sidecar-cache"));
-  try {
-    // Exits 2 (no configuration) after loading the chunks; the cache is written at exit.
-    execFileSync(process.execPath, [join(ccDir, "sidecar.mjs"), "run"], {
-      env: { PATH: process.env.PATH ?? "" },
-      stdio: "ignore",
+  const withCache = async (dir: string, nodeArgs: readonly string[]): Promise<string> => {
+    await rm(dir, { recursive: true, force: true });
+    await cp(optDir, dir, { recursive: true });
+    await mkdir(join(dir, "sidecar-cache"));
+    try {
+      // Exits 2 (no configuration) after loading the chunks; the cache is written at exit.
+      execFileSync(process.execPath, [...nodeArgs, join(dir, "sidecar.mjs"), "run"], {
+        env: { PATH: process.env.PATH ?? "" },
+        stdio: "ignore",
+      });
+    } catch {
+      // expected
+    }
+    if ((await readdir(join(dir, "sidecar-cache"))).length === 0)
+      throw new Error("the compile cache was not written");
+    return join(dir, "sidecar.mjs");
+  };
+  if (!args.includes("--only-variants")) {
+    builds.push({ label: "sidecar/bundle.ts", bundle: join(optDir, "sidecar.mjs") });
+    // What an image build would do: a sidecar-cache/ beside the entry, filled by one `run`.
+    builds.push({
+      label: "sidecar/bundle.ts + compile cache",
+      bundle: await withCache(join(root, "bench/out/sidecar-opt-cc"), []),
     });
-  } catch {
-    // expected
   }
-  if ((await readdir(join(ccDir, "sidecar-cache"))).length === 0)
-    throw new Error("the compile cache was not written");
-  builds.push({ label: "sidecar/bundle.ts + compile cache", bundle: join(ccDir, "sidecar.mjs") });
+  for (const [i, v] of variants.entries()) {
+    const bundle = await withCache(join(root, `bench/out/sidecar-opt-flags-${i}`), v.nodeArgs);
+    builds.push({ label: v.label, bundle, nodeArgs: v.nodeArgs });
+  }
   console.log(`${pinning.note}; load average ${loadAtStart}`);
   console.log(header.join("\n"));
   const rows = await bench(world, builds, pinning.child, outBase);
 
   const cpu = cpus();
   const machine = `${cpu[0]?.model ?? "?"} × ${cpu.length}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}, Node ${process.version}`;
-  const command = ["node bench/sidecar/run.ts", ...args].join(" ");
+  const quote = (a: string): string => (/^[\w./=:@,+-]+$/.test(a) ? a : `'${a}'`);
+  const command = ["node bench/sidecar/run.ts", ...args.map(quote)].join(" ");
   const text = [
     "# Sidecar start-up bench",
     "",

@@ -5,7 +5,11 @@
  * checkout: the base image's Node is this Node 24, and each bundle copied
  * into the image is the one `npm run build` wrote to `dist/`. So a pod runs
  * here the command it would run in its image, and a change to a Dockerfile's
- * entrypoint shows up in the e2e suite.
+ * entrypoint shows up in the e2e suite. Node flags in an exec-form ENTRYPOINT
+ * pass through as they are (only the node path and `.mjs` bundles are
+ * files); the image's ENV (the sidecar's NODE_OPTIONS) reaches the process.
+ * RUN is not replayed: the sidecar runs here without the compile cache its
+ * image bakes in (which only makes it start faster).
  */
 import { DockerfileParser } from "dockerfile-ast";
 import { existsSync, readFileSync } from "node:fs";
