@@ -9,7 +9,9 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import {
   chmodSync,
+  copyFileSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -327,6 +329,11 @@ describe("Dockerfile.sidecar compile cache", () => {
     const root = mkdtempSync(join(tmpdir(), "akv-image-"));
     try {
       chmodSync(root, 0o755);
+      // The image's own Node at its own path: the checkout's copy may sit
+      // below a folder that user 65532 cannot enter (a CI clone's temp dir).
+      const node = join(root, "nodejs/bin/node");
+      mkdirSync(dirname(node), { recursive: true });
+      copyFileSync(process.execPath, node);
       const app = join(root, "app");
       await esbuild({
         ...sidecarBuildOptions(app, join(ROOT, "sidecar/main.ts")),
@@ -340,7 +347,7 @@ describe("Dockerfile.sidecar compile cache", () => {
         : code
             .replace(/u=\d+;/, `u=${String(process.getuid?.())};`)
             .replace(/fs\.chownSync\(([^,]+),0,0\);/, "");
-      const filled = spawnSync(process.execPath, ["-e", runnable], {
+      const filled = spawnSync(node, ["-e", runnable], {
         env: { PATH: process.env.PATH ?? "", NODE_OPTIONS: nodeOptions },
         encoding: "utf8",
       });
@@ -365,7 +372,7 @@ describe("Dockerfile.sidecar compile cache", () => {
             `--reuid=${UID}`,
             `--regid=${UID}`,
             "--clear-groups",
-            process.execPath,
+            node,
             join(app, "sidecar.mjs"),
             "run",
           ],
