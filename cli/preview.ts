@@ -9,7 +9,11 @@ import fastJsonPatch, { type Operation } from "fast-json-patch";
 import { parseAllDocuments, stringify } from "yaml";
 import { AkvError, ErrorCode } from "../common/errors.ts";
 import { WebhookEnv } from "../common/names.ts";
-import { ADMISSION_API_VERSION, parseAdmissionReview } from "../webhook/admission-review.ts";
+import {
+  ADMISSION_API_VERSION,
+  parseAdmissionReview,
+  parsePod,
+} from "../webhook/admission-review.ts";
 import type { ServiceAccount } from "../webhook/injection-config.ts";
 import { review, type Outcome } from "../webhook/review.ts";
 import { parseInjectionSettings, withSidecarExtraCa, type EnvRecord } from "../webhook/settings.ts";
@@ -199,16 +203,11 @@ export async function preview(input: PreviewInput): Promise<PreviewResult> {
 
   const pod = readObject(input.pod.text, input.pod.source, "Pod");
   const metadata = isObject(pod.metadata) ? pod.metadata : {};
-  const spec = isObject(pod.spec) ? pod.spec : {};
-  const namespace =
-    input.namespace ??
-    (typeof metadata.namespace === "string" && metadata.namespace !== ""
-      ? metadata.namespace
-      : "default");
-  const saName =
-    [spec.serviceAccountName, spec.serviceAccount].find(
-      (v): v is string => typeof v === "string" && v !== "",
-    ) ?? "default";
+  // The namespace and service account as the webhook reads them; a pod it
+  // cannot read is refused by review() below, before any lookup.
+  const parsed = parsePod(pod, input.namespace ?? "");
+  const namespace = parsed.ok ? parsed.pod.namespace : (input.namespace ?? "default");
+  const saName = parsed.ok ? parsed.pod.serviceAccountName : "default";
 
   const notes: string[] = [];
   let serviceAccount: ServiceAccount;
