@@ -6,8 +6,8 @@
  * (a tiny entry for the probe, chunks loaded on demand).
  */
 import { build, type BuildOptions } from "esbuild";
-import { chmod, readFile } from "node:fs/promises";
-import { dirname } from "node:path";
+import { chmod, readFile, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { sidecarBuildOptions } from "../sidecar/bundle.ts";
 import { BUNDLE_ENTRIES } from "./bundles.ts";
 
@@ -58,6 +58,13 @@ const builds: Record<string, BuildOptions> = {
   "akv-injector-sidecar": sidecar(binPath("akv-injector-sidecar")),
   "akv-injector": singleFile(BUNDLE_ENTRIES["akv-injector"], binPath("akv-injector")),
 };
+
+// Chunk names carry content hashes: without this, every build would leave
+// the previous build's chunks beside the new ones.
+await rm(join(dirname(binPath("akv-injector-sidecar")), "sidecar-chunks"), {
+  recursive: true,
+  force: true,
+});
 
 await Promise.all(
   Object.entries(builds).map(async ([bin, options]) => {

@@ -7,7 +7,7 @@
  * main.ts imports this module lazily: the startup probe must not pay for
  * loading the Azure SDKs.
  */
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { getCACertificates, setDefaultCACertificates } from "node:tls";
 import type { DestinationStream } from "pino";
 import { createLogger, type Logger } from "../common/logger.ts";
@@ -78,7 +78,9 @@ async function runWithLogger(
       tokenFile: config.tokenFile,
       authorityHost: config.authorityHost,
       disableInstanceDiscovery: config.disableInstanceDiscovery,
-      readFile: (path) => readFile(path, "utf8"),
+      // Synchronous: a projected token is a small file on a tmpfs, and the
+      // sidecar's only async file read would start the libuv threadpool.
+      readFile: (path) => Promise.resolve(readFileSync(path, "utf8")),
       now: () => clock.now(),
     }),
     config.tenantId,

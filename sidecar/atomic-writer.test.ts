@@ -9,11 +9,42 @@ import {
   writeFile,
   symlink,
 } from "node:fs/promises";
+import { once } from "node:events";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Worker } from "node:worker_threads";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { ErrorCode, isAkvError } from "../common/errors.ts";
 import { DATA_LINK, publishFiles, type PublishStep } from "./atomic-writer.ts";
+
+/** Reads the set through `..data` until told to stop; reports every value seen and every torn read. */
+const READER = `
+const { parentPort, workerData } = require("node:worker_threads");
+const { readFileSync, realpathSync } = require("node:fs");
+const { join } = require("node:path");
+let stop = false;
+parentPort.on("message", () => (stop = true));
+const seen = new Set();
+const bad = [];
+const tick = () => {
+  for (let i = 0; i < 50 && !stop; i++) {
+    let a, b;
+    try {
+      const data = realpathSync(join(workerData.dir, workerData.link));
+      a = readFileSync(join(data, "a"), "utf8");
+      b = readFileSync(join(data, "b"), "utf8");
+    } catch {
+      continue; // the old dir was removed between realpath and read
+    }
+    if (a !== a[0].repeat(10000) || b !== a[0]) bad.push(a.length + ":" + b);
+    seen.add(b);
+  }
+  if (stop) parentPort.postMessage({ seen: [...seen], bad });
+  else setImmediate(tick);
+};
+parentPort.postMessage("reading");
+tick();
+`;
 
 /** Makes the publish's write of one file name fail half-way with ENOSPC, as a full tmpfs does. */
 const failWrite = vi.hoisted(() => ({ name: undefined as string | undefined, hits: 0 }));
@@ -200,30 +231,20 @@ describe("publishFiles", () => {
 
   it("readers never see a partial file or a mixed set while publishing repeatedly", async () => {
     await publishFiles(dir, files({ a: "0".repeat(10_000), b: "0" }), { mode: 0o644, now });
-    const control = { stop: false };
-    const seen = new Set<string>();
-    const reader = (async () => {
-      while (!control.stop) {
-        const data = await realpath(join(dir, DATA_LINK)).catch(() => undefined);
-        if (data === undefined) continue;
-        const [a, b] = await Promise.all([
-          readFile(join(data, "a"), "utf8"),
-          readFile(join(data, "b"), "utf8"),
-        ]).catch(() => ["gone", "gone"]);
-        if (a === "gone") continue; // the old dir was removed between realpath and read
-        expect(a).toBe(a[0]?.repeat(10_000));
-        expect(b).toBe(a[0]);
-        seen.add(b);
-      }
-    })();
-    for (let i = 1; i <= 20; i++) {
+    // The publish is synchronous: the reader needs a thread of its own to run during one.
+    const reader = new Worker(READER, { eval: true, workerData: { dir, link: DATA_LINK } });
+    await once(reader, "message"); // reading
+    for (let i = 1; i <= 200; i++) {
       await publishFiles(dir, files({ a: String(i % 10).repeat(10_000), b: String(i % 10) }), {
         mode: 0o644,
         now,
       });
+      await new Promise(setImmediate);
     }
-    control.stop = true;
-    await reader;
-    expect(seen.size).toBeGreaterThan(1);
+    reader.postMessage("stop");
+    const [report] = (await once(reader, "message")) as [{ seen: string[]; bad: string[] }];
+    await reader.terminate();
+    expect(report.bad).toEqual([]);
+    expect(report.seen.length).toBeGreaterThan(1);
   });
 });

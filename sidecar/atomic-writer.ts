@@ -11,33 +11,32 @@
  * `..data` symlink. The previous directory is removed only after that rename,
  * so a failure (or a crash) at any step leaves the previous set in place; the
  * next publish cleans up what a crashed one left.
+ *
+ * Every file system call is synchronous: the sidecar has nothing else to do
+ * while it publishes, its output is a tmpfs where each call takes
+ * microseconds, and a threadpool round trip per call cost 4–9 ms per 100
+ * files (bench/sidecar); it also keeps `fs/promises` and the threadpool out
+ * of the process.
  */
 import { randomInt } from "node:crypto";
 import {
+  chmodSync,
   closeSync,
   fchmodSync,
   fsyncSync,
+  lstatSync,
+  mkdirSync,
   openSync,
+  readdirSync,
+  readFileSync,
   readlinkSync,
   renameSync,
   rmSync,
+  statSync,
   symlinkSync,
+  unlinkSync,
   writeFileSync,
 } from "node:fs";
-import {
-  chmod,
-  lstat,
-  mkdir,
-  open,
-  readdir,
-  readFile,
-  readlink,
-  rename,
-  rm,
-  stat,
-  symlink,
-  unlink,
-} from "node:fs/promises";
 import { join } from "node:path";
 import { AkvError, ErrorCode } from "../common/errors.ts";
 import { parseFileName } from "../common/refs.ts";
@@ -88,32 +87,32 @@ export async function publishFiles(
     await options.beforeStep?.(s);
   };
   try {
-    await mkdir(dir, { recursive: true });
-    const current = await readCurrent(dir);
-    if (current !== undefined && (await isSame(join(dir, current), files, options.mode))) {
+    mkdirSync(dir, { recursive: true });
+    const current = readCurrent(dir);
+    if (current !== undefined && isSame(join(dir, current), files, options.mode)) {
       // Repair links and leftovers of a crashed publish even when nothing changed.
       linkNames(dir, files);
-      await cleanUp(dir, current, files);
+      cleanUp(dir, current, files);
       return { changed: false, dataDir: current };
     }
 
     await step("write");
-    const tsDir = await createTimestampedDir(dir, options.now);
+    const tsDir = createTimestampedDir(dir, options.now);
     for (const [name, content] of files)
       writeDurably(join(dir, tsDir, name), content, options.mode);
-    await syncDir(join(dir, tsDir));
+    syncDir(join(dir, tsDir));
 
     await step("swap");
-    await rm(join(dir, DATA_TMP), { force: true });
-    await symlink(tsDir, join(dir, DATA_TMP));
-    await rename(join(dir, DATA_TMP), join(dir, DATA_LINK));
-    await syncDir(dir);
+    rmSync(join(dir, DATA_TMP), { force: true });
+    symlinkSync(tsDir, join(dir, DATA_TMP));
+    renameSync(join(dir, DATA_TMP), join(dir, DATA_LINK));
+    syncDir(dir);
 
     await step("link");
     linkNames(dir, files);
 
     await step("cleanup");
-    await cleanUp(dir, tsDir, files);
+    cleanUp(dir, tsDir, files);
     return { changed: true, dataDir: tsDir };
   } catch (cause) {
     if (cause instanceof AkvError) throw cause;
@@ -126,52 +125,46 @@ export async function publishFiles(
 }
 
 /** The directory `..data` points to, or undefined before the first publish. */
-async function readCurrent(dir: string): Promise<string | undefined> {
+function readCurrent(dir: string): string | undefined {
   try {
-    return await readlink(join(dir, DATA_LINK));
+    return readlinkSync(join(dir, DATA_LINK));
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw error;
   }
 }
 
-async function isSame(
-  dataDir: string,
-  files: ReadonlyMap<string, Uint8Array>,
-  mode: number,
-): Promise<boolean> {
+function isSame(dataDir: string, files: ReadonlyMap<string, Uint8Array>, mode: number): boolean {
   let names: string[];
   try {
-    names = await readdir(dataDir);
+    names = readdirSync(dataDir);
   } catch {
     return false;
   }
   if (names.length !== files.size || names.some((n) => !files.has(n))) return false;
-  const same = await Promise.all(
-    [...files].map(async ([name, content]) => {
-      const path = join(dataDir, name);
-      const [info, old] = await Promise.all([stat(path), readFile(path)]);
-      return (info.mode & 0o777) === mode && Buffer.compare(old, content) === 0;
-    }),
-  );
-  return same.every(Boolean);
+  return [...files].every(([name, content]) => {
+    const path = join(dataDir, name);
+    return (
+      (statSync(path).mode & 0o777) === mode && Buffer.compare(readFileSync(path), content) === 0
+    );
+  });
 }
 
 /** `..YYYY_MM_DD_HH_MM_SS.N`, created exclusively (a collision just draws another N). */
-async function createTimestampedDir(dir: string, now: Date): Promise<string> {
+function createTimestampedDir(dir: string, now: Date): string {
   const p = (n: number, w = 2): string => String(n).padStart(w, "0");
   const ts = `${p(now.getUTCFullYear(), 4)}_${p(now.getUTCMonth() + 1)}_${p(now.getUTCDate())}_${p(now.getUTCHours())}_${p(now.getUTCMinutes())}_${p(now.getUTCSeconds())}`;
   for (;;) {
     const name = `..${ts}.${randomInt(1_000_000_000)}`;
     try {
       const path = join(dir, name);
-      await mkdir(path, { mode: 0o755 });
+      mkdirSync(path, { mode: 0o755 });
       // 0755: the app's user must traverse it (the files carry the mode that
       // matters); mkdir's mode is masked by the umask, so set it, as the
       // kubelet's AtomicWriter does. Keep the setgid bit inherited from an
       // fsGroup volume: without it the files would not get the pod's group,
       // and a 0440 file would be closed to the app.
-      await chmod(path, ((await stat(path)).mode & 0o7000) | 0o755);
+      chmodSync(path, (statSync(path).mode & 0o7000) | 0o755);
       return name;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
@@ -179,11 +172,6 @@ async function createTimestampedDir(dir: string, now: Date): Promise<string> {
   }
 }
 
-/**
- * Synchronous, like {@link linkNames}: the sidecar has nothing else to do
- * while it publishes, and on its tmpfs each call is a few microseconds, while
- * a threadpool round trip per call cost 4–9 ms per 100 files (bench/sidecar).
- */
 function writeDurably(path: string, content: Uint8Array, mode: number): void {
   const fd = openSync(path, "wx", mode);
   try {
@@ -196,12 +184,12 @@ function writeDurably(path: string, content: Uint8Array, mode: number): void {
   }
 }
 
-async function syncDir(path: string): Promise<void> {
-  const handle = await open(path, "r");
+function syncDir(path: string): void {
+  const fd = openSync(path, "r");
   try {
-    await handle.sync();
+    fsyncSync(fd);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
@@ -223,27 +211,19 @@ function linkNames(dir: string, files: ReadonlyMap<string, Uint8Array>): void {
 }
 
 /** Removes visible links no longer published, and every directory or temp name but the current one. */
-async function cleanUp(
-  dir: string,
-  current: string,
-  files: ReadonlyMap<string, Uint8Array>,
-): Promise<void> {
-  const entries = await readdir(dir);
-  await Promise.all(
-    entries.map(async (name) => {
-      const path = join(dir, name);
-      if (!name.startsWith("..")) {
-        if (files.has(name)) return;
-        const info = await lstat(path);
-        // Only our own links (into ..data) are ours to remove.
-        if (info.isSymbolicLink() && (await readlink(path)).startsWith(`${DATA_LINK}/`))
-          await unlink(path);
-        return;
-      }
-      if (name === DATA_LINK || name === current) return;
-      if (TS_DIR.test(name) || name === DATA_TMP || name.startsWith(LINK_TMP_PREFIX)) {
-        await rm(path, { recursive: true, force: true });
-      }
-    }),
-  );
+function cleanUp(dir: string, current: string, files: ReadonlyMap<string, Uint8Array>): void {
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (!name.startsWith("..")) {
+      if (files.has(name)) continue;
+      // Only our own links (into ..data) are ours to remove.
+      if (lstatSync(path).isSymbolicLink() && readlinkSync(path).startsWith(`${DATA_LINK}/`))
+        unlinkSync(path);
+      continue;
+    }
+    if (name === DATA_LINK || name === current) continue;
+    if (TS_DIR.test(name) || name === DATA_TMP || name.startsWith(LINK_TMP_PREFIX)) {
+      rmSync(path, { recursive: true, force: true });
+    }
+  }
 }

@@ -120,6 +120,32 @@ describe("createWarmUpGate", () => {
     await Promise.all([gate.run(task("e")), gate.run(task("f")), gate.run(task("g"))]);
     expect(max).toBe(3);
   });
+
+  it("open() lets the waiting calls through while the leader is still running", async () => {
+    const gate = createWarmUpGate();
+    const started: string[] = [];
+    let finishLeader = (): void => undefined;
+    const leader = gate.run(async () => {
+      started.push("a");
+      await new Promise<void>((resolve) => {
+        finishLeader = resolve;
+      });
+      return "a";
+    });
+    const others = ["b", "c"].map((name) =>
+      gate.run(() => {
+        started.push(name);
+        return Promise.resolve(name);
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 5));
+    expect(started).toEqual(["a"]);
+    gate.open();
+    expect(await Promise.all(others)).toEqual(["b", "c"]);
+    finishLeader();
+    expect(await leader).toBe("a");
+    expect(started).toEqual(["a", "b", "c"]);
+  });
 });
 
 const jwt = (claims: object): string =>

@@ -6,9 +6,11 @@
  * Two things the SDK does not do for us:
  * - Request count. Until the client has cached a bearer challenge, every call
  *   first goes out without a token and gets a 401: N calls in parallel cost
- *   2N requests. This source lets one call through alone until one has
- *   succeeded (the challenge and token are then cached), so a cold sync costs
- *   N + 1 and a warm one N.
+ *   2N requests. This source lets one call through alone until the challenge
+ *   and token are cached, which the first request that leaves with a token
+ *   shows (the SDK caches both before it retries the call with the token), so
+ *   a cold sync costs N + 1 and a warm one N, and the other reads start while
+ *   the first one's authorised request is still out.
  * - Retries. The SDK's own retries are off (`maxRetries: 0`); a bare 429 is
  *   not retried by it anyway. The sync loop retries with backoff, jitter and
  *   Retry-After, so there is one retry policy, ours.
@@ -23,7 +25,7 @@
  *   gets no guess: its resource is whatever its challenge says.
  */
 import type { TokenCredential } from "@azure/core-auth";
-import type { HttpClient } from "@azure/core-rest-pipeline";
+import type { HttpClient, PipelinePolicy } from "@azure/core-rest-pipeline";
 import { SecretClient } from "@azure/keyvault-secrets";
 import { AZURE_KEY_VAULTS } from "../common/names.ts";
 import { ErrorCode, isAkvError } from "../common/errors.ts";
@@ -78,12 +80,14 @@ export function knownKeyVaultResource(vaultUrl: string): string | undefined {
 
 /** Creates the Key Vault source. */
 export function createKeyVaultSource(options: KeyVaultSourceOptions): SecretSource {
+  const gate = createWarmUpGate();
   const client = new SecretClient(options.vaultUrl, options.credential, {
     disableChallengeResourceVerification: options.disableChallengeResourceVerification,
     retryOptions: { maxRetries: 0 },
+    // After the SDK's challenge policy (which runs before the Retry phase).
+    additionalPolicies: [{ policy: openGateOnToken(gate), position: "perRetry" }],
     ...(options.httpClient === undefined ? {} : { httpClient: options.httpClient }),
   });
-  const gate = createWarmUpGate();
   // Never for an exact-host vault: verification is off there, and the
   // resource is not known.
   const resource = options.disableChallengeResourceVerification
@@ -126,16 +130,32 @@ export function createKeyVaultSource(options: KeyVaultSourceOptions): SecretSour
   };
 }
 
+/** Lets calls through one at a time until it is opened (or one succeeds), then all at once. */
+export interface WarmUpGate {
+  run<T>(task: () => Promise<T>): Promise<T>;
+  /** Lets every waiting and later call through. */
+  open(): void;
+}
+
 /**
- * Lets calls through one at a time until one succeeds, then all at once. A
- * failed leader hands over to the next waiter, which then tries alone.
+ * Creates a {@link WarmUpGate}. A failed leader hands over to the next
+ * waiter, which then tries alone.
  */
-export function createWarmUpGate(): { run<T>(task: () => Promise<T>): Promise<T> } {
+export function createWarmUpGate(): WarmUpGate {
   // An object: its field changes across awaits, which a local's narrowing would hide.
   const state = { warm: false };
   const isWarm = (): boolean => state.warm;
+  let opened = (): void => undefined;
+  const warm = new Promise<void>((resolve) => {
+    opened = resolve;
+  });
+  const open = (): void => {
+    state.warm = true;
+    opened();
+  };
   let tail: Promise<void> = Promise.resolve();
   return {
+    open,
     async run<T>(task: () => Promise<T>): Promise<T> {
       if (isWarm()) return task();
       const previous = tail;
@@ -143,18 +163,33 @@ export function createWarmUpGate(): { run<T>(task: () => Promise<T>): Promise<T>
       tail = new Promise<void>((resolve) => {
         release = resolve;
       });
-      await previous;
+      await Promise.race([previous, warm]);
       if (isWarm()) {
         release();
         return task();
       }
       try {
         const result = await task();
-        state.warm = true;
+        open();
         return result;
       } finally {
         release();
       }
+    },
+  };
+}
+
+/**
+ * A pipeline policy that opens the gate when a request leaves with a token:
+ * Key Vault's challenge policy has then cached the challenge and the token,
+ * so the other calls go out with them instead of each drawing a 401.
+ */
+function openGateOnToken(gate: WarmUpGate): PipelinePolicy {
+  return {
+    name: "akvOpenWarmUpGate",
+    sendRequest(request, next) {
+      if (request.headers.has("authorization")) gate.open();
+      return next(request);
     },
   };
 }

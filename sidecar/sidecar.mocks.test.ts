@@ -1,14 +1,15 @@
 /**
  * The sidecar with the real SDKs against the mocks over real HTTPS: the
- * bundled process as a child (trusting the mocks' CA through
- * NODE_EXTRA_CA_CERTS, as a user behind a private CA would), and, for the
- * fault cases that need short timeouts, `runSidecar` in this process.
+ * bundled process as a child, with its image's NODE_OPTIONS (trusting the
+ * mocks' CA through NODE_EXTRA_CA_CERTS, as a user behind a private CA
+ * would), and, for the fault cases that need short timeouts, `runSidecar` in
+ * this process.
  */
 import { spawn, type ChildProcessByStdio } from "node:child_process";
 import type { Readable } from "node:stream";
 import { X509Certificate } from "node:crypto";
 import { existsSync } from "node:fs";
-import { readdir, readFile, readlink, realpath, rm, stat } from "node:fs/promises";
+import { readdir, readFile, readlink, realpath, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,6 +18,7 @@ import { ErrorCode, isAkvError } from "../common/errors.ts";
 import { SidecarEnv } from "../common/names.ts";
 import { parseTemplate } from "../common/refs.ts";
 import type { FileSpec, SyncSpec } from "../common/spec.ts";
+import { readDockerfile } from "../e2e/cluster/images.ts";
 import { trustCaInThisProcess } from "../e2e/mocks/tls.ts";
 import { runSidecar } from "./app.ts";
 import { sidecarBuildOptions } from "./bundle.ts";
@@ -31,6 +33,9 @@ import {
 
 let world: MockWorld;
 let bundle: string;
+/** Node flags as the sidecar image sets them (`--jitless`: no WebAssembly, for one). */
+const IMAGE_NODE_OPTIONS =
+  readDockerfile(join(import.meta.dirname, "../Dockerfile.sidecar")).spec.env?.NODE_OPTIONS ?? "";
 /** Every line any sidecar printed in this file: checked for values and tokens at the end. */
 const allOutput: string[] = [];
 const values = new Map<string, string>();
@@ -63,12 +68,20 @@ interface Exit {
   readonly lines: Record<string, unknown>[];
 }
 
-function startChild(env: Record<string, string>): {
+function startChild(
+  env: Record<string, string>,
+  nodeOptions = IMAGE_NODE_OPTIONS,
+): {
   child: ChildProcessByStdio<null, Readable, Readable>;
   done: Promise<Exit>;
 } {
   const child = spawn(process.execPath, [bundle, "run"], {
-    env: { PATH: process.env.PATH ?? "", NODE_EXTRA_CA_CERTS: world.caFile, ...env },
+    env: {
+      PATH: process.env.PATH ?? "",
+      NODE_EXTRA_CA_CERTS: world.caFile,
+      NODE_OPTIONS: nodeOptions,
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";
@@ -88,15 +101,23 @@ function startChild(env: Record<string, string>): {
   return { child, done };
 }
 
-const runChild = (env: Record<string, string>): Promise<Exit> => startChild(env).done;
+const runChild = (env: Record<string, string>, nodeOptions?: string): Promise<Exit> =>
+  startChild(env, nodeOptions).done;
 const outputDirOf = (env: Record<string, string>): string =>
   (JSON.parse(env[SidecarEnv.spec] ?? "{}") as SyncSpec).outputDir;
 
+/** The published set, read as an app would: through `..data`, again if a publish removed it mid-read. */
 async function readSet(dir: string): Promise<Record<string, string>> {
-  const data = await realpath(join(dir, "..data"));
-  const out: Record<string, string> = {};
-  for (const name of await readdir(data)) out[name] = await readFile(join(data, name), "utf8");
-  return out;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const data = await realpath(join(dir, "..data"));
+      const out: Record<string, string> = {};
+      for (const name of await readdir(data)) out[name] = await readFile(join(data, name), "utf8");
+      return out;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT" || attempt === 20) throw error;
+    }
+  }
 }
 
 async function waitFor<T>(
@@ -121,7 +142,7 @@ describe("the bundled sidecar against mock Entra ID and Key Vault", () => {
     const probe = (): Promise<number | null> =>
       new Promise((resolve) =>
         spawn(process.execPath, [bundle, "probe"], {
-          env: { [SidecarEnv.spec]: env[SidecarEnv.spec] ?? "" },
+          env: { [SidecarEnv.spec]: env[SidecarEnv.spec] ?? "", NODE_OPTIONS: IMAGE_NODE_OPTIONS },
         }).on("exit", resolve),
       );
     expect(await probe()).toBe(1);
@@ -203,6 +224,38 @@ describe("the bundled sidecar against mock Entra ID and Key Vault", () => {
     expect(kv.challenges).toBe(1);
     expect(kv.total).toBeLessThanOrEqual(7);
     expect(world.aad.counters().tokenRequests).toBe(1);
+  });
+
+  it("a sync loads none of the Node modules the bundle keeps out (sidecar/bundle.ts)", async () => {
+    for (let i = 0; i < 3; i++) secret(`mod${i}`, `m-${i}`);
+    const hook = join(world.dir, "module-list.cjs");
+    await writeFile(
+      hook,
+      'process.on("exit", () => process.stderr.write("@@modules " + JSON.stringify(process.moduleLoadList) + "\\n"));\n',
+    );
+    const exit = await runChild(
+      world.env({ files: rawFiles(3, "mod") }),
+      `${IMAGE_NODE_OPTIONS} --require ${hook}`,
+    );
+    expect(exit.code, exit.stderr).toBe(0);
+    const line = exit.stderr.split("\n").find((l) => l.startsWith("@@modules "));
+    const loaded = new Set(
+      (JSON.parse(line?.slice("@@modules ".length) ?? "[]") as string[])
+        .filter((m) => m.startsWith("NativeModule "))
+        .map((m) => m.slice("NativeModule ".length)),
+    );
+    expect(loaded).toContain("https");
+    const keptOut = [
+      "assert",
+      "child_process",
+      "fs/promises",
+      "zlib",
+      "tty",
+      "worker_threads",
+      "internal/deps/undici/undici",
+      "internal/readline/interface",
+    ];
+    expect(keptOut.filter((m) => loaded.has(m))).toEqual([]);
   });
 
   it("sidecar mode: a rotation changes all files together within one interval; N requests per refresh; one token; SIGTERM exits promptly", async () => {

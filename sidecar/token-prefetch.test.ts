@@ -139,6 +139,8 @@ interface Seen {
   readonly url: string;
   readonly auth: string | undefined;
   readonly at: number;
+  /** When its answer went back. */
+  answeredAt?: number;
 }
 
 /**
@@ -155,8 +157,10 @@ function scriptedVault(options: {
     challengeAnsweredAt: undefined as number | undefined,
     async sendRequest(request: PipelineRequest): Promise<PipelineResponse> {
       const auth = request.headers.get("authorization");
-      self.seen.push({ url: request.url, auth, at: performance.now() });
+      const seen: Seen = { url: request.url, auth, at: performance.now() };
+      self.seen.push(seen);
       await delay(options.ms ?? 20);
+      seen.answeredAt = performance.now();
       if (auth === undefined) {
         self.challengeAnsweredAt ??= performance.now();
         return {
@@ -279,5 +283,22 @@ describe("the Key Vault source with an exact-host vault (an emulator)", () => {
     expect(inner.calls).toHaveLength(1);
     expect(inner.calls[0]?.at).toBeGreaterThanOrEqual(vault.challengeAnsweredAt ?? Number.NaN);
     expect(vault.seen).toHaveLength(4);
+  });
+
+  it("the other reads go out with the token as soon as the first leaves with it, before its answer", async () => {
+    const { vault, fetchAll } = sourceFor(
+      "https://127.0.0.1:8443",
+      "https://vault.azure.net",
+      true,
+    );
+    await fetchAll(4);
+    const [challenge, leader, ...others] = vault.seen;
+    expect(challenge?.auth).toBeUndefined();
+    expect(leader?.auth).toBe("Bearer token-1");
+    expect(others).toHaveLength(3);
+    for (const s of others) {
+      expect(s.auth).toBe("Bearer token-1");
+      expect(s.at).toBeLessThan(leader?.answeredAt ?? Number.NaN);
+    }
   });
 });

@@ -9,8 +9,10 @@
  *
  * Builds: the layout of `sidecar/bundle.ts`, built here into bench/out/;
  * `--dist` adds `dist/sidecar.mjs` as `npm run build` made it; `--compare
- * LABEL=PATH` (repeatable) adds any other built entry, e.g. a snapshot of the
- * previous code, so before and after are measured in the same run. Runs of
+ * LABEL=PATH [FLAGS…]` (repeatable) adds any other built entry, e.g. a
+ * snapshot of the previous code with the compile cache its image would have,
+ * run as `node FLAGS… PATH run`, so before and after are measured in the
+ * same run. Runs of
  * the builds are interleaved (A B A B …), so load that comes and goes on a
  * shared machine hits every build alike.
  *
@@ -36,7 +38,7 @@
  *
  * Results go to bench/sidecar/RESULTS.md with date and machine.
  *
- * Run: `npm run build && node bench/sidecar/run.ts [runs] [--no-pin] [--dist] [--out-disk] [--compare LABEL=PATH]… [--node-args "LABEL=FLAGS"]… [--only-variants]` (Node 24).
+ * Run: `npm run build && node bench/sidecar/run.ts [runs] [--no-pin] [--dist] [--out-disk] [--compare "LABEL=PATH [FLAGS]"]… [--node-args "LABEL=FLAGS"]… [--only-variants]` (Node 24).
  */
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -56,9 +58,16 @@ const compare = args
   .flatMap((a, i) => (a === "--compare" ? [args[i + 1] ?? ""] : []))
   .map((spec) => {
     const eq = spec.indexOf("=");
-    if (eq <= 0) throw new Error(`--compare wants LABEL=PATH, not '${spec}'`);
-    const path = spec.slice(eq + 1);
-    return { label: spec.slice(0, eq), bundle: isAbsolute(path) ? path : join(root, path) };
+    if (eq <= 0) throw new Error(`--compare wants "LABEL=PATH [FLAGS…]", not '${spec}'`);
+    const [path = "", ...nodeArgs] = spec
+      .slice(eq + 1)
+      .split(/\s+/)
+      .filter((w) => w !== "");
+    return {
+      label: spec.slice(0, eq),
+      bundle: isAbsolute(path) ? path : join(root, path),
+      nodeArgs,
+    };
   });
 const variants = args
   .flatMap((a, i) => (a === "--node-args" ? [args[i + 1] ?? ""] : []))

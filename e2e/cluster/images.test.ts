@@ -13,7 +13,7 @@ describe("images", () => {
     expect(spec.entrypoint).toEqual(Injected.sidecarEntrypoint);
     // The last USER wins: root only for the compile cache's RUN.
     expect(spec.user).toBe(65532);
-    expect(spec.env?.NODE_OPTIONS).toMatch(/^--max-semi-space-size=\d+$/);
+    expect(spec.env?.NODE_OPTIONS).toMatch(/^--max-semi-space-size=\d+ --jitless$/);
   });
 
   it("keeps Node flags of an exec-form entrypoint in place and maps only node and bundles", () => {
