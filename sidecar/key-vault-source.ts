@@ -3,7 +3,7 @@
  * @azure/keyvault-secrets, with its failures turned into {@link SourceError}s
  * that say which vault, which secret, what status, and what to do.
  *
- * Two things the SDK does not do for us:
+ * What the SDK does not do for us:
  * - Request count. Until the client has cached a bearer challenge, every call
  *   first goes out without a token and gets a 401: N calls in parallel cost
  *   2N requests. This source lets one call through alone until the challenge

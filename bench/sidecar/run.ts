@@ -12,9 +12,8 @@
  * LABEL=PATH [FLAGS…]` (repeatable) adds any other built entry, e.g. a
  * snapshot of the previous code with the compile cache its image would have,
  * run as `node FLAGS… PATH run`, so before and after are measured in the
- * same run. Runs of
- * the builds are interleaved (A B A B …), so load that comes and goes on a
- * shared machine hits every build alike.
+ * same run. Runs of the builds are interleaved (A B A B …), so load that
+ * comes and goes on a shared machine hits every build alike.
  *
  * Fairness on a small shared machine: with two or more CPUs and `taskset`
  * (util-linux), the sidecar child is pinned to the last CPU and this process
