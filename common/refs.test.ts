@@ -124,6 +124,16 @@ describe("vault names and URLs", () => {
     expect(findVaultSuffix(new URL("https://127.0.0.2"), list)).toBeUndefined();
   });
 
+  it("allows no host with an empty label, however spelled", () => {
+    const list = suffixes(".vault.azure.net, 127.0.0.1");
+    for (const url of [
+      "https://a..vault.azure.net",
+      "https://evil.com%2e.vault.azure.net",
+      "https://kv.vault.azure.net.",
+    ])
+      expect(findVaultSuffix(new URL(url), list), url).toBeUndefined();
+  });
+
   it("defaults to the Azure clouds and refuses junk suffixes", () => {
     expect(suffixes("").map((s) => s.value)).toEqual([
       ".vault.azure.net",

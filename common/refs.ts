@@ -96,13 +96,18 @@ export function parseVaultSuffixes(text: string | undefined): Parsed<readonly Va
   return ok(Object.freeze(out));
 }
 
-/** The suffix entry that allows a vault URL's host (with port, if any), or undefined. */
+/**
+ * The suffix entry that allows a vault URL's host (with port, if any), or
+ * undefined. A host with an empty label ("a..vault.azure.net", also spelled
+ * "a%2e.vault.azure.net") ends with a suffix but is no host: none allows it.
+ */
 export function findVaultSuffix(
   url: URL,
   suffixes: readonly VaultSuffix[],
 ): VaultSuffix | undefined {
   const host = url.host.toLowerCase();
   const hostname = url.hostname.toLowerCase();
+  if (hostname.split(".").includes("")) return undefined;
   return suffixes.find((s) =>
     s.exactHost
       ? s.value === host || s.value === hostname
@@ -150,7 +155,7 @@ export function resolveVaultUrl(text: string, suffixes: readonly VaultSuffix[]):
       "a vault URL with no path, query or credentials, like https://myvault.vault.azure.net",
     );
   }
-  // "a..vault.azure.net" (also spelled "a%2e.vault.azure.net") ends with a suffix but is no host.
+  // Said before the suffix check, which refuses these too, for a clearer message.
   if (url.hostname.split(".").includes(""))
     return fail("a vault URL whose host has no empty labels");
   if (findVaultSuffix(url, suffixes) === undefined)

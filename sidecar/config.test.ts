@@ -109,10 +109,11 @@ describe("parseSidecarConfig", () => {
   });
 
   it("refuses a vault outside the allowed suffixes (the token would go there)", () => {
-    const evil = { ...spec, vaultUrl: "https://evil.example.com" };
-    expect(problemOf(env({}, evil))).toContain(
-      "AKV_INJECTOR_SPEC: vaultUrl: expected a vault under the allowed suffixes",
-    );
+    for (const vaultUrl of ["https://evil.example.com", "https://evil.com%2e.vault.azure.net"]) {
+      expect(problemOf(env({}, { ...spec, vaultUrl })), vaultUrl).toContain(
+        "AKV_INJECTOR_SPEC: vaultUrl: expected a vault under the allowed suffixes",
+      );
+    }
   });
 
   it("names every bad variable at once", () => {

@@ -240,21 +240,29 @@ describe("POST /mutate (inject)", () => {
     expect(logs.filter((l) => l.msg === "admission").at(-1)).toMatchObject({ outcome: "invalid" });
   });
 
-  it("refuses other content types with 415 JSON", async () => {
+  it("refuses other content types with HTTP 400 (the contract's), naming the media type", async () => {
     const { server } = await harness();
     const res = await mutate(server, "x: 1", "application/yaml");
-    expect(res.statusCode).toBe(415);
-    expect(res.json()).toMatchObject({ code: "FST_ERR_CTP_INVALID_MEDIA_TYPE" });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({
+      error: "Bad Request",
+      code: "FST_ERR_CTP_INVALID_MEDIA_TYPE",
+      message: expect.stringContaining("application/yaml") as string,
+    });
   });
 
-  it("refuses bodies over the limit with 413 JSON", async () => {
+  it("refuses bodies over the limit with HTTP 400 (the contract's), saying so", async () => {
     const { server } = await harness({ bodyLimit: 1024 });
     const res = await mutate(
       server,
       testReview(testPod({ ...annotations, big: "x".repeat(2000) })),
     );
-    expect(res.statusCode).toBe(413);
-    expect(res.json()).toMatchObject({ code: "FST_ERR_CTP_BODY_TOO_LARGE" });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({
+      error: "Bad Request",
+      code: "FST_ERR_CTP_BODY_TOO_LARGE",
+      message: "the body is over the webhook's limit of 1024 bytes",
+    });
   });
 
   it("answers unknown routes with 404 JSON", async () => {

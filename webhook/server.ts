@@ -189,6 +189,22 @@ function errorBody(status: number, code: string, message: string) {
   return { error: STATUS_CODES[status] ?? "Error", code, message };
 }
 
+/** Fastify's body-parsing errors, said as what was wrong with the request. */
+function describeRequestError(
+  error: FastifyError,
+  contentType: string | undefined,
+  bodyLimit: number,
+): string {
+  switch (error.code) {
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return `content type '${contentType ?? "(none)"}' is not an AdmissionReview's: send application/json`;
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return `the body is over the webhook's limit of ${bodyLimit} bytes`;
+    default:
+      return error.message;
+  }
+}
+
 /** Builds the webhook's servers; nothing listens until {@link WebhookServer.listen}. */
 export async function createWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
   const { settings, logger, serviceAccounts } = options;
@@ -224,9 +240,10 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
     minVersion: MIN_TLS_VERSION,
     ...(c === undefined ? {} : { cert: c.cert, key: c.key }),
   });
+  const bodyLimit = options.bodyLimit ?? BODY_LIMIT;
   const app = fastify({
     https: secureOptions(current),
-    bodyLimit: options.bodyLimit ?? BODY_LIMIT,
+    bodyLimit,
     logger: false,
     // The apiserver gives up after the webhook's timeoutSeconds (at most 30 s).
     requestTimeout: 30_000,
@@ -249,12 +266,13 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
         .code(status)
         .send(errorBody(status, typeof code === "string" ? code : "INTERNAL", "internal error"));
     }
+    // The contract: a request that is not a valid AdmissionReview gets 400,
+    // whatever fastify's body parsing called it (415 for another media type,
+    // 413 for a body over the limit); the code and message say which.
+    const reason = describeRequestError(error, request.headers["content-type"], bodyLimit);
     metrics.admissions.inc({ outcome: "invalid" });
-    admissionLog.info(
-      { status, code: error.code, reason: error.message, outcome: "invalid" },
-      "admission",
-    );
-    return reply.code(status).send(errorBody(status, error.code, error.message));
+    admissionLog.info({ status: 400, code: error.code, reason, outcome: "invalid" }, "admission");
+    return reply.code(400).send(errorBody(400, error.code, reason));
   });
   app.setNotFoundHandler((request, reply) =>
     reply
