@@ -163,6 +163,29 @@ export function resolveVaultUrl(text: string, suffixes: readonly VaultSuffix[]):
   return ok(`https://${url.host.toLowerCase()}`);
 }
 
+/**
+ * An Entra authority host as MSAL takes it, `https://host[:port]/`, or
+ * undefined unless the text is an https URL with no path, query or
+ * credentials. The webhook parses its setting with it, and the sidecar the
+ * value the webhook passed on.
+ */
+export function parseAuthorityHost(text: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return undefined;
+  }
+  const clean =
+    url.protocol === "https:" &&
+    url.username === "" &&
+    url.password === "" &&
+    url.search === "" &&
+    url.hash === "" &&
+    (url.pathname === "/" || url.pathname === "");
+  return clean ? `https://${url.host}/` : undefined;
+}
+
 /** True when an authority host is one of Microsoft Entra's (instance discovery stays on only for these). */
 export function isEntraAuthority(authorityHost: string): boolean {
   try {

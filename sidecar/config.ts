@@ -11,7 +11,12 @@
  */
 import { AkvError, ErrorCode } from "../common/errors.ts";
 import { AZURE_VAULT_SUFFIXES, DEFAULT_AUTHORITY_HOST, SidecarEnv } from "../common/names.ts";
-import { findVaultSuffix, isEntraAuthority, parseVaultSuffixes } from "../common/refs.ts";
+import {
+  findVaultSuffix,
+  isEntraAuthority,
+  parseAuthorityHost,
+  parseVaultSuffixes,
+} from "../common/refs.ts";
 import { parseSpec, SpecError, type SyncSpec } from "../common/spec.ts";
 
 /** Everything the sidecar needs to run, checked. */
@@ -75,7 +80,7 @@ export function parseSidecarConfig(env: SidecarEnvRecord): SidecarConfig {
   if (authorityHost === undefined)
     bad(
       SidecarEnv.authorityHost,
-      "an https:// URL with no query, like https://login.microsoftonline.com/",
+      "an https:// URL with no path, query or credentials, like https://login.microsoftonline.com/",
     );
 
   const suffixes = parseVaultSuffixes(get(SidecarEnv.vaultSuffixes));
@@ -145,17 +150,4 @@ export function parseSidecarConfig(env: SidecarEnvRecord): SidecarConfig {
     extraCaCerts: Object.freeze(extraCaCerts),
     logLevel,
   });
-}
-
-/** `https://host[:port]` plus a trailing slash, or undefined when it is not an https URL. */
-function parseAuthorityHost(text: string): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    return undefined;
-  }
-  if (url.protocol !== "https:" || url.search !== "" || url.hash !== "" || url.username !== "")
-    return undefined;
-  return `${url.origin}${url.pathname.endsWith("/") ? url.pathname : `${url.pathname}/`}`;
 }

@@ -191,26 +191,27 @@ export type ParsedPod =
 
 /** Reads the labels of an unchecked object, tolerating any shape: deciding "not ours" must never fail. */
 export function readLabels(object: unknown): Readonly<Record<string, string>> {
-  if (!isObject(object) || !isObject(object.metadata) || !isObject(object.metadata.labels)) {
-    return {};
-  }
-  const labels: Record<string, string> = {};
-  for (const [k, v] of Object.entries(object.metadata.labels)) {
-    if (typeof v === "string") labels[k] = v;
-  }
-  return labels;
+  return readMetadataStrings(object, "labels");
 }
 
 /** Reads the annotations of an unchecked object, tolerating any shape. */
 export function readAnnotations(object: unknown): Readonly<Record<string, string>> {
-  if (!isObject(object) || !isObject(object.metadata) || !isObject(object.metadata.annotations)) {
-    return {};
+  return readMetadataStrings(object, "annotations");
+}
+
+/** The string entries of `metadata.labels` or `metadata.annotations`; nothing for any other shape. */
+function readMetadataStrings(
+  object: unknown,
+  field: "labels" | "annotations",
+): Readonly<Record<string, string>> {
+  if (!isObject(object) || !isObject(object.metadata)) return {};
+  const map = object.metadata[field];
+  if (!isObject(map)) return {};
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(map)) {
+    if (typeof v === "string") out[k] = v;
   }
-  const annotations: Record<string, string> = {};
-  for (const [k, v] of Object.entries(object.metadata.annotations)) {
-    if (typeof v === "string") annotations[k] = v;
-  }
-  return annotations;
+  return out;
 }
 
 /**

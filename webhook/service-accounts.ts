@@ -30,10 +30,7 @@ export interface ServiceAccountInformer {
 }
 
 /** A live read: the account, `undefined` when the API says 404, or a rejection. */
-export type ReadServiceAccount = (
-  namespace: string,
-  name: string,
-) => Promise<ServiceAccount | undefined>;
+export type ReadServiceAccount = ServiceAccountLookup;
 
 /** Options of {@link createServiceAccountCache}. */
 export interface ServiceAccountCacheOptions {

@@ -17,6 +17,7 @@ import {
 } from "../common/names.ts";
 import {
   formatDuration,
+  parseAuthorityHost,
   parseDuration,
   parseFileMode,
   parseVaultSuffixes,
@@ -248,23 +249,6 @@ function parseInjection(env: EnvRecord, problems: Problems): InjectionSettings |
     fileMode: fileMode?.value ?? Defaults.fileMode,
     sidecarResources: resources,
   };
-}
-
-function parseAuthorityHost(value: string): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return undefined;
-  }
-  const clean =
-    url.protocol === "https:" &&
-    url.username === "" &&
-    url.password === "" &&
-    url.search === "" &&
-    url.hash === "" &&
-    (url.pathname === "/" || url.pathname === "");
-  return clean ? `https://${url.host}/` : undefined;
 }
 
 /** Parses the resources JSON; returns what is expected when it is wrong. */

@@ -12,9 +12,9 @@
  *
  * Run: `node bench/sidecar/floor.ts [runs]` (Node 24). Prints a table.
  */
-import { execFileSync, spawn } from "node:child_process";
-import { cpus } from "node:os";
+import { spawn } from "node:child_process";
 import { rawFiles, startMockWorld, CLIENT_ID, TENANT_ID } from "../../sidecar/mock-fixture.ts";
+import { choosePinning, median } from "./harness.ts";
 
 const RUNS = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 9);
 const SECRETS = 100;
@@ -58,22 +58,6 @@ const call = (url, options, body) => new Promise((resolve, reject) => {
 })().catch((e) => { console.error(e); process.exit(1); });
 `;
 
-function pinning(): string[] {
-  const n = cpus().length;
-  if (n < 2) return [];
-  try {
-    execFileSync("taskset", ["-a", "-pc", "0", String(process.pid)], { stdio: "ignore" });
-    return ["taskset", "-c", String(n - 1)];
-  } catch {
-    return [];
-  }
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? Number.NaN;
-};
-
 const world = await startMockWorld({
   secrets: Object.fromEntries(Array.from({ length: SECRETS }, (_, i) => [`s${i}`, `value-${i}`])),
 });
@@ -81,7 +65,7 @@ try {
   // The sidecar's own environment for this world: its vault, authority, token file.
   const env = world.env({ files: rawFiles(1) });
   const tokenUrl = `${world.aad.url}/${TENANT_ID}/oauth2/v2.0/token`;
-  const pin = pinning();
+  const pin = choosePinning().child;
   const once = (flags: readonly string[], sockets: number): Promise<[number, number]> => {
     const argv = [
       ...pin,

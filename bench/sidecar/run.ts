@@ -46,6 +46,7 @@ import { cpus, loadavg, release, totalmem } from "node:os";
 import { isAbsolute, join } from "node:path";
 import { build } from "esbuild";
 import { sidecarBuildOptions } from "../../sidecar/bundle.ts";
+import { choosePinning, median } from "./harness.ts";
 import { rawFiles, startMockWorld, type MockWorld } from "../../sidecar/mock-fixture.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
@@ -81,23 +82,6 @@ const variants = args
       throw new Error(`--node-args takes flags only: '${spec}'`);
     return { label: spec.slice(0, eq), nodeArgs };
   });
-
-/** Pins the sidecar to the last CPU and this process (the mocks) to CPU 0, when it can. */
-function choosePinning(): { child: string[]; note: string } {
-  const n = cpus().length;
-  if (args.includes("--no-pin")) return { child: [], note: "not pinned (--no-pin)" };
-  if (n < 2) return { child: [], note: "not pinned (one CPU)" };
-  try {
-    execFileSync("taskset", ["-a", "-pc", "0", String(process.pid)], { stdio: "ignore" });
-  } catch {
-    return { child: [], note: "not pinned (no taskset)" };
-  }
-  const cpu = String(n - 1);
-  return {
-    child: ["taskset", "-c", cpu],
-    note: `sidecar pinned to CPU ${cpu}, bench process and mocks to CPU 0 (taskset)`,
-  };
-}
 
 /** Prints the process's memory at exit; loaded with --require, so the sidecar itself is unchanged. */
 const MEMORY_HOOK = `process.on("exit", () => {
@@ -158,12 +142,6 @@ async function runOnce(
   const mib = (i: number): number => Number(mem[i]) / 1024;
   return { ms: synced.time - start, exitMs, peakMiB: mib(1), anonMiB: mib(2), fileMiB: mib(3) };
 }
-
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[mid] ?? Number.NaN) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
-};
 
 interface Build {
   readonly label: string;
@@ -232,7 +210,7 @@ const load = (): string =>
     .map((l) => l.toFixed(2))
     .join(", ");
 const loadAtStart = load();
-const pinning = choosePinning();
+const pinning = choosePinning(!args.includes("--no-pin"));
 const outBase =
   !args.includes("--out-disk") && existsSync("/dev/shm")
     ? await mkdtemp("/dev/shm/akv-sidecar-bench-")

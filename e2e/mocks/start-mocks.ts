@@ -8,21 +8,14 @@
  * The configuration format is documented in docs/mocks.md.
  */
 import type { Logger } from "../../common/logger.ts";
-import type { ThrottleOptions } from "./faults.ts";
-import {
-  startMockAad,
-  type FederationErrorStyle,
-  type MockAad,
-  type TenantConfig,
-} from "./mock-aad.ts";
+import { startMockAad, type MockAad, type MockAadOptions } from "./mock-aad.ts";
 import {
   KEY_VAULT_ROLES,
   authorityOf,
   startMockKeyVault,
   type KeyVaultAuthority,
   type MockKeyVault,
-  type RoleAssignment,
-  type SecretSeed,
+  type MockKeyVaultOptions,
 } from "./mock-key-vault.ts";
 import { createMockTls, type ServingTls } from "./tls.ts";
 
@@ -34,16 +27,13 @@ export interface TlsFiles {
   readonly caFile?: string;
 }
 
-/** The mock Entra ID's section. */
-export interface AadConfig {
-  readonly port?: number;
-  readonly publicUrl?: string;
-  readonly tenants?: readonly TenantConfig[];
-  readonly tokenLifetimeSec?: number;
+/** The mock Entra ID's section: its options, with files for what they take as PEM. */
+export interface AadConfig extends Pick<
+  MockAadOptions,
+  "port" | "publicUrl" | "tenants" | "tokenLifetimeSec" | "federationErrors" | "clockSkewSec"
+> {
   /** CA files to trust when fetching federated issuers' discovery (e.g. the kube-apiserver's CA). */
   readonly trustedCaFiles?: readonly string[];
-  readonly federationErrors?: FederationErrorStyle;
-  readonly clockSkewSec?: number;
 }
 
 /** A certificate-backed secret loaded from a file. */
@@ -55,10 +45,11 @@ export interface CertificateFileSeed {
   readonly pemFile?: string;
 }
 
-/** The mock Key Vault's section. */
-export interface KeyVaultConfig {
-  readonly port?: number;
-  readonly publicUrl?: string;
+/** The mock Key Vault's section: its options, with files for certificates and the authority's CA. */
+export interface KeyVaultConfig extends Pick<
+  MockKeyVaultOptions,
+  "port" | "publicUrl" | "secrets" | "roles" | "pageSize" | "throttle" | "vaultName"
+> {
   /** The vault's tenant; default the mock Entra ID's first tenant. */
   readonly tenantId?: string;
   /** Needed only when no mock Entra ID runs in this process. */
@@ -68,12 +59,7 @@ export interface KeyVaultConfig {
     readonly caFile?: string;
     readonly jwksUrl?: string;
   };
-  readonly secrets?: readonly SecretSeed[];
   readonly certificates?: readonly CertificateFileSeed[];
-  readonly roles?: readonly RoleAssignment[];
-  readonly pageSize?: number;
-  readonly throttle?: ThrottleOptions;
-  readonly vaultName?: string;
 }
 
 /** The whole configuration. */
