@@ -162,7 +162,7 @@ describe("preview", () => {
       PREVIEW_DEFAULTS.tenantId,
     );
     expect(pod.spec.containers[0]?.volumeMounts).toEqual([
-      { name: "akv-secrets", mountPath: "/mnt/secrets", readOnly: true },
+      { name: "akv-secrets", mountPath: "/mnt/secrets", subPath: "files", readOnly: true },
     ]);
   });
 

@@ -98,6 +98,9 @@ export const Defaults = {
   tmpfsSizeLimit: "4Mi",
 } as const;
 
+const SIDECAR_SECRETS_PATH = "/var/run/akv-injector/secrets";
+const FILES_SUB_PATH = "files";
+
 /** What the webhook injects into a pod. */
 export const Injected = {
   /** The sidecar container's name; always the first init container. */
@@ -105,7 +108,19 @@ export const Injected = {
   /** The in-memory `emptyDir` that holds the written files. */
   secretsVolume: "akv-secrets",
   /** Where the sidecar mounts {@link Injected.secretsVolume} read-write (its own path, whatever `mount-path` is). */
-  sidecarSecretsPath: "/var/run/akv-injector/secrets",
+  sidecarSecretsPath: SIDECAR_SECRETS_PATH,
+  /**
+   * The folder inside {@link Injected.secretsVolume} that holds the published
+   * set (`..data`, the timestamped folders, the visible links); app containers
+   * mount this folder (`subPath`), never the volume's root. The kubelet mounts
+   * a Memory `emptyDir` with a sticky, world-writable root (1777), and nodes
+   * with `fs.protected_symlinks=1` (systemd's default) let nobody but a link's
+   * owner follow a link there; in a folder the sidecar owns (0755) every uid
+   * may follow them.
+   */
+  filesSubPath: FILES_SUB_PATH,
+  /** Where the sidecar publishes: {@link Injected.filesSubPath} under its own mount of the volume. */
+  sidecarOutputDir: `${SIDECAR_SECRETS_PATH}/${FILES_SUB_PATH}`,
   /** The projected service-account token volume; mounted in the sidecar alone. */
   tokenVolume: "akv-injector-token",
   /** Where the sidecar mounts {@link Injected.tokenVolume}, read-only. */

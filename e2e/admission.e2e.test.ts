@@ -110,7 +110,7 @@ describe("injection as stored by the apiserver", () => {
       mode: "sidecar",
       refreshIntervalMs: Defaults.refreshIntervalMs,
       fileMode: Defaults.fileMode,
-      outputDir: Injected.sidecarSecretsPath,
+      outputDir: Injected.sidecarOutputDir,
     });
     expect(syncSpec.files.map((f) => f.file)).toEqual(["db-password", "api-key"]);
 
@@ -145,7 +145,12 @@ describe("injection as stored by the apiserver", () => {
     );
     for (const app of spec?.containers ?? []) {
       expect(app.volumeMounts).toEqual([
-        { name: Injected.secretsVolume, mountPath: Defaults.mountPath, readOnly: true },
+        {
+          name: Injected.secretsVolume,
+          mountPath: Defaults.mountPath,
+          subPath: Injected.filesSubPath,
+          readOnly: true,
+        },
       ]);
       expect(app.env ?? []).toEqual([]);
     }
@@ -176,6 +181,7 @@ describe("injection as stored by the apiserver", () => {
     expect(mountOf(init[1])).toEqual({
       name: Injected.secretsVolume,
       mountPath: "/etc/app/secrets",
+      subPath: Injected.filesSubPath,
       readOnly: true,
     });
     const containers = pod.spec?.containers ?? [];

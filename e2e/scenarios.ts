@@ -63,6 +63,10 @@ export interface InjectionScenario {
   readonly withoutMount?: readonly { container: string; path: string }[];
   /** The app containers' user; default 1000 (another user than the sidecar's 65532). */
   readonly appUser?: number;
+  /** A user per app container, over {@link InjectionScenario.appUser}; 0 runs it as root. */
+  readonly users?: Readonly<Record<string, number>>;
+  /** Whether the app containers' root filesystems are read-only. */
+  readonly readOnlyRootFilesystem?: boolean;
   /**
    * The pod's fsGroup. Files the sidecar (its own user) writes with a mode
    * closed to "other", like 0440, are readable by an app of another user only
@@ -217,6 +221,51 @@ export function injectionScenarios(ctx: ScenarioContext): InjectionScenario[] {
       ],
     },
     {
+      // On a node, the kubelet mounts the volume's root sticky and
+      // world-writable, and systemd's fs.protected_symlinks=1 lets only a
+      // link's owner follow a link there: root included.
+      name: "apps as root and as uid 1000, with read-only root filesystems, read every file",
+      pod: "users",
+      serviceAccount: WORKLOAD.serviceAccount,
+      annotations: {
+        "akv-injector.io/vault": ctx.vaultUrl,
+        "akv-injector.io/secrets": `${db.name},${api.name}`,
+      },
+      containers: ["as-root", "as-1000"],
+      users: { "as-root": 0, "as-1000": 1000 },
+      readOnlyRootFilesystem: true,
+      secrets: [db, api],
+      expected: ["as-root", "as-1000"].flatMap((container) => [
+        { container, path: "/mnt/secrets/db-password", content: db.value, mode: "644" },
+        { container, path: "/mnt/secrets/api-key", content: api.value, mode: "644" },
+      ]),
+    },
+    {
+      name: "an app as uid 3000 with fsGroup 2000 reads files closed to others (0440)",
+      pod: "fsgroup",
+      serviceAccount: WORKLOAD.serviceAccount,
+      annotations: {
+        "akv-injector.io/vault": ctx.vaultUrl,
+        "akv-injector.io/secrets": api.name,
+        "akv-injector.io/template-app.env": `pass={{ secret "${db.name}" }}\n`,
+        "akv-injector.io/file-mode": "0440",
+      },
+      appUser: 3000,
+      fsGroup: 2000,
+      readOnlyRootFilesystem: true,
+      containers: ["app"],
+      secrets: [db, api],
+      expected: [
+        { container: "app", path: "/mnt/secrets/api-key", content: api.value, mode: "440" },
+        {
+          container: "app",
+          path: "/mnt/secrets/app.env",
+          content: `pass=${db.value}\n`,
+          mode: "440",
+        },
+      ],
+    },
+    {
       name: "init mode: one sync before the app starts, no refresh",
       pod: "init",
       serviceAccount: WORKLOAD.serviceAccount,
@@ -342,25 +391,30 @@ export function refusalScenarios(ctx: ScenarioContext): RefusalScenario[] {
 
 /** The pod manifest of a scenario, labelled for injection. */
 export function buildPod(
-  scenario: Pick<InjectionScenario, "pod" | "serviceAccount" | "annotations"> & {
-    containers?: readonly string[];
-    initContainers?: readonly string[];
-    fsGroup?: number;
-    appUser?: number;
-  },
+  scenario: Pick<InjectionScenario, "pod" | "serviceAccount" | "annotations"> &
+    Partial<
+      Pick<
+        InjectionScenario,
+        "containers" | "initContainers" | "fsGroup" | "appUser" | "users" | "readOnlyRootFilesystem"
+      >
+    >,
   ctx: ScenarioContext,
   namespace = WORKLOAD.namespace,
 ): V1Pod {
-  const container = (name: string) => ({
-    name,
-    image: ctx.appImage,
-    command: ["sleep", "3600"],
-    securityContext: {
-      runAsUser: scenario.appUser ?? 1000,
-      runAsGroup: scenario.appUser ?? 1000,
-      runAsNonRoot: true,
-    },
-  });
+  const container = (name: string) => {
+    const user = scenario.users?.[name] ?? scenario.appUser ?? 1000;
+    return {
+      name,
+      image: ctx.appImage,
+      command: ["sleep", "3600"],
+      securityContext: {
+        runAsUser: user,
+        runAsGroup: user,
+        runAsNonRoot: user !== 0,
+        ...(scenario.readOnlyRootFilesystem === true ? { readOnlyRootFilesystem: true } : {}),
+      },
+    };
+  };
   return {
     apiVersion: "v1",
     kind: "Pod",

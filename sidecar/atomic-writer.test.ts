@@ -140,6 +140,32 @@ describe("publishFiles", () => {
     expect(file.mode & 0o777).toBe(0o440);
   });
 
+  it("makes its folder 0755 inside a sticky world-writable volume root, keeping setgid", async () => {
+    // A Memory emptyDir's root on a node: 1777, or 3777 with an fsGroup. Links
+    // in such a folder are closed to other users where fs.protected_symlinks=1,
+    // so the set lives in a folder of the sidecar's own that is not world-writable.
+    const { chmod } = await import("node:fs/promises");
+    await chmod(dir, 0o3777);
+    const previous = process.umask(0);
+    try {
+      const out = join(dir, "files");
+      const result = await publishFiles(out, files({ a: "1" }), { mode: 0o644, now });
+      expect((await stat(out)).mode & 0o7777).toBe(0o2755);
+      expect(await readlink(join(out, DATA_LINK))).toBe(result.dataDir);
+      expect(await readlink(join(out, "a"))).toBe("..data/a");
+      expect(await readdir(dir)).toEqual(["files"]);
+    } finally {
+      process.umask(previous);
+    }
+  });
+
+  it("makes missing parents of its folder too", async () => {
+    const out = join(dir, "a", "b");
+    await publishFiles(out, files({ x: "1" }), { mode: 0o644, now });
+    expect(await readFile(join(out, "x"), "utf8")).toBe("1");
+    expect((await stat(out)).mode & 0o777).toBe(0o755);
+  });
+
   it("skips the write when nothing changed", async () => {
     const first = await publishFiles(dir, files({ a: "1" }), { mode: 0o644, now });
     const again = await publishFiles(dir, files({ a: "1" }), { mode: 0o644, now });

@@ -87,7 +87,7 @@ export async function publishFiles(
     await options.beforeStep?.(s);
   };
   try {
-    mkdirSync(dir, { recursive: true });
+    ensureOutputDir(dir);
     const current = readCurrent(dir);
     if (current !== undefined && isSame(join(dir, current), files, options.mode)) {
       // Repair links and leftovers of a crashed publish even when nothing changed.
@@ -122,6 +122,36 @@ export async function publishFiles(
       { cause },
     );
   }
+}
+
+/**
+ * Makes the output folder on first use, 0755 and the sidecar's own. Apps mount
+ * this folder, never the volume's root: the kubelet mounts a Memory emptyDir
+ * sticky and world-writable (1777), and where `fs.protected_symlinks=1` (every
+ * systemd node) only a link's owner may follow a link in such a folder, so
+ * links there would be closed to every app user. In a folder that is not
+ * world-writable the links are followed by anyone who can enter it.
+ */
+function ensureOutputDir(dir: string): void {
+  try {
+    mkdirSync(dir);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") return;
+    if (code !== "ENOENT") throw error;
+    mkdirSync(dir, { recursive: true });
+  }
+  setDirMode(dir);
+}
+
+/**
+ * 0755, whatever the umask: the app's user must traverse it (the files carry
+ * the mode that matters). Keeps the setgid bit inherited from an fsGroup
+ * volume: without it the files would not get the pod's group, and a 0440
+ * file would be closed to the app.
+ */
+function setDirMode(path: string): void {
+  chmodSync(path, (statSync(path).mode & 0o2000) | 0o755);
 }
 
 /** The directory `..data` points to, or undefined before the first publish. */
@@ -159,12 +189,7 @@ function createTimestampedDir(dir: string, now: Date): string {
     try {
       const path = join(dir, name);
       mkdirSync(path, { mode: 0o755 });
-      // 0755: the app's user must traverse it (the files carry the mode that
-      // matters); mkdir's mode is masked by the umask, so set it, as the
-      // kubelet's AtomicWriter does. Keep the setgid bit inherited from an
-      // fsGroup volume: without it the files would not get the pod's group,
-      // and a 0440 file would be closed to the app.
-      chmodSync(path, (statSync(path).mode & 0o7000) | 0o755);
+      setDirMode(path);
       return name;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;

@@ -438,7 +438,7 @@ describe("parseInjectionConfig: every annotation", () => {
         mode: "sidecar",
         refreshIntervalMs: 300_000,
         fileMode: 0o644,
-        outputDir: Injected.sidecarSecretsPath,
+        outputDir: Injected.sidecarOutputDir,
       },
       mountPath: "/mnt/secrets",
       targets: [{ list: "containers", index: 0, name: "app" }],

@@ -410,7 +410,7 @@ export function parseInjectionConfig(
     mode,
     refreshIntervalMs,
     fileMode,
-    outputDir: Injected.sidecarSecretsPath,
+    outputDir: Injected.sidecarOutputDir,
   };
   return {
     ok: true,

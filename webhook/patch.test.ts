@@ -154,14 +154,16 @@ describe("buildPatch", () => {
       mode: "sidecar",
       refreshIntervalMs: 300_000,
       fileMode: 0o644,
-      outputDir: "/var/run/akv-injector/secrets",
+      outputDir: "/var/run/akv-injector/secrets/files",
     });
 
     const app = result.spec.containers[0];
     expect(app).toEqual({
       name: "app",
       image: "busybox",
-      volumeMounts: [{ name: "akv-secrets", mountPath: "/mnt/secrets", readOnly: true }],
+      volumeMounts: [
+        { name: "akv-secrets", mountPath: "/mnt/secrets", subPath: "files", readOnly: true },
+      ],
     });
   });
 
@@ -184,7 +186,12 @@ describe("buildPatch", () => {
       "migrate",
       "warm",
     ]);
-    const mount = { name: "akv-secrets", mountPath: "/mnt/secrets", readOnly: true };
+    const mount = {
+      name: "akv-secrets",
+      mountPath: "/mnt/secrets",
+      subPath: "files",
+      readOnly: true,
+    };
     expect(result.spec.initContainers?.[1]?.volumeMounts).toEqual([
       { name: "data", mountPath: "/data" },
       mount,
@@ -221,7 +228,7 @@ describe("buildPatch", () => {
     expect(result.spec.containers[0]?.volumeMounts).toBeUndefined();
     expect(result.spec.initContainers?.[1]?.volumeMounts).toBeUndefined();
     expect(result.spec.containers[1]?.volumeMounts).toEqual([
-      { name: "akv-secrets", mountPath: "/etc/creds", readOnly: true },
+      { name: "akv-secrets", mountPath: "/etc/creds", subPath: "files", readOnly: true },
     ]);
     const all = [...result.spec.containers, ...(result.spec.initContainers ?? [])];
     for (const c of all.filter((x) => x.name !== Injected.containerName)) {

@@ -138,7 +138,12 @@ export function buildPatch(
   if (!pod.has.volumes) add("/spec/volumes", volumes);
   else for (const volume of volumes) add("/spec/volumes/-", volume);
 
-  const mount = { name: Injected.secretsVolume, mountPath: config.mountPath, readOnly: true };
+  const mount = {
+    name: Injected.secretsVolume,
+    mountPath: config.mountPath,
+    subPath: Injected.filesSubPath,
+    readOnly: true,
+  };
   for (const target of config.targets) {
     const base = `/spec/${target.list}/${target.index}/volumeMounts`;
     if (pod[target.list][target.index]?.volumeMounts === undefined) add(base, [mount]);

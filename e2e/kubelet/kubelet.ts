@@ -896,16 +896,7 @@ class NamespaceSandbox implements Sandbox {
         continue;
       }
       // emptyDir with medium Memory, and every projected/secret volume, is a tmpfs.
-      const size =
-        volume.emptyDir?.sizeLimit === undefined
-          ? ""
-          : `,size=${parseQuantityBytes(volume.emptyDir.sizeLimit)}`;
-      const mode = volume.emptyDir === undefined ? "0755" : "0777";
-      script.push(`mount -t tmpfs -o mode=${mode}${size} tmpfs ${dir}`);
-      if (volume.emptyDir !== undefined && fsGroup !== undefined) {
-        // The kubelet gives a writable volume to the pod's fsGroup, setgid.
-        script.push(`chgrp ${fsGroup} ${dir}`, `chmod 2777 ${dir}`);
-      }
+      script.push(...memoryVolumeScript(dir, volume, fsGroup));
     }
     await this.#run(script);
   }
@@ -1014,6 +1005,7 @@ class NamespaceSandbox implements Sandbox {
         created.add(target);
       }
       const source = join(this.podDir, "volumes", mount.volume, mount.subPath ?? "");
+      if (mount.subPath !== undefined) script.push(subPathScript(source));
       script.push(`mount --bind ${q(source)} ${q(target)}`);
     }
     if (plan.readOnlyRoot) {
@@ -1058,6 +1050,37 @@ class NamespaceSandbox implements Sandbox {
     await rm(this.podDir, { recursive: true, force: true });
     for (const dir of this.#madeOnHost) await rmdir(dir).catch(() => undefined);
   }
+}
+
+/**
+ * A tmpfs volume as the kubelet mounts it. A Memory emptyDir gets no `mode=`
+ * option, so its root is the tmpfs default, sticky and world-writable (1777,
+ * root's); with an fsGroup the kubelet gives it to that group and adds setgid
+ * (3777). Projected and secret volumes are 0755. (Checked on a kind node,
+ * kubelet v1.36.3: docs/e2e.md.)
+ */
+function memoryVolumeScript(dir: string, volume: V1Volume, fsGroup: number | undefined): string[] {
+  const size =
+    volume.emptyDir?.sizeLimit === undefined
+      ? ""
+      : `size=${parseQuantityBytes(volume.emptyDir.sizeLimit)}`;
+  if (volume.emptyDir === undefined) {
+    return [`mount -t tmpfs -o ${["mode=0755", size].filter(Boolean).join(",")} tmpfs ${dir}`];
+  }
+  return [
+    `mount -t tmpfs ${size === "" ? "" : `-o ${size} `}tmpfs ${dir}`,
+    ...(fsGroup === undefined ? [] : [`chgrp ${fsGroup} ${dir}`, `chmod g+s ${dir}`]),
+  ];
+}
+
+/**
+ * A `subPath` folder that does not exist yet is made by the kubelet when the
+ * container starts: root's, with the volume root's mode, sticky bit included
+ * (`SafeMakeDir`, kubelet v1.36.3). One that exists is mounted as it is.
+ */
+function subPathScript(source: string): string {
+  const q = shellQuote(source);
+  return `[ -e ${q} ] || { mkdir -p ${q}; chmod "$(stat -c %a ${shellQuote(dirname(source))})" ${q}; }`;
 }
 
 /** The folder layout: see `layout.ts`. */

@@ -14,6 +14,7 @@
  *   container's env and args are rewritten to point into them.
  */
 import { spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -54,10 +55,26 @@ export async function detectLayout(): Promise<LayoutKind> {
       (tool) => spawnSync(tool, ["--version"], { stdio: "ignore" }).status === 0,
     );
     detected = probe.status === 0 && tools ? "namespace" : "folders";
+    if (detected === "namespace") protectSymlinks();
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
   return detected;
+}
+
+const PROTECTED_SYMLINKS = "/proc/sys/fs/protected_symlinks";
+
+/**
+ * Puts `fs.protected_symlinks=1` in force, as systemd does on every node (AKS
+ * Ubuntu, Azure Linux, kind): a link in a sticky world-writable folder is
+ * then followed only by its owner or the folder's owner. Without it the
+ * namespace layout would hide exactly the bug that made apps unable to read
+ * their files on real nodes. It is one setting for the whole machine, and
+ * the machine's own default on systemd hosts.
+ */
+function protectSymlinks(): void {
+  if (readFileSync(PROTECTED_SYMLINKS, "utf8").trim() === "1") return;
+  writeFileSync(PROTECTED_SYMLINKS, "1\n");
 }
 
 /** Quotes one word for `sh -c`. */
