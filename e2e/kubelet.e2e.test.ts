@@ -176,6 +176,11 @@ describe.each(["namespace", "folders"] as const)("test kubelet, %s layout", (lay
       expect(token.code).not.toBe(0);
       const asApp = await pod.exec("app", ["id", "-u"]);
       expect(asApp.stdout.trim()).toBe("1000");
+      // The volume as a real kubelet mounts it (checked on kind): a sticky,
+      // world-writable tmpfs root, with systemd's fs.protected_symlinks=1 in force.
+      const root = await pod.exec("app", ["stat", "-c", "%a %U", "/mnt/secrets"]);
+      expect(root.stdout.trim()).toBe("1777 root");
+      expect((await readFile("/proc/sys/fs/protected_symlinks", "utf8")).trim()).toBe("1");
       // Nothing was made on the machine.
       expect(existsSync("/var/run/akv-injector")).toBe(false);
       expect(existsSync(Injected.tokenMountPath)).toBe(false);
@@ -205,4 +210,33 @@ it("refuses a pod whose runAsNonRoot container would run as root", async () => {
     files: {},
   });
   await expect(kubelet.runPod("kubelet-check", "fake-root")).rejects.toThrow(/runAsNonRoot/);
+});
+
+it("lays out an fsGroup volume and a subPath folder as the kubelet does", async (context) => {
+  if (available !== "namespace") {
+    context.skip("mount namespaces are not available here (not root, or no unshare)");
+  }
+  const pod = fakePod("fake-fsgroup");
+  if (pod.spec !== undefined) pod.spec.securityContext = { fsGroup: 2000 };
+  const app = pod.spec?.containers[0];
+  app?.volumeMounts?.push({ name: "akv-secrets", mountPath: "/mnt/sub", subPath: "later" });
+  await core.createNamespacedPod({ namespace: "kubelet-check", body: pod });
+  const kubelet = new TestKubelet({
+    kubeConfig: cp.kubeConfig(),
+    logDir: cp.logDir,
+    layout: "namespace",
+    images: { [FAKE_IMAGE]: { entrypoint: ["/nodejs/bin/node", "/app/fake.ts"] } },
+    files: {
+      "/nodejs/bin/node": process.execPath,
+      "/app/fake.ts": join(REPO_ROOT, "e2e/kubelet/fake-container.ts"),
+    },
+  });
+  await using running = await kubelet.runPod("kubelet-check", "fake-fsgroup");
+  // The pod's fsGroup owns the volume, setgid; a missing subPath folder is
+  // made when the container starts, root's, with the root's mode.
+  const root = await running.exec("app", ["stat", "-c", "%a %U %g", "/mnt/secrets"]);
+  expect(root.stdout.trim()).toBe("3777 root 2000");
+  const sub = await running.exec("app", ["stat", "-c", "%a %U %g", "/mnt/sub"]);
+  expect(sub.stdout.trim()).toBe("3777 root 2000");
+  await running.stop();
 });
