@@ -93,7 +93,9 @@ describe("parsePod", () => {
       testPod(
         { a: "1" },
         {
-          initContainers: [{ name: "i", volumeMounts: [{ name: "v", mountPath: "/v" }] }],
+          initContainers: [
+            { name: "i", volumeMounts: [{ name: "v", mountPath: "/v", readOnly: true }] },
+          ],
           volumes: [{ name: "v" }],
           serviceAccountName: "",
           serviceAccount: "legacy",
@@ -111,10 +113,50 @@ describe("parsePod", () => {
         annotations: { a: "1" },
         serviceAccountName: "legacy",
         containers: [{ name: "app", volumeMounts: undefined }],
-        initContainers: [{ name: "i", volumeMounts: [{ name: "v", mountPath: "/v" }] }],
+        initContainers: [
+          { name: "i", volumeMounts: [{ name: "v", mountPath: "/v", readOnly: true }] },
+        ],
         volumeNames: ["v"],
+        os: { name: undefined, nodeSelector: undefined, affinityTerms: [] },
         has: { metadata: true, annotations: true, volumes: true, initContainers: true },
       },
+    });
+  });
+
+  it("reads where the pod says it runs: os, node selector, required affinity terms", () => {
+    const parsed = parsePod(
+      testPod(
+        {},
+        {
+          os: { name: "windows" },
+          nodeSelector: { "kubernetes.io/os": "linux" },
+          affinity: {
+            nodeAffinity: {
+              requiredDuringSchedulingIgnoredDuringExecution: {
+                nodeSelectorTerms: [
+                  {
+                    matchExpressions: [
+                      { key: "kubernetes.io/os", operator: "In", values: ["windows"] },
+                    ],
+                  },
+                  { matchExpressions: [{ key: "zone", operator: "In", values: ["a"] }] },
+                  {
+                    matchExpressions: [
+                      { key: "kubernetes.io/os", operator: "NotIn", values: ["linux"] },
+                    ],
+                  },
+                ],
+              },
+            },
+          },
+        },
+      ),
+      "",
+    );
+    expect(parsed.ok && parsed.pod.os).toEqual({
+      name: "windows",
+      nodeSelector: "linux",
+      affinityTerms: [["windows"], undefined, undefined],
     });
   });
 

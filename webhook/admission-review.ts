@@ -8,6 +8,7 @@
  * that `kubectl` shows, from {@link parsePod}).
  */
 import { AkvError, ErrorCode } from "../common/errors.ts";
+import { ProblemList } from "../common/problems.ts";
 
 /** The only AdmissionReview version the webhook speaks (`admissionReviewVersions: [v1]`). */
 export const ADMISSION_API_VERSION = "admission.k8s.io/v1";
@@ -146,6 +147,7 @@ export function isPodCreate(request: AdmissionRequest): boolean {
 export interface PodVolumeMount {
   readonly name: string;
   readonly mountPath: string;
+  readonly readOnly: boolean;
 }
 
 /** A container, as far as the webhook looks at one. */
@@ -153,6 +155,23 @@ export interface PodContainer {
   readonly name: string;
   /** Undefined when the container has no `volumeMounts` (the patch adds the array whole). */
   readonly volumeMounts: readonly PodVolumeMount[] | undefined;
+}
+
+/** The label nodes carry their operating system in. */
+export const OS_LABEL = "kubernetes.io/os";
+
+/** Where a pod names its operating system, as written (unset: undefined). */
+export interface PodOs {
+  /** `spec.os.name`. */
+  readonly name: string | undefined;
+  /** `spec.nodeSelector["kubernetes.io/os"]`. */
+  readonly nodeSelector: string | undefined;
+  /**
+   * Per term of the required node affinity, the operating systems it allows
+   * (`kubernetes.io/os In [...]`), or undefined when the term does not say.
+   * Terms are alternatives: the pod runs where any one of them matches.
+   */
+  readonly affinityTerms: readonly (readonly string[] | undefined)[];
 }
 
 /** What the webhook reads of a pod; the patch is computed against exactly this. */
@@ -168,6 +187,8 @@ export interface Pod {
   readonly volumeNames: readonly string[];
   /** `spec.securityContext.fsGroup`: with it, app containers of any user can read files closed to "other". */
   readonly fsGroup: number | undefined;
+  /** Where the pod says which operating system it runs on. */
+  readonly os: PodOs;
   /** Which containers of the JSON exist: JSON Patch cannot append to a missing array or add under a missing object. */
   readonly has: {
     readonly metadata: boolean;
@@ -221,22 +242,22 @@ function readMetadataStrings(
  * @param namespace `request.namespace`; the pod's own is often empty on create.
  */
 export function parsePod(object: unknown, namespace: string): ParsedPod {
-  const problems: string[] = [];
+  const problems = new ProblemList();
   if (!isObject(object)) return { ok: false, problems: ["the object is not a pod"] };
   const metadata = object.metadata;
-  if (metadata !== undefined && !isObject(metadata)) problems.push("metadata: expected an object");
+  if (metadata !== undefined && !isObject(metadata)) problems.add("metadata: expected an object");
   const meta: JsonObject = isObject(metadata) ? metadata : {};
   const stringMap = (key: string): Record<string, string> => {
     const value = meta[key];
     if (value === undefined || value === null) return {};
     if (!isObject(value)) {
-      problems.push(`metadata.${key}: expected a map of strings`);
+      problems.add(`metadata.${key}: expected a map of strings`);
       return {};
     }
     const out: Record<string, string> = {};
     for (const [k, v] of Object.entries(value)) {
       if (typeof v === "string") out[k] = v;
-      else problems.push(`metadata.${key}[${JSON.stringify(k)}]: expected a string value`);
+      else problems.add(() => `metadata.${key}[${JSON.stringify(k)}]: expected a string value`);
     }
     return out;
   };
@@ -249,27 +270,30 @@ export function parsePod(object: unknown, namespace: string): ParsedPod {
       : undefined;
 
   const spec = object.spec;
-  if (!isObject(spec)) return { ok: false, problems: [...problems, "spec: expected an object"] };
+  if (!isObject(spec)) {
+    problems.add("spec: expected an object");
+    return { ok: false, problems: problems.list() };
+  }
   const readContainers = (key: "containers" | "initContainers"): PodContainer[] => {
     const list = spec[key];
     if (list === undefined || list === null) {
-      if (key === "containers") problems.push("spec.containers: expected a list");
+      if (key === "containers") problems.add("spec.containers: expected a list");
       return [];
     }
     if (!Array.isArray(list)) {
-      problems.push(`spec.${key}: expected a list`);
+      problems.add(`spec.${key}: expected a list`);
       return [];
     }
     return list.map((c: unknown, i): PodContainer => {
       const where = `spec.${key}[${i}]`;
       if (!isObject(c) || typeof c.name !== "string" || c.name === "") {
-        problems.push(`${where}.name: expected a container name`);
+        problems.add(`${where}.name: expected a container name`);
         return { name: "", volumeMounts: undefined };
       }
       const mounts = c.volumeMounts;
       if (mounts === undefined || mounts === null) return { name: c.name, volumeMounts: undefined };
       if (!Array.isArray(mounts)) {
-        problems.push(`${where}.volumeMounts: expected a list`);
+        problems.add(`${where}.volumeMounts: expected a list`);
         return { name: c.name, volumeMounts: undefined };
       }
       return {
@@ -277,6 +301,7 @@ export function parsePod(object: unknown, namespace: string): ParsedPod {
         volumeMounts: mounts.map((m: unknown) => ({
           name: isObject(m) && typeof m.name === "string" ? m.name : "",
           mountPath: isObject(m) && typeof m.mountPath === "string" ? m.mountPath : "",
+          readOnly: isObject(m) && m.readOnly === true,
         })),
       };
     });
@@ -290,14 +315,15 @@ export function parsePod(object: unknown, namespace: string): ParsedPod {
       volumeNames = volumes.map((v: unknown) =>
         isObject(v) && typeof v.name === "string" ? v.name : "",
       );
-    } else problems.push("spec.volumes: expected a list");
+    } else problems.add("spec.volumes: expected a list");
   }
+  const os = readPodOs(spec);
   const securityContext = isObject(spec.securityContext) ? spec.securityContext : {};
   const fsGroup = typeof securityContext.fsGroup === "number" ? securityContext.fsGroup : undefined;
   const saName = [spec.serviceAccountName, spec.serviceAccount].find(
     (v): v is string => typeof v === "string" && v !== "",
   );
-  if (problems.length > 0) return { ok: false, problems };
+  if (problems.count > 0) return { ok: false, problems: problems.list() };
   const podNamespace =
     namespace !== ""
       ? namespace
@@ -317,6 +343,7 @@ export function parsePod(object: unknown, namespace: string): ParsedPod {
       initContainers,
       volumeNames,
       fsGroup,
+      os,
       has: {
         metadata: isObject(metadata),
         annotations: isObject(meta.annotations),
@@ -325,6 +352,33 @@ export function parsePod(object: unknown, namespace: string): ParsedPod {
       },
     },
   };
+}
+
+/** The pod's operating system as its spec names it; odd shapes read as "not said" (the apiserver validates them). */
+function readPodOs(spec: JsonObject): PodOs {
+  const name = isObject(spec.os) && typeof spec.os.name === "string" ? spec.os.name : undefined;
+  const selector = isObject(spec.nodeSelector) ? spec.nodeSelector[OS_LABEL] : undefined;
+  const affinity = isObject(spec.affinity) ? spec.affinity.nodeAffinity : undefined;
+  const required = isObject(affinity)
+    ? affinity.requiredDuringSchedulingIgnoredDuringExecution
+    : undefined;
+  const terms = isObject(required) ? required.nodeSelectorTerms : undefined;
+  return {
+    name,
+    nodeSelector: typeof selector === "string" ? selector : undefined,
+    affinityTerms: Array.isArray(terms) ? terms.map(readTermOs) : [],
+  };
+}
+
+/** The operating systems one node selector term allows, if it says. */
+function readTermOs(term: unknown): readonly string[] | undefined {
+  const expressions = isObject(term) ? term.matchExpressions : undefined;
+  if (!Array.isArray(expressions)) return undefined;
+  for (const e of expressions) {
+    if (!isObject(e) || e.key !== OS_LABEL || e.operator !== "In") continue;
+    if (Array.isArray(e.values)) return e.values.filter((v) => typeof v === "string");
+  }
+  return undefined;
 }
 
 const answer = (

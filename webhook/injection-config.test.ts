@@ -381,6 +381,77 @@ describe("parseInjectionConfig: refusals of the contract", () => {
       ['spec.initContainers[0].volumeMounts: container "warm" mounts volume "akv-injector-token"'],
     ],
     [
+      "a container left out of the targets mounting the secrets volume read-write",
+      { ...base, "akv-injector.io/containers": "app" },
+      {
+        spec: {
+          containers: [
+            { name: "app", image: "x" },
+            {
+              name: "sneaky",
+              image: "x",
+              volumeMounts: [{ name: "akv-secrets", mountPath: "/plant" }],
+            },
+          ],
+        },
+      },
+      [
+        'spec.containers[1].volumeMounts: container "sneaky" mounts volume "akv-secrets" read-write, and only the injected sidecar writes to it',
+      ],
+    ],
+    [
+      "a Windows pod (spec.os.name)",
+      base,
+      { spec: { os: { name: "windows" } } },
+      ["spec.os.name: the pod runs on Windows", "runs on Linux nodes only"],
+    ],
+    [
+      "a Windows pod (node selector)",
+      base,
+      { spec: { nodeSelector: { "kubernetes.io/os": "windows" } } },
+      ["spec.nodeSelector: the pod runs on Windows (kubernetes.io/os: windows)"],
+    ],
+    [
+      "a Windows pod (required node affinity)",
+      base,
+      {
+        spec: {
+          affinity: {
+            nodeAffinity: {
+              requiredDuringSchedulingIgnoredDuringExecution: {
+                nodeSelectorTerms: [
+                  {
+                    matchExpressions: [
+                      { key: "kubernetes.io/os", operator: "In", values: ["windows"] },
+                    ],
+                  },
+                ],
+              },
+            },
+          },
+        },
+      },
+      [
+        "spec.affinity.nodeAffinity: the pod runs on Windows (required node affinity kubernetes.io/os in [windows])",
+      ],
+    ],
+    ...[
+      "/etc",
+      "/usr/",
+      "/proc/self",
+      "/var/run/secrets/kubernetes.io/serviceaccount",
+      "/dev/shm",
+    ].map((path): (typeof cases)[number] => [
+      `a mount path over a system folder: ${path}`,
+      { ...base, "akv-injector.io/mount-path": path },
+      {},
+      [
+        `akv-injector.io/mount-path: expected an absolute directory`,
+        "this one ",
+        `(got "${path}")`,
+      ],
+    ]),
+    [
       "a reserved container name",
       base,
       { spec: { initContainers: [{ name: "akv-injector", image: "x" }] } },

@@ -12,6 +12,7 @@ import {
   Defaults,
   FORMATS,
   FileAnnotationPrefix,
+  INJECT_LABEL,
   Injected,
   MODES,
   PREFIX,
@@ -29,8 +30,10 @@ import {
   parseTemplate,
   resolveVaultUrl,
 } from "../common/refs.ts";
+import { ProblemList } from "../common/problems.ts";
 import type { FileSpec, SyncSpec } from "../common/spec.ts";
 import type { Pod } from "./admission-review.ts";
+import { findForbiddenMounts, findSystemMountPath, findWindowsPod } from "./pod-rules.ts";
 import { isClientId, isTenantId, type InjectionSettings } from "./settings.ts";
 
 /** What the webhook reads of a service account. */
@@ -79,21 +82,31 @@ const MAX_SHOWN_VALUE = 100;
 
 /** Every fixed annotation key, for "unknown annotation" messages. */
 const FIXED_KEYS: ReadonlySet<string> = new Set(Object.values(Annotation));
+const KNOWN_KEYS = `${[...FIXED_KEYS].join(", ")}, and ${Object.values(FileAnnotationPrefix)
+  .map((p) => `${p}<file>`)
+  .join(", ")}`;
 
 const show = (value: string): string =>
   JSON.stringify(value.length > MAX_SHOWN_VALUE ? `${value.slice(0, MAX_SHOWN_VALUE)}…` : value);
 
+/** Problems and warnings, each bounded (see {@link ProblemList}): a pod cannot make the answer large. */
 class Findings {
-  readonly problems: string[] = [];
-  readonly warnings: string[] = [];
+  readonly problems = new ProblemList();
+  readonly warnings = new ProblemList();
   /** `key: expected (got "value")`; `value` undefined when the key itself is what is wrong. */
   problem(key: string, expected: string, value?: string): void {
-    this.problems.push(`${key}: ${expected}${value === undefined ? "" : ` (got ${show(value)})`}`);
+    this.problems.add(
+      () => `${showKey(key)}: ${expected}${value === undefined ? "" : ` (got ${show(value)})`}`,
+    );
   }
   warn(key: string, text: string): void {
-    this.warnings.push(`${key}: ${text}`);
+    this.warnings.add(() => `${showKey(key)}: ${text}`);
   }
 }
+
+/** Annotation keys reach 317 characters; a service-account label is longer but ours. */
+const showKey = (key: string): string =>
+  key.length > MAX_SHOWN_VALUE ? `${key.slice(0, MAX_SHOWN_VALUE)}…` : key;
 
 /** A file being written, and the annotation that asked for it (for duplicate messages). */
 interface FileEntry {
@@ -117,9 +130,11 @@ export function checkMountPath(path: string): string | undefined {
   // eslint-disable-next-line no-control-regex -- refusing control characters is the point
   const control = /[\u0000-\u001f\u007f]/.test(path);
   if (control || path.length > 1024) return expected;
-  const segments = path.replace(/\/$/, "").split("/").slice(1);
+  const normalized = path.replace(/\/$/, "");
+  const segments = normalized.split("/").slice(1);
   if (segments.some((s) => s === "" || s === "." || s === "..")) return expected;
-  return undefined;
+  const system = findSystemMountPath(normalized);
+  return system === undefined ? undefined : `${expected}; this one ${system}`;
 }
 
 /**
@@ -140,19 +155,22 @@ export function parseInjectionConfig(
   const secretKeys: string[] = [];
   const templateKeys: string[] = [];
   const formatKeys: string[] = [];
+  let unknown = 0;
   for (const key of Object.keys(a).sort()) {
     if (!key.startsWith(PREFIX)) continue;
     if (key.startsWith(FileAnnotationPrefix.secret)) secretKeys.push(key);
     else if (key.startsWith(FileAnnotationPrefix.template)) templateKeys.push(key);
     else if (key.startsWith(FileAnnotationPrefix.format)) formatKeys.push(key);
     else if (!FIXED_KEYS.has(key)) {
+      // The list of known keys once, however many keys are unknown.
       const hint =
-        key === "akv-injector.io/inject"
-          ? "akv-injector.io/inject is a pod label, not an annotation"
-          : `known: ${[...FIXED_KEYS].join(", ")}, and ${Object.values(FileAnnotationPrefix)
-              .map((p) => `${p}<file>`)
-              .join(", ")}`;
-      f.problem(key, `unknown annotation (${hint})`);
+        key === INJECT_LABEL
+          ? ` (${INJECT_LABEL} is a pod label, not an annotation)`
+          : unknown === 0
+            ? ` (known: ${KNOWN_KEYS})`
+            : "";
+      unknown++;
+      f.problem(key, `unknown annotation${hint}`);
     }
   }
 
@@ -165,19 +183,14 @@ export function parseInjectionConfig(
       );
     }
   }
-  // The volume exists only after the patch, so the apiserver's validation would accept
-  // a mount of it: an app container would get the federated token the contract keeps
-  // in the sidecar alone.
+  // The volumes exist only after the patch, so the apiserver's validation would accept
+  // a mount of them: an app container would get the federated token the contract keeps
+  // in the sidecar alone, or write where only the sidecar writes.
   for (const list of ["initContainers", "containers"] as const) {
-    pod[list].forEach((c, i) => {
-      if (c.volumeMounts?.some((m) => m.name === Injected.tokenVolume)) {
-        f.problem(
-          `spec.${list}[${i}].volumeMounts`,
-          `container "${c.name}" mounts volume "${Injected.tokenVolume}", which only the injected sidecar may mount`,
-        );
-      }
-    });
+    for (const p of findForbiddenMounts(list, pod[list])) f.problem(p.field, p.text);
   }
+  const windows = findWindowsPod(pod);
+  if (windows !== undefined) f.problem(windows.field, windows.text);
   if ([...pod.containers, ...pod.initContainers].some((c) => c.name === Injected.containerName)) {
     f.problem(
       "spec",
@@ -401,8 +414,8 @@ export function parseInjectionConfig(
     }
   }
 
-  if (f.problems.length > 0 || vaultUrl === undefined || clientId === undefined) {
-    return { ok: false, problems: f.problems, warnings: f.warnings };
+  if (f.problems.count > 0 || vaultUrl === undefined || clientId === undefined) {
+    return { ok: false, problems: f.problems.list(), warnings: f.warnings.list() };
   }
   const spec: SyncSpec = {
     vaultUrl,
@@ -415,7 +428,7 @@ export function parseInjectionConfig(
   return {
     ok: true,
     config: freezeConfig({ spec, mountPath, targets, clientId, tenantId }),
-    warnings: f.warnings,
+    warnings: f.warnings.list(),
   };
 }
 

@@ -222,3 +222,36 @@ describe("review", () => {
     expect(result.pod).toBe("web-5f7-*");
   });
 });
+
+describe("review: bounded answers to hostile pods", () => {
+  const MAX_ANSWER = 64 * 1024;
+  const size = (value: unknown): number => Buffer.byteLength(JSON.stringify(value));
+
+  it("refuses 50,000 unknown annotations with a short message that says how many more", async () => {
+    const many: Record<string, string> = { ...annotations };
+    for (let i = 0; i < 50_000; i++) many[`akv-injector.io/unknown-${String(i)}`] = "x".repeat(50);
+    const result = await run(testReview(testPod(many)));
+    expect(result.outcome).toBe("refused");
+    expect(size(result.response)).toBeLessThan(MAX_ANSWER);
+    expect(result.message?.length).toBeLessThan(16 * 1024);
+    expect(result.message).toContain("akv-injector.io/unknown-0: unknown annotation (known: ");
+    expect(result.message).toMatch(/and 49980 more$/);
+  });
+
+  it("bounds every key and value it quotes", async () => {
+    const long = `akv-injector.io/secret-${"a".repeat(300)}`;
+    const result = await run(testReview(testPod({ ...annotations, [long]: "b".repeat(100_000) })));
+    expect(result.outcome).toBe("refused");
+    expect(result.message?.length).toBeLessThan(2 * 1024);
+  });
+
+  it("bounds a pod that cannot be read at all", async () => {
+    const values: Record<string, unknown> = {};
+    for (let i = 0; i < 50_000; i++) values[`k${String(i)}`] = i;
+    const body = testReview(testPod(null, {}, { annotations: values }));
+    const result = await run(body);
+    expect(result.outcome).toBe("refused");
+    expect(size(result.response)).toBeLessThan(MAX_ANSWER);
+    expect(result.message).toMatch(/and 49980 more$/);
+  });
+});
