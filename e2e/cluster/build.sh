@@ -1,20 +1,36 @@
 #!/usr/bin/env bash
-# Builds the real control-plane binaries the e2e suite and the demo run:
-# kube-apiserver and etcd from pinned Go modules, and helm. Each binary goes
-# into a cache folder that git ignores; a second run with the same pins is a
-# no-op. kube-apiserver cannot be `go install`ed (its go.mod replaces the
-# staging modules with local paths), so it is built from a throwaway module
-# that requires k8s.io/kubernetes and replaces every staging module with its
-# published v0.X.Y.
+# Builds, from pinned Go modules, the binaries the e2e suite, the demo and the
+# kind path run: kube-apiserver and etcd, helm, kind, and the rest of
+# Kubernetes (kubectl, kubelet, kubeadm, controller-manager, scheduler,
+# proxy) plus what a kind node holds (containerd, crictl, coredns) and
+# BuildKit's Dockerfile frontend, for machines that cannot pull kind's
+# images. Each binary goes into a cache folder that git ignores; a second run
+# with the same pins is a no-op. The Kubernetes commands cannot be
+# `go install`ed (kubernetes' go.mod replaces the staging modules with local
+# paths), so they are built from a throwaway module that requires
+# k8s.io/kubernetes and replaces every staging module with its published
+# v0.X.Y; BuildKit's frontend likewise (buildkit's go.mod has `exclude`s).
 #
-# Usage: build.sh [all|kube-apiserver|etcd|helm]   (prints the bin folder on stdout)
-# Progress goes to stderr. Environment: K8S_VERSION, ETCD_VERSION, HELM_VERSION,
-# AKV_INJECTOR_CACHE (default <repo>/.cache).
+# Usage: build.sh [all|TARGET...]   (prints the bin folder on stdout)
+#   all (the default) = kube-apiserver etcd helm. Other targets: kind kubectl
+#   kubelet kubeadm kube-controller-manager kube-scheduler kube-proxy
+#   containerd crictl coredns dockerfile-frontend. Several targets build two
+#   at a time (AKV_BUILD_JOBS, default 2: one per core of a small machine).
+# Progress goes to stderr. Environment: K8S_VERSION, ETCD_VERSION,
+# HELM_VERSION, KIND_VERSION, CONTAINERD_VERSION, CRICTL_VERSION,
+# COREDNS_VERSION, BUILDKIT_VERSION, AKV_INJECTOR_CACHE (default <repo>/.cache).
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 HELM_VERSION="${HELM_VERSION:-v4.3.1}"
+KIND_VERSION="${KIND_VERSION:-v0.33.0}"
+CONTAINERD_VERSION="${CONTAINERD_VERSION:-v2.3.4}"
+CRICTL_VERSION="${CRICTL_VERSION:-v1.36.0}"
+COREDNS_VERSION="${COREDNS_VERSION:-v1.14.2}"
+BUILDKIT_VERSION="${BUILDKIT_VERSION:-v0.34.2}"
+K8S_COMMANDS="kube-apiserver kubectl kubelet kubeadm kube-controller-manager kube-scheduler kube-proxy"
+TARGETS="$K8S_COMMANDS etcd helm kind containerd crictl coredns dockerfile-frontend"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -25,14 +41,6 @@ mkdir -p "$bin"
 say() { printf '[build] %s\n' "$*" >&2; }
 stamp() { printf '%s' "$1" >"$bin/.$2.version"; }
 fresh() { [ -x "$bin/$2" ] && [ "$(cat "$bin/.$2.version" 2>/dev/null)" = "$1" ]; }
-
-# The test files, the demo and the chart tests may all ask for the binaries at
-# once: one builds, the others wait and then find them cached.
-exec 9>"$cache/.build.lock"
-if ! flock -n 9; then
-  say "another build is running; waiting for it"
-  flock 9
-fi
 
 # Runs "$@" with its output in a log, printing a line every 20 s so a person
 # (or CI) watching a multi-minute Go build sees it is alive, and the log's
@@ -69,14 +77,21 @@ install_binary() {
   mv -f "$bin/.$name.tmp" "$bin/$name"
 }
 
-build_kube_apiserver() {
-  local work="$cache/build/kube-apiserver"
+# A fresh throwaway module in the cache, as the current folder.
+module() {
+  local work="$cache/build/$1"
   rm -rf "$work" && mkdir -p "$work"
   cd "$work"
+  go mod init "akv-injector.local/$1-build"
+}
+
+# One Kubernetes command (kube-apiserver, kubelet, ...) at K8S_VERSION.
+build_k8s() {
+  local name=$1
+  module "$name"
   local minor="${K8S_VERSION#v1.}"
   minor="${minor%%.*}"
   local staging="v0.${K8S_VERSION#v1.}"
-  go mod init akv-injector.local/kube-apiserver-build
   local gomod
   gomod="$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/^\s*"GoMod": "\(.*\)",\?$/\1/p')"
   # Every staging module named in kubernetes' own go.mod, at the matching tag.
@@ -88,35 +103,23 @@ build_kube_apiserver() {
     for m in $modules; do echo "replace $m => $m $staging"; done
     grep '^godebug' "$gomod" || true
   } >>go.mod
-  cat >tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import _ "k8s.io/kubernetes/cmd/kube-apiserver"
-GO
-  go mod tidy || go get "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "k8s.io/kubernetes/cmd/%s"\n' "$name" >tools.go
+  go mod tidy || go get "k8s.io/kubernetes/cmd/$name@$K8S_VERSION"
   local pkg=k8s.io/component-base/version
-  install_binary kube-apiserver -ldflags "-s -w \
+  install_binary "$name" -ldflags "-s -w \
     -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor \
-    -X $pkg.gitTreeState=clean" k8s.io/kubernetes/cmd/kube-apiserver
+    -X $pkg.gitTreeState=clean" "k8s.io/kubernetes/cmd/$name"
 }
 
 build_etcd() {
-  local work="$cache/build/etcd"
-  rm -rf "$work" && mkdir -p "$work"
-  cd "$work"
-  go mod init akv-injector.local/etcd-build
+  module etcd
   go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
   install_binary etcd -ldflags "-s -w \
     -X go.etcd.io/etcd/api/v3/version.GitSHA=module-$ETCD_VERSION" go.etcd.io/etcd/server/v3
 }
 
 build_helm() {
-  local work="$cache/build/helm"
-  rm -rf "$work" && mkdir -p "$work"
-  cd "$work"
-  go mod init akv-injector.local/helm-build
+  module helm
   go get "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
   # Without these, `helm version` says only the minor version.
   local pkg=helm.sh/helm/v4/internal/version
@@ -124,30 +127,112 @@ build_helm() {
     helm.sh/helm/v4/cmd/helm
 }
 
+# `go install` into a temporary folder, then the named binaries into bin/.
+go_install() {
+  local tmp="$cache/build/gobin-$1"
+  shift
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  GOBIN="$tmp" CGO_ENABLED=0 go install -trimpath "$@"
+  for b in "$tmp"/*; do mv -f "$b" "$bin/"; done
+  rm -rf "$tmp"
+}
+
+build_kind() { go_install kind -ldflags "-s -w" "sigs.k8s.io/kind@$KIND_VERSION"; }
+
+# What kind's base image builds (images/base/Dockerfile), without cgo: the
+# optional snapshotters are never used in a kind node.
+build_containerd() {
+  local m=github.com/containerd/containerd/v2
+  go_install containerd -tags "no_btrfs no_devmapper no_zfs no_aufs" \
+    -ldflags "-s -w -X $m/version.Version=$CONTAINERD_VERSION" \
+    "$m/cmd/containerd@$CONTAINERD_VERSION" "$m/cmd/ctr@$CONTAINERD_VERSION" \
+    "$m/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION"
+}
+
+build_crictl() {
+  go_install crictl -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION" \
+    "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
+}
+
+build_coredns() { go_install coredns -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"; }
+
+build_dockerfile_frontend() {
+  module dockerfile-frontend
+  local pkg=github.com/moby/buildkit/frontend/dockerfile/cmd/dockerfile-frontend
+  go get "$pkg@$BUILDKIT_VERSION"
+  install_binary dockerfile-frontend -tags "netgo static_build osusergo" \
+    -ldflags "-s -w -X main.Version=$BUILDKIT_VERSION -X main.Package=$pkg" "$pkg"
+}
+
+version_of() {
+  case "$1" in
+    kube-* | kubectl | kubelet | kubeadm) echo "$K8S_VERSION" ;;
+    etcd) echo "$ETCD_VERSION" ;;
+    helm) echo "$HELM_VERSION" ;;
+    kind) echo "$KIND_VERSION" ;;
+    containerd) echo "$CONTAINERD_VERSION" ;;
+    crictl) echo "$CRICTL_VERSION" ;;
+    coredns) echo "$COREDNS_VERSION" ;;
+    dockerfile-frontend) echo "$BUILDKIT_VERSION" ;;
+  esac
+}
+
+# One target, unless cached. The test files, the demo, the chart tests and
+# the kind scripts may all ask for the same binary at once: one builds, the
+# others wait on its lock and then find it cached.
+build_one() {
+  local target=$1 version
+  version="$(version_of "$target")"
+  exec 9>"$cache/.build-$target.lock"
+  if ! flock -n 9; then
+    say "$target: another build is running; waiting for it"
+    flock 9
+  fi
+  if fresh "$version" "$target"; then
+    say "$target $version: cached in $bin"
+  else
+    rm -f "$bin/.$target.version"
+    case " $K8S_COMMANDS " in
+      *" $target "*) (timed "$target $version" build_k8s "$target") ;;
+      *) (timed "$target $version" "build_${target//-/_}") ;;
+    esac
+    stamp "$version" "$target"
+  fi
+  exec 9>&-
+}
+
 command -v go >/dev/null || {
-  say "Go is needed to build the control plane (https://go.dev/dl/); none is on PATH"
+  say "Go is needed to build these binaries (https://go.dev/dl/); none is on PATH"
   exit 1
 }
 
-want="${1:-all}"
-case "$want" in all | kube-apiserver | etcd | helm) ;; *)
-  say "usage: build.sh [all|kube-apiserver|etcd|helm]"
-  exit 2
-  ;;
-esac
-for target in kube-apiserver etcd helm; do
-  case "$want" in all | "$target") ;; *) continue ;; esac
-  case "$target" in
-    kube-apiserver) version="$K8S_VERSION" ;;
-    etcd) version="$ETCD_VERSION" ;;
-    helm) version="$HELM_VERSION" ;;
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ] || [ "${targets[*]}" = all ]; then targets=(kube-apiserver etcd helm); fi
+for target in "${targets[@]}"; do
+  case " $TARGETS " in *" $target "*) ;; *)
+    say "usage: build.sh [all|TARGET...]; targets: $TARGETS"
+    exit 2
+    ;;
   esac
-  if fresh "$version" "$target"; then
-    say "$target $version: cached in $bin"
-    continue
-  fi
-  rm -f "$bin/.$target.version"
-  timed "$target $version" "build_${target//-/_}"
-  stamp "$version" "$target"
 done
+
+jobs="${AKV_BUILD_JOBS:-2}"
+if [ ${#targets[@]} -gt 1 ] && [ "$jobs" -gt 1 ]; then
+  # Lanes: target i goes to lane i mod jobs; each lane builds its share in
+  # order, as its own build.sh.
+  pids=()
+  for ((lane = 0; lane < jobs; lane++)); do
+    share=()
+    for ((i = lane; i < ${#targets[@]}; i += jobs)); do share+=("${targets[i]}"); done
+    if [ ${#share[@]} -gt 0 ]; then
+      AKV_BUILD_JOBS=1 "$here/build.sh" "${share[@]}" >/dev/null &
+      pids+=($!)
+    fi
+  done
+  failed=0
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  [ "$failed" = 0 ] || exit 1
+else
+  for target in "${targets[@]}"; do build_one "$target"; done
+fi
 echo "$bin"
