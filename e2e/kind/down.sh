@@ -4,6 +4,6 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-need kind
+tools kind
 kind delete cluster --name "$CLUSTER"
 rm -rf "$out"

@@ -1,13 +1,15 @@
 /**
- * The kind path cannot run here (no Docker engine), so it is kept honest by
- * what can: shellcheck on every script, the names the scripts use equal to
- * the ones the checks use, and every file the mocks' Dockerfile copies
- * present. (`e2e/kind.e2e.test.ts` applies its manifests and values to the
- * real apiserver and starts the mocks with its arguments.)
+ * The kind path needs Docker (`e2e/kind/run.sh`, which CI runs), so it is
+ * also kept honest by what runs without it: shellcheck on every script (in
+ * e2e/kind and its subfolders), the names the scripts use equal to the ones
+ * the checks use, and every file the mocks' Dockerfile copies present and let
+ * through by its own .dockerignore. (`e2e/kind.e2e.test.ts` applies its
+ * manifests and values to the real apiserver and starts the mocks with its
+ * arguments.)
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { Kind } from "./setup.ts";
@@ -15,8 +17,9 @@ import { Kind } from "./setup.ts";
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "../..");
 const scripts = [
-  ...readdirSync(here)
-    .filter((f) => f.endsWith(".sh"))
+  ...readdirSync(here, { recursive: true, encoding: "utf8" })
+    .filter((f) => f.endsWith(".sh") && !f.startsWith("out/"))
+    .sort()
     .map((f) => join(here, f)),
   join(root, "e2e/cluster/build.sh"),
 ];
@@ -36,6 +39,13 @@ describe("kind scripts", () => {
     });
     expect(run.stdout + run.stderr).toBe("");
     expect(run.status).toBe(0);
+  });
+
+  it("include the ones in subfolders", () => {
+    const names = scripts.map((s) => relative(here, s));
+    for (const name of ["up.sh", "base/images.sh", "node/build.sh", "host/docker.sh"]) {
+      expect(names).toContain(name);
+    }
   });
 
   it("are executable and strict", () => {
@@ -76,5 +86,12 @@ describe("kind scripts", () => {
     expect(sources.length).toBeGreaterThan(3);
     for (const source of sources) expect(existsSync(join(root, source)), source).toBe(true);
     expect(text).toContain("e2e/mocks/main.ts");
+    // The root .dockerignore is the product images' allow-list; BuildKit
+    // reads Dockerfile.mocks.dockerignore instead for this one.
+    const allowed = readFileSync(join(here, "Dockerfile.mocks.dockerignore"), "utf8")
+      .split("\n")
+      .filter((line) => line.startsWith("!"))
+      .map((line) => line.slice(1));
+    for (const source of sources) expect(allowed, source).toContain(source);
   });
 });
