@@ -17,7 +17,17 @@ import { beforeEach, describe, expect, it, vi } from "vitest";
 import { ErrorCode, isAkvError } from "../common/errors.ts";
 import { DATA_LINK, publishFiles, type PublishStep } from "./atomic-writer.ts";
 
-/** Reads the set through `..data` until told to stop; reports every value seen and every torn read. */
+/**
+ * Reads the published set while the main thread publishes, two ways:
+ * - as an app does, opening `dir/NAME` through the visible links: once the
+ *   first set exists every such read must succeed (no ENOENT window while
+ *   `..data` is swapped or the old set removed), and each file must be whole;
+ * - through one resolution of `..data`, both files from the same directory:
+ *   they must be one set. This way may fail when the directory it resolved is
+ *   removed after a later swap (the app holds no reference to it), so its
+ *   failures are not counted.
+ * Reports every value seen, every torn or mixed read, and every failed read.
+ */
 const READER = `
 const { parentPort, workerData } = require("node:worker_threads");
 const { readFileSync, realpathSync } = require("node:fs");
@@ -26,20 +36,31 @@ let stop = false;
 parentPort.on("message", () => (stop = true));
 const seen = new Set();
 const bad = [];
+const failed = [];
+let reads = 0;
+const whole = (a, b) => a.length === 10000 && a === a[0].repeat(10000) && b.length === 1;
 const tick = () => {
   for (let i = 0; i < 50 && !stop; i++) {
+    try {
+      const a = readFileSync(join(workerData.dir, "a"), "utf8");
+      const b = readFileSync(join(workerData.dir, "b"), "utf8");
+      reads++;
+      if (!whole(a, b)) bad.push("visible " + a.length + ":" + b);
+    } catch (error) {
+      failed.push(error.code ?? String(error));
+    }
     let a, b;
     try {
       const data = realpathSync(join(workerData.dir, workerData.link));
       a = readFileSync(join(data, "a"), "utf8");
       b = readFileSync(join(data, "b"), "utf8");
     } catch {
-      continue; // the old dir was removed between realpath and read
+      continue; // the directory it resolved was removed after a later swap
     }
-    if (a !== a[0].repeat(10000) || b !== a[0]) bad.push(a.length + ":" + b);
+    if (!whole(a, b) || b !== a[0]) bad.push("set " + a.length + ":" + b);
     seen.add(b);
   }
-  if (stop) parentPort.postMessage({ seen: [...seen], bad });
+  if (stop) parentPort.postMessage({ seen: [...seen], bad, failed, reads });
   else setImmediate(tick);
 };
 parentPort.postMessage("reading");
@@ -174,12 +195,32 @@ describe("publishFiles", () => {
     expect((await publishFiles(dir, files({ a: "1" }), { mode: 0o600, now })).changed).toBe(true);
   });
 
-  it("replaces the whole set in one swap, removing stale names and old dirs", async () => {
+  it("replaces the whole set in one swap, removing stale names, and the old dir at the next publish", async () => {
     const first = await publishFiles(dir, files({ a: "1", old: "x" }), { mode: 0o644, now });
     const second = await publishFiles(dir, files({ a: "2", added: "y" }), { mode: 0o644, now });
     expect(second.dataDir).not.toBe(first.dataDir);
     expect(await visible()).toEqual({ a: "2", added: "y" });
+    // A reader may be half-way through a path into the replaced dir: it stays
+    // until the next publish, changed or not, and no longer.
+    expect(await hidden()).toEqual([DATA_LINK, second.dataDir, first.dataDir].sort());
+    await publishFiles(dir, files({ a: "2", added: "y" }), { mode: 0o644, now });
     expect(await hidden()).toEqual([DATA_LINK, second.dataDir].sort());
+    const third = await publishFiles(dir, files({ a: "3" }), { mode: 0o644, now });
+    const fourth = await publishFiles(dir, files({ a: "4" }), { mode: 0o644, now });
+    expect(await hidden()).toEqual([DATA_LINK, fourth.dataDir, third.dataDir].sort());
+  });
+
+  it("removes what a killed publish left (dirs, temp links) before writing, even when nothing changed", async () => {
+    const first = await publishFiles(dir, files({ a: "1" }), { mode: 0o644, now });
+    const { mkdir } = await import("node:fs/promises");
+    // A publish killed at each step: its dir, the `..data` and link temps.
+    await mkdir(join(dir, "..2020_01_01_00_00_00.1"));
+    await writeFile(join(dir, "..2020_01_01_00_00_00.1", "a"), "half");
+    await symlink("..2020_01_01_00_00_00.1", join(dir, "..data_tmp"));
+    await symlink("..data/a", join(dir, "..link_tmp.a"));
+    const again = await publishFiles(dir, files({ a: "1" }), { mode: 0o644, now });
+    expect(again.changed).toBe(false);
+    expect(await hidden()).toEqual([DATA_LINK, first.dataDir].sort());
   });
 
   it("leaves files it does not own alone", async () => {
@@ -201,7 +242,7 @@ describe("publishFiles", () => {
 
   for (const crashAt of ["write", "swap", "link", "cleanup"] as const) {
     it(`a crash at '${crashAt}' keeps a whole set visible, and the next publish recovers`, async () => {
-      await publishFiles(dir, files({ a: "old-a", b: "old-b" }), { mode: 0o644, now });
+      const old = await publishFiles(dir, files({ a: "old-a", b: "old-b" }), { mode: 0o644, now });
       const crash = (step: PublishStep): void => {
         if (step === crashAt) throw new Error(`crash at ${step}`);
       };
@@ -211,6 +252,9 @@ describe("publishFiles", () => {
         beforeStep: crash,
       }).catch((e: unknown) => e);
       expect(isAkvError(error, ErrorCode.PUBLISH_FAILED)).toBe(true);
+      // Nothing of the failed publish stays but a set `..data` now points to.
+      const linked = await readlink(join(dir, DATA_LINK));
+      expect(await hidden()).toEqual([...new Set([DATA_LINK, old.dataDir, linked])].sort());
       // Through ..data the app sees exactly one whole set, old or new.
       const data = await realpath(join(dir, DATA_LINK));
       const set = Object.fromEntries(
@@ -229,12 +273,14 @@ describe("publishFiles", () => {
 
       const next = await publishFiles(dir, files({ a: "new-a", c: "new-c" }), { mode: 0o644, now });
       expect(await visible()).toEqual({ a: "new-a", c: "new-c" });
-      expect(await hidden()).toEqual([DATA_LINK, next.dataDir].sort());
+      // A new set keeps the one it replaced until the next publish.
+      const kept = next.changed ? [old.dataDir] : [];
+      expect(await hidden()).toEqual([DATA_LINK, next.dataDir, ...kept].sort());
     });
   }
 
   it("a failure mid-write (here: no space, half a file written) never truncates the previous set", async () => {
-    await publishFiles(dir, files({ a: "old-a", b: "old-b" }), { mode: 0o644, now });
+    const old = await publishFiles(dir, files({ a: "old-a", b: "old-b" }), { mode: 0o644, now });
     failWrite.name = "b";
     const error = await publishFiles(dir, files({ a: "new-a", b: "new-b".repeat(100) }), {
       mode: 0o644,
@@ -249,13 +295,15 @@ describe("publishFiles", () => {
     expect((error as Error).message).toContain("ENOSPC");
     expect((error as Error).message).toContain("the previous files stay");
     expect(await visible()).toEqual({ a: "old-a", b: "old-b" });
-    // The half-written dir is never linked, and the next publish removes it.
+    // The half-written dir is removed at once: on a full tmpfs it would keep
+    // every later publish from fitting.
+    expect(await hidden()).toEqual([DATA_LINK, old.dataDir].sort());
     const next = await publishFiles(dir, files({ a: "new-a", b: "new-b" }), { mode: 0o644, now });
     expect(await visible()).toEqual({ a: "new-a", b: "new-b" });
-    expect(await hidden()).toEqual([DATA_LINK, next.dataDir].sort());
+    expect(await hidden()).toEqual([DATA_LINK, next.dataDir, old.dataDir].sort());
   });
 
-  it("readers never see a partial file or a mixed set while publishing repeatedly", async () => {
+  it("readers never see a missing, partial or mixed file while publishing repeatedly", async () => {
     await publishFiles(dir, files({ a: "0".repeat(10_000), b: "0" }), { mode: 0o644, now });
     // The publish is synchronous: the reader needs a thread of its own to run during one.
     const reader = new Worker(READER, { eval: true, workerData: { dir, link: DATA_LINK } });
@@ -268,9 +316,13 @@ describe("publishFiles", () => {
       await new Promise(setImmediate);
     }
     reader.postMessage("stop");
-    const [report] = (await once(reader, "message")) as [{ seen: string[]; bad: string[] }];
+    const [report] = (await once(reader, "message")) as [
+      { seen: string[]; bad: string[]; failed: string[]; reads: number },
+    ];
     await reader.terminate();
     expect(report.bad).toEqual([]);
+    expect(report.failed).toEqual([]);
+    expect(report.reads).toBeGreaterThan(200);
     expect(report.seen.length).toBeGreaterThan(1);
   });
 });

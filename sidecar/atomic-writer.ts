@@ -8,9 +8,11 @@
  *
  * A reader follows `NAME → ..data → dir`, so it sees the old set or the new
  * set, never a mix and never a partial file: the switch is one rename of the
- * `..data` symlink. The previous directory is removed only after that rename,
- * so a failure (or a crash) at any step leaves the previous set in place; the
- * next publish cleans up what a crashed one left.
+ * `..data` symlink. The replaced directory stays until the next publish (a
+ * reader may be half-way through a path into it), so a failure (or a crash)
+ * at any step leaves the previous set in place. A failed publish removes what
+ * it wrote, and each publish first removes what a crashed one left, so on a
+ * full tmpfs the room comes back as soon as the set fits again.
  *
  * Every file system call is synchronous: the sidecar has nothing else to do
  * while it publishes, its output is a tmpfs where each call takes
@@ -71,33 +73,70 @@ export interface PublishResult {
 /**
  * Publishes `files` (name → content) into `dir` atomically, or does nothing
  * when the published set already has exactly these names, contents and mode.
- * @throws {AkvError} `PUBLISH_FAILED` (the previous set stays as it was).
+ * @throws {AkvError} `PUBLISH_FAILED` (the previous set stays as it was, and
+ *   nothing this publish wrote is left behind).
  */
 export async function publishFiles(
   dir: string,
   files: ReadonlyMap<string, Uint8Array>,
   options: PublishOptions,
 ): Promise<PublishResult> {
+  refuseBadNames(files);
+  try {
+    ensureOutputDir(dir);
+    const current = readCurrent(dir);
+    // First, so that what a crashed publish left, and the set before the
+    // current one, give their room to the new set on a size-limited tmpfs.
+    removeLeftovers(dir, current);
+    if (current !== undefined && isSame(join(dir, current), files, options.mode)) {
+      // Repair links of a crashed publish even when nothing changed.
+      linkNames(dir, files);
+      removeStaleLinks(dir, files);
+      return { changed: false, dataDir: current };
+    }
+    return await writeAndSwap(dir, files, options);
+  } catch (cause) {
+    if (cause instanceof AkvError) throw cause;
+    throw new AkvError(
+      ErrorCode.PUBLISH_FAILED,
+      `cannot publish ${files.size} file(s) to ${dir} (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}); the previous files stay`,
+      { cause },
+    );
+  }
+}
+
+/** The writer checks names itself: a name like `..data` or `../x` would replace its own links or escape `dir`. */
+function refuseBadNames(files: ReadonlyMap<string, Uint8Array>): void {
   for (const name of files.keys()) {
     const parsed = parseFileName(name);
     if (!parsed.ok)
       throw new AkvError(ErrorCode.PUBLISH_FAILED, `cannot publish '${name}': ${parsed.expected}`);
   }
+}
+
+/**
+ * Writes a new timestamped set, swaps `..data` to it and links the names.
+ * The set it replaces stays until the next publish: an app that resolved
+ * `..data` just before the swap may still be looking its file up in that
+ * folder, and removing it at once (as the kubelet does) makes that open fail
+ * with ENOENT now and then (seen by the concurrent reader of the tests).
+ * A failure before the swap removes what this publish wrote, so a publish that
+ * does not fit on the tmpfs leaves the room it took (else every later publish
+ * fails with ENOSPC too).
+ */
+async function writeAndSwap(
+  dir: string,
+  files: ReadonlyMap<string, Uint8Array>,
+  options: PublishOptions,
+): Promise<PublishResult> {
   const step = async (s: PublishStep): Promise<void> => {
     await options.beforeStep?.(s);
   };
+  let tsDir: string | undefined;
+  let swapped = false;
   try {
-    ensureOutputDir(dir);
-    const current = readCurrent(dir);
-    if (current !== undefined && isSame(join(dir, current), files, options.mode)) {
-      // Repair links and leftovers of a crashed publish even when nothing changed.
-      linkNames(dir, files);
-      cleanUp(dir, current, files);
-      return { changed: false, dataDir: current };
-    }
-
     await step("write");
-    const tsDir = createTimestampedDir(dir, options.now);
+    tsDir = createTimestampedDir(dir, options.now);
     for (const [name, content] of files)
       writeDurably(join(dir, tsDir, name), content, options.mode);
     syncDir(join(dir, tsDir));
@@ -106,21 +145,40 @@ export async function publishFiles(
     rmSync(join(dir, DATA_TMP), { force: true });
     symlinkSync(tsDir, join(dir, DATA_TMP));
     renameSync(join(dir, DATA_TMP), join(dir, DATA_LINK));
+    swapped = true;
     syncDir(dir);
 
     await step("link");
     linkNames(dir, files);
 
     await step("cleanup");
-    cleanUp(dir, tsDir, files);
+    removeStaleLinks(dir, files);
     return { changed: true, dataDir: tsDir };
-  } catch (cause) {
-    if (cause instanceof AkvError) throw cause;
-    throw new AkvError(
-      ErrorCode.PUBLISH_FAILED,
-      `cannot publish ${files.size} file(s) to ${dir} (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}); the previous files stay`,
-      { cause },
-    );
+  } catch (error) {
+    removeOwnWrites(dir, swapped ? undefined : tsDir);
+    throw error;
+  }
+}
+
+/**
+ * Best effort: the publish already failed, and that error is the one to
+ * report; whatever stays is removed by the next publish.
+ * @param tsDir the set written, when `..data` does not point to it.
+ */
+function removeOwnWrites(dir: string, tsDir: string | undefined): void {
+  const remove = (name: string): void => {
+    try {
+      rmSync(join(dir, name), { recursive: true, force: true });
+    } catch {
+      // left for the next publish
+    }
+  };
+  if (tsDir !== undefined) remove(tsDir);
+  remove(DATA_TMP);
+  try {
+    for (const name of readdirSync(dir)) if (name.startsWith(LINK_TMP_PREFIX)) remove(name);
+  } catch {
+    // left for the next publish
   }
 }
 
@@ -235,20 +293,24 @@ function linkNames(dir: string, files: ReadonlyMap<string, Uint8Array>): void {
   }
 }
 
-/** Removes visible links no longer published, and every directory or temp name but the current one. */
-function cleanUp(dir: string, current: string, files: ReadonlyMap<string, Uint8Array>): void {
+/**
+ * Removes every timestamped folder but `current` (the set before it, and any
+ * a crashed publish left) and the temporary names of a crashed publish.
+ */
+function removeLeftovers(dir: string, current: string | undefined): void {
   for (const name of readdirSync(dir)) {
+    if (name === current) continue;
+    if (TS_DIR.test(name) || name === DATA_TMP || name.startsWith(LINK_TMP_PREFIX))
+      rmSync(join(dir, name), { recursive: true, force: true });
+  }
+}
+
+/** Removes visible links no longer published; only our own links (into `..data`) are ours to remove. */
+function removeStaleLinks(dir: string, files: ReadonlyMap<string, Uint8Array>): void {
+  for (const name of readdirSync(dir)) {
+    if (name.startsWith("..") || files.has(name)) continue;
     const path = join(dir, name);
-    if (!name.startsWith("..")) {
-      if (files.has(name)) continue;
-      // Only our own links (into ..data) are ours to remove.
-      if (lstatSync(path).isSymbolicLink() && readlinkSync(path).startsWith(`${DATA_LINK}/`))
-        unlinkSync(path);
-      continue;
-    }
-    if (name === DATA_LINK || name === current) continue;
-    if (TS_DIR.test(name) || name === DATA_TMP || name.startsWith(LINK_TMP_PREFIX)) {
-      rmSync(path, { recursive: true, force: true });
-    }
+    if (lstatSync(path).isSymbolicLink() && readlinkSync(path).startsWith(`${DATA_LINK}/`))
+      unlinkSync(path);
   }
 }

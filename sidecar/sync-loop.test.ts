@@ -320,6 +320,44 @@ describe("runSyncLoop", () => {
     expect(errors[0]?.msg).toContain("keeping the last good files");
   });
 
+  it.each(["sidecar", "init"] as const)(
+    "%s mode: a publish that fails (a full volume) is retried with backoff, also on the first sync",
+    async (mode) => {
+      const h = harness(specOf(["a"], { mode }), new FakeSource(), () => 0.999);
+      h.source.set("a", "A");
+      let tries = 0;
+      const publish = h.deps.publish;
+      const stop = new AbortController();
+      const loop = runSyncLoop(
+        {
+          ...h.deps,
+          publish: (files) =>
+            ++tries <= 2
+              ? Promise.reject(
+                  new AkvError(ErrorCode.PUBLISH_FAILED, "cannot publish 1 file(s) (ENOSPC)"),
+                )
+              : publish(files),
+        },
+        stop.signal,
+      );
+      const ended = { now: false };
+      loop.catch(() => undefined).finally(() => (ended.now = true));
+      while (h.published.length < 1 && !ended.now) {
+        await new Promise((r) => setImmediate(r));
+        if (h.clock.pending > 0 && h.published.length < 1) h.clock.advanceToNext();
+      }
+      stop.abort();
+      await loop; // a first-sync failure that is not retried ends the loop with it
+      expect(tries).toBe(3);
+      expect(h.clock.sleeps.filter((d) => d !== 5000).slice(0, 2)).toEqual([1998, 3996]);
+      const warnings = h.log.lines().filter((l) => l.level === 40);
+      expect(warnings.map((w) => w.code)).toEqual([
+        ErrorCode.PUBLISH_FAILED,
+        ErrorCode.PUBLISH_FAILED,
+      ]);
+    },
+  );
+
   it("init mode: one good sync and done", async () => {
     const h = harness(specOf(["a"], { mode: "init" }));
     h.source.set("a", "A");

@@ -313,6 +313,17 @@ function wrapUnknown(error: unknown, key: string): AkvError {
 }
 
 /**
+ * Whether the loop tries a failed sync again with backoff: a read that was
+ * throttled or met an outage, and a publish that failed. The usual cause of
+ * the latter is a full volume, which clears once the set fits again (the
+ * writer removes what a failed publish wrote); exiting would not help, since
+ * an emptyDir outlives its container, and would only crash-loop the pod.
+ */
+function isRetryableSync(error: AkvError): boolean {
+  return isRetryable(error) || error.code === ErrorCode.PUBLISH_FAILED;
+}
+
+/**
  * Runs the spec's mode until done: `init` returns after one good sync;
  * `sidecar` returns when `signal` aborts.
  * @throws {AkvError} a configuration error on the first sync (either mode),
@@ -352,7 +363,7 @@ export async function runSyncLoop(deps: SyncDeps, signal: AbortSignal): Promise<
     } catch (error) {
       if (aborted()) return;
       const err = isAkvError(error) ? error : wrapUnknown(error, "?");
-      if (!isRetryable(err)) {
+      if (!isRetryableSync(err)) {
         if (!synced) throw err;
         logger.error(
           { code: err.code, status: statusOf(err) },

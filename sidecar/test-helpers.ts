@@ -1,8 +1,12 @@
 /**
  * Test doubles for the sidecar's unit tests: a virtual clock, a fake secret
- * source, and a log sink whose lines can be parsed. Not shipped (main.ts
+ * source, a log sink whose lines can be parsed, and a real size-limited tmpfs. Not shipped (main.ts
  * never imports it).
  */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Writable } from "node:stream";
 import { createLogger, type Logger } from "../common/logger.ts";
 import { formatSecretRef, type SecretRef } from "../common/refs.ts";
@@ -151,4 +155,99 @@ export function createSinkLogger(level = "trace"): {
         .filter((l) => l !== "")
         .map((l) => JSON.parse(l) as Record<string, unknown>),
   };
+}
+
+let tmpfsAvailable: boolean | undefined;
+
+/**
+ * Whether a size-limited tmpfs can be mounted here, in a private mount
+ * namespace (root with `unshare`), as the test kubelet checks
+ * (e2e/kubelet/layout.ts). Tried once per process; nothing is mounted in the
+ * machine's own namespace.
+ */
+export function canMountTmpfs(): boolean {
+  if (tmpfsAvailable !== undefined) return tmpfsAvailable;
+  const dir = mkdtempSync(join(tmpdir(), "akv-tmpfs-probe-"));
+  try {
+    const probe = spawnSync(
+      "unshare",
+      [
+        "-m",
+        "--propagation",
+        "private",
+        "--",
+        "mount",
+        "-t",
+        "tmpfs",
+        "-o",
+        "size=64k",
+        "tmpfs",
+        dir,
+      ],
+      { stdio: "ignore", timeout: 10_000 },
+    );
+    tmpfsAvailable = probe.status === 0;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return tmpfsAvailable;
+}
+
+/**
+ * What a test that needs a real tmpfs does: run; skip, saying it was not run;
+ * or fail, in CI (`CI=true`), which runs as root: a silent skip there would
+ * hide a test that stopped running.
+ */
+export function tmpfsTestMode(
+  available: boolean,
+  env: Readonly<Record<string, string | undefined>>,
+): "run" | "skip" | "fail" {
+  if (available) return "run";
+  return env.CI === "true" ? "fail" : "skip";
+}
+
+/** Why a tmpfs test did not run, for the skip note or the CI failure. */
+export const TMPFS_UNAVAILABLE =
+  "not run: mounting a size-limited tmpfs needs root with `unshare -m` and `mount -t tmpfs`, unavailable here";
+
+/**
+ * Runs a Node ES module `script` (TypeScript imports allowed, as Node strips
+ * types) in a private mount namespace where a tmpfs of `size` (a mount
+ * option, e.g. `64k`) is mounted on a fresh folder, whose path is the
+ * script's first argument (`process.argv[1]`), `args` following. The mount
+ * vanishes with the process.
+ */
+export function runInTmpfs(
+  size: string,
+  script: string,
+  args: readonly string[] = [],
+): { status: number | null; stdout: string; stderr: string } {
+  const dir = mkdtempSync(join(tmpdir(), "akv-tmpfs-"));
+  try {
+    const run = spawnSync(
+      "unshare",
+      [
+        "-m",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        'mount -t tmpfs -o "size=$1" tmpfs "$2" && shift 2 && exec "$@"',
+        "sh",
+        size,
+        dir,
+        process.execPath,
+        "--input-type=module",
+        "-e",
+        script,
+        dir,
+        ...args,
+      ],
+      { encoding: "utf8", timeout: 60_000 },
+    );
+    return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
