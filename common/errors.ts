@@ -36,6 +36,8 @@ export const ErrorCode = {
   UNAVAILABLE: "AKV_UNAVAILABLE",
   /** A secret's value does not fit its file's format (e.g. not base64, not a certificate). */
   FORMAT_FAILED: "AKV_FORMAT_FAILED",
+  /** The rendered files would take more than the volume holds; nothing is published, the previous set stays. */
+  OUTPUT_TOO_LARGE: "AKV_OUTPUT_TOO_LARGE",
   /** Publishing the files failed (disk full, permissions); the previous set stays. */
   PUBLISH_FAILED: "AKV_PUBLISH_FAILED",
   /** A command-line argument or input file of the CLI is wrong. */

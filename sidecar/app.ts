@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import { getCACertificates, setDefaultCACertificates } from "node:tls";
 import type { DestinationStream } from "pino";
 import { createLogger, type Logger } from "../common/logger.ts";
-import { publishFiles } from "./atomic-writer.ts";
+import { publishFiles, readVolumeBytes } from "./atomic-writer.ts";
 import { parseSidecarConfig, type SidecarConfig, type SidecarEnvRecord } from "./config.ts";
 import { createCredential, withTokenPrefetch } from "./credential.ts";
 import { createKeyVaultSource } from "./key-vault-source.ts";
@@ -56,6 +56,8 @@ async function runWithLogger(
 ): Promise<void> {
   const clock = options.clock ?? systemClock;
   const { spec } = config;
+  // Read once: the volume is mounted before the container starts and keeps its size.
+  const volumeBytes = readVolumeBytes(spec.outputDir);
   logger.info(
     {
       event: "start",
@@ -63,6 +65,7 @@ async function runWithLogger(
       mode: spec.mode,
       files: spec.files.map((f) => f.file),
       refreshIntervalMs: spec.refreshIntervalMs,
+      volumeBytes,
       clientId: config.clientId,
       tenantId: config.tenantId,
       authorityHost: config.authorityHost,
@@ -106,6 +109,7 @@ async function runWithLogger(
         clock,
         random: Math.random,
         logger,
+        maxOutputBytes: volumeBytes,
         ...(options.tuning === undefined ? {} : { tuning: options.tuning }),
       },
       options.signal,

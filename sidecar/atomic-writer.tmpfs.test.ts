@@ -27,10 +27,13 @@ interface Outcome {
   readonly visible: string;
 }
 
-/** Publishes `files/big` per step into the tmpfs at argv[1]; prints every outcome as JSON. */
+/**
+ * Reads the volume's size, then publishes `files/big` per step into the tmpfs
+ * at argv[1]; prints every outcome as JSON.
+ */
 const SCRIPT = `
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-const { publishFiles } = await import(${JSON.stringify(new URL("./atomic-writer.ts", import.meta.url).href)});
+const { publishFiles, readVolumeBytes } = await import(${JSON.stringify(new URL("./atomic-writer.ts", import.meta.url).href)});
 const [root, stepsJson] = process.argv.slice(1);
 const dir = root + "/files";
 const read = () => {
@@ -41,7 +44,8 @@ const read = () => {
     return e.code;
   }
 };
-const out = [];
+// Before the first publish the output folder does not exist yet: its volume's size counts.
+const out = [{ volumeBytes: readVolumeBytes(dir) }];
 let n = 0;
 for (const step of JSON.parse(stepsJson)) {
   let outcome;
@@ -64,10 +68,11 @@ for (const step of JSON.parse(stepsJson)) {
 console.log(JSON.stringify(out));
 `;
 
-function runSteps(steps: readonly Step[]): Outcome[] {
+function runSteps(steps: readonly Step[]): { volumeBytes: number; outcomes: Outcome[] } {
   const run = runInTmpfs("64k", SCRIPT, [JSON.stringify(steps)]);
   if (run.status !== 0) throw new Error(`the tmpfs script failed (${run.status}): ${run.stderr}`);
-  return JSON.parse(run.stdout) as Outcome[];
+  const [volume, ...outcomes] = JSON.parse(run.stdout) as [{ volumeBytes: number }, ...Outcome[]];
+  return { volumeBytes: volume.volumeBytes, outcomes };
 }
 
 /** The folder holds `..data`, the sets named, the visible link, and nothing else. */
@@ -84,7 +89,7 @@ describe("publishFiles on a real 64 KiB tmpfs", () => {
       ctx.skip(TMPFS_UNAVAILABLE);
     }
 
-    const [first, tooBig, small, smaller, leftover, afterCrash] = runSteps([
+    const { volumeBytes, outcomes } = runSteps([
       { publish: 30, fill: "a" },
       { publish: 50, fill: "b" },
       { publish: 8, fill: "c" },
@@ -93,6 +98,9 @@ describe("publishFiles on a real 64 KiB tmpfs", () => {
       { leftover: 40, fill: "x" },
       { publish: 20, fill: "e" },
     ]);
+    const [first, tooBig, small, smaller, leftover, afterCrash] = outcomes;
+    // The bound on rendered files: the tmpfs's own size, as the kubelet mounted it.
+    expect(volumeBytes).toBe(64 * 1024);
 
     expect(first).toMatchObject({ ok: true, changed: true, visible: "30Ka" });
     expect(first?.listing).toEqual(layout(first?.dataDir));

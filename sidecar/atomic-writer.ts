@@ -34,12 +34,13 @@ import {
   readlinkSync,
   renameSync,
   rmSync,
+  statfsSync,
   statSync,
   symlinkSync,
   unlinkSync,
   writeFileSync,
 } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { AkvError, ErrorCode } from "../common/errors.ts";
 import { parseFileName } from "../common/refs.ts";
 
@@ -179,6 +180,25 @@ function removeOwnWrites(dir: string, tsDir: string | undefined): void {
     for (const name of readdirSync(dir)) if (name.startsWith(LINK_TMP_PREFIX)) remove(name);
   } catch {
     // left for the next publish
+  }
+}
+
+/**
+ * The size of the file system that holds `dir` (total blocks × block size).
+ * On the sidecar's Memory emptyDir that is the volume's `sizeLimit`, which the
+ * kubelet mounts the tmpfs with: no rendered set larger than this can be
+ * published. Before the first publish `dir` does not exist yet, so its
+ * nearest existing parent is asked. Undefined when nothing can be asked.
+ */
+export function readVolumeBytes(dir: string): number | undefined {
+  for (let path = dir; ; path = dirname(path)) {
+    try {
+      const fs = statfsSync(path);
+      return fs.blocks * fs.bsize;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT" || dirname(path) === path)
+        return undefined;
+    }
   }
 }
 

@@ -84,6 +84,50 @@ describe("renderFiles", () => {
     expect(out.get("app.env")?.toString()).toBe("user=app\npass=p{{w}}d\npinned=old\n");
   });
 
+  describe("output bound (the volume's size)", () => {
+    it("stops a template as soon as its output passes the bound, naming the file and the sizes", () => {
+      // 5,000 references to one 25,000-character secret: 125 MB if rendered whole.
+      const parts = Array.from({ length: 5000 }, () => ({ secret: { name: "big" } }));
+      let furthest = 0;
+      const watched = new Proxy(parts, {
+        get(target, key, receiver) {
+          if (typeof key === "string" && /^\d+$/.test(key))
+            furthest = Math.max(furthest, Number(key));
+          return Reflect.get(target, key, receiver) as unknown;
+        },
+      });
+      const values: SecretValues = new Map([["big", secret("x".repeat(25_000))]]);
+      const error = failure(() =>
+        renderFiles(
+          [
+            file("small", "big"),
+            { file: "app.conf", format: "raw", source: { kind: "template", parts: watched } },
+          ],
+          values,
+          { maxBytes: 4 * 1024 * 1024 },
+        ),
+      );
+      expect(isAkvError(error, ErrorCode.OUTPUT_TOO_LARGE)).toBe(true);
+      expect(error.message).toContain("file 'app.conf'");
+      expect(error.message).toContain("4194304 bytes");
+      // Rendering stopped at the part that crossed 4 MiB (the 168th), not at the 5,000th.
+      expect(furthest).toBeLessThan(170);
+      expect(error.message).not.toContain("xxxx");
+    });
+
+    it("refuses a set whose total passes the bound, naming the file that crossed it", () => {
+      const values: SecretValues = new Map([
+        ["a", secret("a".repeat(3000))],
+        ["b", secret("b".repeat(3000))],
+      ]);
+      const specs = [file("one", "a"), file("two", "b")];
+      expect(renderFiles(specs, values, { maxBytes: 6000 }).size).toBe(2);
+      const error = failure(() => renderFiles(specs, values, { maxBytes: 5999 }));
+      expect(isAkvError(error, ErrorCode.OUTPUT_TOO_LARGE)).toBe(true);
+      expect(error.message).toMatch(/file 'two' \(3000 bytes\).* 6000 bytes.* 5999 bytes/);
+    });
+  });
+
   it("knows when the certificate functions are needed", () => {
     expect(needsCerts([file("a", "a")])).toBe(false);
     expect(needsCerts([file("a", "a"), file("t", "t", "cert")])).toBe(true);
@@ -115,7 +159,7 @@ describe("renderFiles", () => {
             file("tls.key", "tls", "key"),
           ],
           values,
-          certs,
+          { certs },
         );
         const pem = out.get("tls.pem")?.toString() ?? "";
         const crt = out.get("tls.crt")?.toString() ?? "";
@@ -136,7 +180,7 @@ describe("renderFiles", () => {
         renderFiles(
           [file("tls.pem", "tls", "pem")],
           new Map([["tls", secret("bm90IGEgY2VydA==")]]),
-          certs,
+          { certs },
         ),
       );
       expect(isAkvError(error, ErrorCode.FORMAT_FAILED)).toBe(true);
@@ -148,16 +192,16 @@ describe("renderFiles", () => {
     it("refuses pem and key from a bundle without a key; cert works", () => {
       const values: SecretValues = new Map([["ca", secret(ca.certPem)]]);
       expect(
-        renderFiles([file("ca.crt", "ca", "cert")], values, certs)
+        renderFiles([file("ca.crt", "ca", "cert")], values, { certs })
           .get("ca.crt")
           ?.toString(),
       ).toContain("BEGIN CERTIFICATE");
-      expect(failure(() => renderFiles([file("k", "ca", "key")], values, certs)).message).toContain(
-        "holds no private key",
-      );
-      expect(failure(() => renderFiles([file("p", "ca", "pem")], values, certs)).message).toContain(
-        "holds no private key",
-      );
+      expect(
+        failure(() => renderFiles([file("k", "ca", "key")], values, { certs })).message,
+      ).toContain("holds no private key");
+      expect(
+        failure(() => renderFiles([file("p", "ca", "pem")], values, { certs })).message,
+      ).toContain("holds no private key");
     });
   });
 });

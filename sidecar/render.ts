@@ -7,7 +7,7 @@
  */
 import { AkvError, ErrorCode } from "../common/errors.ts";
 import type { Format } from "../common/names.ts";
-import { formatSecretRef, type SecretRef } from "../common/refs.ts";
+import { formatSecretRef, type SecretRef, type TemplatePart } from "../common/refs.ts";
 import type { FileSpec } from "../common/spec.ts";
 import type { FetchedSecret } from "./secret-source.ts";
 
@@ -30,31 +30,89 @@ export function needsCerts(files: readonly FileSpec[]): boolean {
   return files.some((f) => CERT_FORMATS.includes(f.format));
 }
 
+/** Options of {@link renderFiles}. */
+export interface RenderOptions {
+  /** Required when {@link needsCerts} is true. */
+  readonly certs?: CertsApi | undefined;
+  /**
+   * The most bytes the files may take together: the size of the volume they
+   * are published to. Undefined: no bound.
+   */
+  readonly maxBytes?: number | undefined;
+}
+
 /**
- * Renders every file of a spec.
- * @param certs required when {@link needsCerts} is true.
- * @throws {AkvError} `FORMAT_FAILED` for a value that does not fit its format.
+ * Renders every file of a spec, refusing a set larger than `maxBytes`. A
+ * template stops at the part that passes the bound: 5,000 references to one
+ * secret would otherwise build a string of 125 MB before anything could
+ * refuse it.
+ * @throws {AkvError} `FORMAT_FAILED` for a value that does not fit its
+ *   format, `OUTPUT_TOO_LARGE` for a set larger than `maxBytes`.
  */
 export function renderFiles(
   files: readonly FileSpec[],
   values: SecretValues,
-  certs?: CertsApi,
+  options: RenderOptions = {},
 ): Map<string, Buffer> {
+  const maxBytes = options.maxBytes ?? Infinity;
   const out = new Map<string, Buffer>();
+  let total = 0;
   for (const f of files) {
-    if (f.source.kind === "template") {
-      const text = f.source.parts
-        .map((p) => ("text" in p ? p.text : lookup(values, p.secret, f.file).value))
-        .join("");
-      out.set(f.file, Buffer.from(text, "utf8"));
-    } else {
-      out.set(
-        f.file,
-        renderSecret(f.file, f.format, f.source.ref, lookup(values, f.source.ref, f.file), certs),
-      );
-    }
+    const content =
+      f.source.kind === "template"
+        ? renderTemplate(f.file, f.source.parts, values, { total, maxBytes })
+        : renderSecret(
+            f.file,
+            f.format,
+            f.source.ref,
+            lookup(values, f.source.ref, f.file),
+            options.certs,
+          );
+    total += content.length;
+    if (total > maxBytes) throw tooLarge(f.file, content.length, total, maxBytes, "");
+    out.set(f.file, content);
   }
   return out;
+}
+
+/** A template's parts joined, stopping as soon as the set passes `maxBytes`. */
+function renderTemplate(
+  file: string,
+  parts: readonly TemplatePart[],
+  values: SecretValues,
+  bound: { readonly total: number; readonly maxBytes: number },
+): Buffer {
+  // One encoding per secret, however often the template names it.
+  const encoded = new Map<string, Buffer>();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for (const part of parts) {
+    let chunk: Buffer;
+    if ("text" in part) chunk = Buffer.from(part.text, "utf8");
+    else {
+      const key = formatSecretRef(part.secret);
+      chunk = encoded.get(key) ?? Buffer.from(lookup(values, part.secret, file).value, "utf8");
+      encoded.set(key, chunk);
+    }
+    size += chunk.length;
+    if (bound.total + size > bound.maxBytes)
+      throw tooLarge(file, size, bound.total + size, bound.maxBytes, "at least ");
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+function tooLarge(
+  file: string,
+  fileBytes: number,
+  totalBytes: number,
+  maxBytes: number,
+  atLeast: "at least " | "",
+): AkvError {
+  return new AkvError(
+    ErrorCode.OUTPUT_TOO_LARGE,
+    `file '${file}' (${atLeast}${fileBytes} bytes) brings the files to ${atLeast}${totalBytes} bytes, more than the volume's ${maxBytes} bytes; nothing is published`,
+  );
 }
 
 function lookup(values: SecretValues, ref: SecretRef, file: string): FetchedSecret {

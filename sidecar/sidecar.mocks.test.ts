@@ -9,7 +9,16 @@ import { spawn, type ChildProcessByStdio } from "node:child_process";
 import type { Readable } from "node:stream";
 import { X509Certificate } from "node:crypto";
 import { existsSync } from "node:fs";
-import { readdir, readFile, readlink, realpath, rm, stat, writeFile } from "node:fs/promises";
+import {
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  realpath,
+  rm,
+  stat,
+  writeFile,
+} from "node:fs/promises";
 import { join } from "node:path";
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -30,6 +39,7 @@ import {
   TENANT_ID,
   type MockWorld,
 } from "./mock-fixture.ts";
+import { canMountTmpfs, tmpfsTestMode, TMPFS_UNAVAILABLE } from "./test-helpers.ts";
 
 let world: MockWorld;
 let bundle: string;
@@ -68,14 +78,30 @@ interface Exit {
   readonly lines: Record<string, unknown>[];
 }
 
+/** Where a child runs: on a real tmpfs of `size` mounted at `dir` in a mount namespace of its own. */
+interface OnTmpfs {
+  readonly dir: string;
+  readonly size: string;
+}
+
 function startChild(
   env: Record<string, string>,
   nodeOptions = IMAGE_NODE_OPTIONS,
+  tmpfs?: OnTmpfs,
 ): {
   child: ChildProcessByStdio<null, Readable, Readable>;
   done: Promise<Exit>;
 } {
-  const child = spawn(process.execPath, [bundle, "run"], {
+  const command = [process.execPath, bundle, "run"];
+  const [file = "", ...args] =
+    tmpfs === undefined
+      ? command
+      : [
+          ...["unshare", "-m", "--propagation", "private", "--", "sh", "-c"],
+          'mount -t tmpfs -o "size=$1" tmpfs "$2" && shift 2 && exec "$@"',
+          ...["sh", tmpfs.size, tmpfs.dir, ...command],
+        ];
+  const child = spawn(file, args, {
     env: {
       PATH: process.env.PATH ?? "",
       NODE_EXTRA_CA_CERTS: world.caFile,
@@ -356,6 +382,38 @@ describe("the bundled sidecar against mock Entra ID and Key Vault", () => {
     expect(error?.msg).toContain("secret 'missing0'");
     expect(error?.msg).toContain("secret 'missing1'");
     expect(error?.msg).toContain("does not exist (404");
+  });
+
+  it("refuses a set larger than its volume, whose size it reads from the tmpfs (root only)", async (ctx) => {
+    const mode = tmpfsTestMode(canMountTmpfs(), process.env);
+    if (mode === "fail") throw new Error(`CI=true: ${TMPFS_UNAVAILABLE}`);
+    if (mode === "skip") {
+      console.warn(`sidecar.mocks.test.ts (volume bound) ${TMPFS_UNAVAILABLE}`);
+      ctx.skip(TMPFS_UNAVAILABLE);
+    }
+    secret("bulky", "b".repeat(20_000));
+    const parsed = parseTemplate('{{ secret "bulky" }}'.repeat(4));
+    if (!parsed.ok) throw new Error(parsed.expected);
+    const volume = await mkdtemp(join(world.dir, "volume-"));
+    const env = world.env({
+      outputDir: join(volume, "files"),
+      files: [
+        { file: "app.conf", format: "raw", source: { kind: "template", parts: parsed.value } },
+      ],
+    });
+    const run = startChild(env, undefined, { dir: volume, size: "64k" });
+    // Without the bound it would retry ENOSPC for minutes: do not leave it behind.
+    const timer = setTimeout(() => run.child.kill("SIGKILL"), 15_000);
+    const exit = await run.done.finally(() => {
+      clearTimeout(timer);
+    });
+    expect(exit.code).toBe(1);
+    expect(exit.lines.find((l) => l.event === "start")?.volumeBytes).toBe(65_536);
+    const error = exit.lines.find((l) => l.level === 50);
+    expect(error?.code).toBe(ErrorCode.OUTPUT_TOO_LARGE);
+    expect(error?.msg).toContain(
+      "file 'app.conf' (at least 80000 bytes) brings the files to at least 80000 bytes, more than the volume's 65536 bytes",
+    );
   });
 
   it("AADSTS70021: logs the code and the token's issuer, subject and audience next to the client id", async () => {

@@ -358,6 +358,36 @@ describe("runSyncLoop", () => {
     },
   );
 
+  it("refuses files larger than the volume: ends a first sync, and keeps the last good files after", async () => {
+    const first = harness(specOf(["a"], { mode: "init" }));
+    first.source.set("a", "x".repeat(200));
+    const error = await first.clock
+      .run(runSyncLoop({ ...first.deps, maxOutputBytes: 100 }, new AbortController().signal))
+      .catch((e: unknown) => e);
+    expect(isAkvError(error, ErrorCode.OUTPUT_TOO_LARGE)).toBe(true);
+    expect((error as Error).message).toContain("file 'a' (200 bytes)");
+    expect(first.published).toHaveLength(0);
+
+    const h = harness(specOf(["a"]));
+    h.source.answers.set("a", (call) => ({
+      value: call === 0 ? "small" : "x".repeat(200),
+      contentType: undefined,
+      version: V,
+    }));
+    const stop = new AbortController();
+    const loop = runSyncLoop({ ...h.deps, maxOutputBytes: 100 }, stop.signal);
+    while (h.source.calls.length < 2 || h.clock.pending === 0) {
+      await new Promise((r) => setImmediate(r));
+      if (h.clock.pending > 0 && h.source.calls.length < 2) h.clock.advanceToNext();
+    }
+    stop.abort();
+    await loop;
+    expect(h.published.map((m) => m.get("a"))).toEqual(["small"]);
+    const errors = h.log.lines().filter((l) => l.level === 50);
+    expect(errors.map((e) => e.code)).toEqual([ErrorCode.OUTPUT_TOO_LARGE]);
+    expect(errors[0]?.msg).toContain("keeping the last good files");
+  });
+
   it("init mode: one good sync and done", async () => {
     const h = harness(specOf(["a"], { mode: "init" }));
     h.source.set("a", "A");

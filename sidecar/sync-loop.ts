@@ -127,6 +127,8 @@ export interface SyncDeps {
   /** Uniform in [0, 1): jitter. */
   readonly random: () => number;
   readonly logger: Logger;
+  /** The size of the volume the files go to: a larger set is refused before it is published. */
+  readonly maxOutputBytes?: number | undefined;
   readonly tuning?: Partial<Tuning>;
 }
 
@@ -238,7 +240,7 @@ export async function syncOnce(
   if (transient !== undefined) throw transient;
 
   const certs = needsCerts(deps.spec.files) ? await deps.loadCerts() : undefined;
-  const files = renderFiles(deps.spec.files, values, certs);
+  const files = renderFiles(deps.spec.files, values, { certs, maxBytes: deps.maxOutputBytes });
   const { changed } = await deps.publish(files);
   const versions = new Map([...values].map(([k, v]) => [k, v.version]));
   return { changed, versions };
