@@ -122,17 +122,25 @@ describe("syncOnce", () => {
 
   it("retries a bare 429 with backoff, and a 429 with Retry-After no sooner than asked, pausing every read", async () => {
     const h = harness(specOf(["a", "b"]));
+    const t0 = h.clock.now();
+    // When (ms after t0) each read of "b" went out.
+    const bAt: number[] = [];
     h.source.answers.set("a", (call) =>
       call === 0 ? throttled(7000) : { value: "A", contentType: undefined, version: V },
     );
-    h.source.answers.set("b", (call) =>
-      call < 2 ? throttled() : { value: "B", contentType: undefined, version: V },
-    );
-    const t0 = h.clock.now();
+    h.source.answers.set("b", (call) => {
+      bAt.push(h.clock.now() - t0);
+      return call < 2 ? throttled() : { value: "B", contentType: undefined, version: V };
+    });
     await h.clock.run(syncOnce(h.deps, new AbortController().signal));
     expect(h.source.calls.filter((c) => c === "a")).toHaveLength(2);
     expect(h.source.calls.filter((c) => c === "b")).toHaveLength(3);
     expect(h.clock.now() - t0).toBeGreaterThanOrEqual(7000);
+    // "b" went out with "a" at t0, and its own backoff is 500 ms; but after
+    // "a"'s Retry-After of 7 s, no read leaves before it has passed.
+    expect(bAt[0]).toBe(0);
+    expect(bAt.slice(1).every((at) => at >= 7000)).toBe(true);
+    expect(bAt).toHaveLength(3);
     const warnings = h.log.lines().filter((l) => l.level === 40);
     expect(warnings.map((w) => w.code)).toEqual(expect.arrayContaining([ErrorCode.THROTTLED]));
     expect(warnings.find((w) => w.ref === "a")?.delayMs).toBeGreaterThanOrEqual(7000);
