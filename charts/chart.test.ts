@@ -105,10 +105,16 @@ function one<T>(docs: readonly KubeObject[], kind: string, name?: string): KubeO
   return found[0] as KubeObject & T;
 }
 
-function webhookOf(docs: readonly KubeObject[]): Webhook {
+/** The pod-creation webhook (`name` picks another of the configuration's two). */
+function webhookOf(docs: readonly KubeObject[], name = "pods.akv-injector.io"): Webhook {
   const config = one<{ webhooks: Webhook[] }>(docs, "MutatingWebhookConfiguration");
-  expect(config.webhooks).toHaveLength(1);
-  return config.webhooks[0] as Webhook;
+  expect(config.webhooks.map((w) => w.name)).toEqual([
+    "pods.akv-injector.io",
+    "ephemeral.akv-injector.io",
+  ]);
+  const webhook = config.webhooks.find((w) => w.name === name);
+  expect(webhook, name).toBeDefined();
+  return webhook as Webhook;
 }
 
 function containerOf(docs: readonly KubeObject[]): Container {
@@ -351,6 +357,27 @@ describe("defaults (self-managed certificates)", () => {
         { key: "kubernetes.io/metadata.name", operator: "NotIn", values: ["kube-system", NS] },
       ],
     });
+  });
+
+  it("sends every pod's new ephemeral containers, outside the same namespaces", () => {
+    const pods = webhookOf(docs);
+    const ephemeral = webhookOf(docs, "ephemeral.akv-injector.io");
+    expect(ephemeral.rules).toEqual([
+      {
+        operations: ["UPDATE"],
+        apiGroups: [""],
+        apiVersions: ["v1"],
+        resources: ["pods/ephemeralcontainers"],
+        scope: "Namespaced",
+      },
+    ]);
+    // The opt-in label can be removed from a running pod: no objectSelector here.
+    expect(ephemeral.objectSelector).toBeUndefined();
+    expect(ephemeral.namespaceSelector).toEqual(pods.namespaceSelector);
+    expect(ephemeral.clientConfig).toEqual(pods.clientConfig);
+    expect(ephemeral.failurePolicy).toBe(pods.failurePolicy);
+    expect(ephemeral.sideEffects).toBe("None");
+    expect(ephemeral.reinvocationPolicy).toBe("Never");
   });
 
   it("fails closed, quickly, without side effects, and is reinvoked", () => {
@@ -787,6 +814,17 @@ describe("other values", () => {
     );
     // One replica cannot honour minAvailable 1 through a drain: no budget then.
     expect(docs.filter((d) => d.kind === "PodDisruptionBudget")).toEqual([]);
+  });
+
+  it("takes a null list of excluded namespaces as empty", async () => {
+    const docs = await render({ webhook: { excludedNamespaces: null } });
+    expect(webhookOf(docs).namespaceSelector.matchExpressions[0]?.values).toEqual([NS]);
+    const notes = await renderNotes({
+      values: { ...BASE, webhook: { excludedNamespaces: null } },
+      releaseName: RELEASE,
+      namespace: NS,
+    });
+    expect(notes).toContain(`Pods in ${NS} are never injected.`);
   });
 
   it("another release namespace is excluded instead", async () => {

@@ -12,7 +12,7 @@ export const PREFIX = "akv-injector.io/";
 /** The opt-in pod label; the webhook's `objectSelector` matches only `"true"`. */
 export const INJECT_LABEL = "akv-injector.io/inject";
 
-/** The pod annotation that marks a pod as done; a pod that has it is returned unchanged. */
+/** The pod annotation that marks a pod as done; a pod that has it is not injected again (target containers added since get the mount). */
 export const STATUS_ANNOTATION = "akv-injector.io/status";
 
 /** The only value the webhook writes into {@link STATUS_ANNOTATION}. */

@@ -315,10 +315,10 @@ describe("reinvocation", () => {
     });
   });
 
-  it("is a no-op when another webhook changes the pod after us", async () => {
+  it("mounts the secrets into a container another webhook added after us, and nothing else", async () => {
     // A second mutating webhook, called after ours (configurations go in name
     // order), that adds a container: the apiserver then reinvokes ours
-    // (reinvocationPolicy: IfNeeded), which must answer "unchanged".
+    // (reinvocationPolicy: IfNeeded), which mounts the secrets into it.
     const now = new Date();
     const ca = createCertificateAuthority({ commonName: "e2e other webhook CA", now });
     const leaf = createServingCertificate(ca, { dnsNames: [], ipAddresses: ["127.0.0.1"], now });
@@ -405,19 +405,26 @@ describe("reinvocation", () => {
       );
       expect(calls).toBe(1);
       expect(pod.spec?.containers.map((c) => c.name)).toEqual(["app", "late"]);
-      // One sidecar, two volumes: the second call changed nothing.
+      // One sidecar, two volumes: the second call only added a mount.
       expect(pod.spec?.initContainers?.map((c) => c.name)).toEqual([Injected.containerName]);
       expect(pod.spec?.volumes?.map((v) => v.name).sort()).toEqual(
         [Injected.secretsVolume, Injected.tokenVolume].sort(),
       );
-      // "late" came after injection; the contract returns injected pods unchanged.
-      expect(pod.spec?.containers.find((c) => c.name === "late")?.volumeMounts).toBeUndefined();
+      // "late" came after injection, and is a target like every container.
+      expect(pod.spec?.containers.find((c) => c.name === "late")?.volumeMounts).toEqual([
+        {
+          name: Injected.secretsVolume,
+          mountPath: Defaults.mountPath,
+          subPath: Injected.filesSubPath,
+          readOnly: true,
+        },
+      ]);
       const log = (await env.webhookPods[0]?.process("webhook")?.readLog()) ?? "";
       const outcomes = log
         .split("\n")
         .filter((l) => l.includes('"pod":"reinvoked"'))
         .map((l) => (JSON.parse(l) as { outcome: string }).outcome);
-      expect(outcomes).toEqual(["injected", "unchanged"]);
+      expect(outcomes).toEqual(["injected", "remounted"]);
     } finally {
       await admission.deleteMutatingWebhookConfiguration({ name: "zz-e2e-adds-a-container" });
     }

@@ -77,7 +77,11 @@ describe("the rendered chart, applied to the real apiserver", () => {
     expect(name).toBeDefined();
     const config = await admission.readMutatingWebhookConfiguration({ name: name ?? "" });
     const webhook = config.webhooks?.[0];
-    expect(config.webhooks).toHaveLength(1);
+    expect(config.webhooks?.map((w) => w.name)).toEqual([
+      "pods.akv-injector.io",
+      "ephemeral.akv-injector.io",
+    ]);
+    expect(config.webhooks?.[1]?.rules?.[0]?.resources).toEqual(["pods/ephemeralcontainers"]);
     expect(webhook?.rules).toEqual([
       {
         operations: ["CREATE"],

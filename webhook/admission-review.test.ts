@@ -116,6 +116,7 @@ describe("parsePod", () => {
         initContainers: [
           { name: "i", volumeMounts: [{ name: "v", mountPath: "/v", readOnly: true }] },
         ],
+        ephemeralContainers: [],
         volumeNames: ["v"],
         os: { name: undefined, nodeSelector: undefined, affinityTerms: [] },
         has: { metadata: true, annotations: true, volumes: true, initContainers: true },

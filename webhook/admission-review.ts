@@ -143,6 +143,17 @@ export function isPodCreate(request: AdmissionRequest): boolean {
   );
 }
 
+/** True when the review adds ephemeral containers to a pod (`kubectl debug`). */
+export function isEphemeralContainersUpdate(request: AdmissionRequest): boolean {
+  return (
+    request.operation === "UPDATE" &&
+    request.kind.group === "" &&
+    request.kind.kind === "Pod" &&
+    request.resource === "pods" &&
+    request.subResource === "ephemeralcontainers"
+  );
+}
+
 /** A volume mount, as far as the webhook looks at one. */
 export interface PodVolumeMount {
   readonly name: string;
@@ -184,6 +195,8 @@ export interface Pod {
   readonly serviceAccountName: string;
   readonly containers: readonly PodContainer[];
   readonly initContainers: readonly PodContainer[];
+  /** Containers added to a running pod (`kubectl debug`), through the `ephemeralcontainers` subresource. */
+  readonly ephemeralContainers: readonly PodContainer[];
   readonly volumeNames: readonly string[];
   /** `spec.securityContext.fsGroup`: with it, app containers of any user can read files closed to "other". */
   readonly fsGroup: number | undefined;
@@ -274,7 +287,9 @@ export function parsePod(object: unknown, namespace: string): ParsedPod {
     problems.add("spec: expected an object");
     return { ok: false, problems: problems.list() };
   }
-  const readContainers = (key: "containers" | "initContainers"): PodContainer[] => {
+  const readContainers = (
+    key: "containers" | "initContainers" | "ephemeralContainers",
+  ): PodContainer[] => {
     const list = spec[key];
     if (list === undefined || list === null) {
       if (key === "containers") problems.add("spec.containers: expected a list");
@@ -308,6 +323,7 @@ export function parsePod(object: unknown, namespace: string): ParsedPod {
   };
   const containers = readContainers("containers");
   const initContainers = readContainers("initContainers");
+  const ephemeralContainers = readContainers("ephemeralContainers");
   const volumes = spec.volumes;
   let volumeNames: string[] = [];
   if (volumes !== undefined && volumes !== null) {
@@ -341,6 +357,7 @@ export function parsePod(object: unknown, namespace: string): ParsedPod {
       serviceAccountName: saName ?? "default",
       containers,
       initContainers,
+      ephemeralContainers,
       volumeNames,
       fsGroup,
       os,

@@ -11,7 +11,7 @@
 import { Injected, STATUS_ANNOTATION, STATUS_INJECTED, SidecarEnv } from "../common/names.ts";
 import { encodeSpec } from "../common/spec.ts";
 import type { Pod } from "./admission-review.ts";
-import type { InjectionConfig } from "./injection-config.ts";
+import type { InjectionConfig, TargetContainer } from "./injection-config.ts";
 import type { InjectionSettings } from "./settings.ts";
 
 /** One RFC 6902 operation; the webhook only ever adds. */
@@ -113,6 +113,31 @@ export function buildVolumes(settings: InjectionSettings): Record<string, unknow
   ];
 }
 
+/** The read-only mount of the volume's `files` folder that every target container gets. */
+export function buildTargetMount(mountPath: string): Record<string, unknown> {
+  return {
+    name: Injected.secretsVolume,
+    mountPath,
+    subPath: Injected.filesSubPath,
+    readOnly: true,
+  };
+}
+
+/** Adds the target mount to each target container, by its index in `pod` as received. */
+export function buildMountOperations(
+  pod: Pod,
+  targets: readonly TargetContainer[],
+  mountPath: string,
+): PatchOperation[] {
+  const mount = buildTargetMount(mountPath);
+  return targets.map((target) => {
+    const base = `/spec/${target.list}/${String(target.index)}/volumeMounts`;
+    return pod[target.list][target.index]?.volumeMounts === undefined
+      ? { op: "add", path: base, value: [mount] }
+      : { op: "add", path: `${base}/-`, value: mount };
+  });
+}
+
 /**
  * The operations that inject `config` into `pod`. Target mounts are added
  * before the sidecar is inserted at `/spec/initContainers/0`, so the indices
@@ -138,17 +163,7 @@ export function buildPatch(
   if (!pod.has.volumes) add("/spec/volumes", volumes);
   else for (const volume of volumes) add("/spec/volumes/-", volume);
 
-  const mount = {
-    name: Injected.secretsVolume,
-    mountPath: config.mountPath,
-    subPath: Injected.filesSubPath,
-    readOnly: true,
-  };
-  for (const target of config.targets) {
-    const base = `/spec/${target.list}/${target.index}/volumeMounts`;
-    if (pod[target.list][target.index]?.volumeMounts === undefined) add(base, [mount]);
-    else add(`${base}/-`, mount);
-  }
+  ops.push(...buildMountOperations(pod, config.targets, config.mountPath));
 
   const sidecar = buildSidecarContainer(config, settings);
   if (!pod.has.initContainers) add("/spec/initContainers", [sidecar]);

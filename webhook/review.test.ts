@@ -86,7 +86,55 @@ describe("review", () => {
     expect((await run(sub)).outcome).toBe("skipped");
   });
 
-  it("returns an injected pod unchanged (reinvocation is a no-op)", async () => {
+  describe("ephemeral containers", () => {
+    const debug = (pod: Record<string, unknown>, mounts: unknown[]) => {
+      const spec = pod.spec as Record<string, unknown>;
+      const body = testReview(
+        {
+          ...pod,
+          spec: {
+            ...spec,
+            ephemeralContainers: [{ name: "debugger", image: "d", volumeMounts: mounts }],
+          },
+        },
+        { operation: "UPDATE" },
+      ) as { request: Record<string, unknown> };
+      body.request.subResource = "ephemeralcontainers";
+      return body;
+    };
+    const injectedPod = async () => {
+      const pod = testPod(annotations);
+      const first = await run(testReview(pod));
+      return applyTestPatch(pod, decodePatch(first.response));
+    };
+
+    it("refuses one that mounts the token of an injected pod, even after the label was removed", async () => {
+      const pod = await injectedPod();
+      (pod.metadata as { labels: Record<string, string> }).labels = {};
+      const result = await run(debug(pod, [{ name: "akv-injector-token", mountPath: "/t" }]));
+      expect(result.outcome).toBe("refused");
+      expect(result.message).toBe(
+        'spec.ephemeralContainers[0].volumeMounts: container "debugger" mounts volume "akv-injector-token", which only the injected sidecar may mount',
+      );
+    });
+
+    it("refuses one that mounts the secrets read-write, allows one that reads them", async () => {
+      const pod = await injectedPod();
+      const rw = await run(debug(pod, [{ name: "akv-secrets", mountPath: "/s" }]));
+      expect(rw.outcome).toBe("refused");
+      const ro = await run(debug(pod, [{ name: "akv-secrets", mountPath: "/s", readOnly: true }]));
+      expect(ro.outcome).toBe("skipped");
+      expect(ro.response.response.allowed).toBe(true);
+    });
+
+    it("leaves pods it did not inject alone, whatever their volumes are called", async () => {
+      const pod = testPod(null, { volumes: [{ name: "akv-injector-token", emptyDir: {} }] });
+      const result = await run(debug(pod, [{ name: "akv-injector-token", mountPath: "/t" }]));
+      expect(result.outcome).toBe("skipped");
+    });
+  });
+
+  it("returns an injected pod that lacks nothing unchanged", async () => {
     const pod = testPod(annotations);
     const first = await run(testReview(pod));
     const injected = applyTestPatch(pod, decodePatch(first.response));
@@ -96,6 +144,61 @@ describe("review", () => {
     expect(second.response.response.patch).toBeUndefined();
     expect(second.response.response.allowed).toBe(true);
     expect(d.lookups).toEqual([]);
+  });
+
+  it("on reinvocation, mounts the secrets into a container a later webhook added, once", async () => {
+    const pod = testPod(annotations);
+    const first = await run(testReview(pod));
+    const injected = applyTestPatch(pod, decodePatch(first.response)) as {
+      spec: { containers: Record<string, unknown>[]; initContainers: Record<string, unknown>[] };
+    };
+    // Another webhook appends a container (a mesh proxy) and an init container.
+    injected.spec.containers.push({ name: "proxy", image: "p" });
+    injected.spec.initContainers.push({ name: "mesh-init", image: "m", volumeMounts: [] });
+    const second = await run(testReview(injected));
+    expect(second.outcome).toBe("remounted");
+    const again = applyTestPatch(injected, decodePatch(second.response));
+    const mountsOf = (c: Record<string, unknown> | undefined) =>
+      (c?.volumeMounts as { name: string; subPath?: string }[] | undefined) ?? [];
+    for (const c of [...again.spec.containers, ...again.spec.initContainers.slice(1)]) {
+      expect(
+        mountsOf(c).filter((m) => m.name === "akv-secrets"),
+        String(c.name),
+      ).toEqual([
+        { name: "akv-secrets", mountPath: "/mnt/secrets", subPath: "files", readOnly: true },
+      ]);
+    }
+    // The sidecar is left as it was, and a third pass changes nothing.
+    expect(again.spec.initContainers[0]).toEqual(injected.spec.initContainers[0]);
+    const third = await run(testReview(again));
+    expect(third.outcome).toBe("unchanged");
+  });
+
+  it("on reinvocation, mounts only into the containers the annotation names", async () => {
+    const pod = testPod({ ...annotations, "akv-injector.io/containers": "app" });
+    const first = await run(testReview(pod));
+    const injected = applyTestPatch(pod, decodePatch(first.response)) as {
+      spec: { containers: Record<string, unknown>[] };
+    };
+    injected.spec.containers.push({ name: "proxy", image: "p" });
+    const second = await run(testReview(injected));
+    expect(second.outcome).toBe("unchanged");
+  });
+
+  it("on reinvocation, refuses a container another webhook added that mounts the token", async () => {
+    const pod = testPod(annotations);
+    const first = await run(testReview(pod));
+    const injected = applyTestPatch(pod, decodePatch(first.response)) as {
+      spec: { containers: Record<string, unknown>[] };
+    };
+    injected.spec.containers.push({
+      name: "thief",
+      image: "t",
+      volumeMounts: [{ name: "akv-injector-token", mountPath: "/t" }],
+    });
+    const second = await run(testReview(injected));
+    expect(second.outcome).toBe("refused");
+    expect(second.message).toContain('container "thief" mounts volume "akv-injector-token"');
   });
 
   it("refuses with 400 and a message naming annotation and value", async () => {

@@ -5,14 +5,15 @@
  * tests with a map.
  */
 import { isAkvError, ErrorCode } from "../common/errors.ts";
-import { INJECT_LABEL, STATUS_ANNOTATION, STATUS_INJECTED } from "../common/names.ts";
+import { INJECT_LABEL, Injected, STATUS_ANNOTATION, STATUS_INJECTED } from "../common/names.ts";
+import { ProblemList } from "../common/problems.ts";
 import {
   allowResponse,
   describePod,
+  isEphemeralContainersUpdate,
   isPodCreate,
   parsePod,
   patchResponse,
-  readAnnotations,
   readLabels,
   refuseResponse,
   type AdmissionReview,
@@ -20,6 +21,8 @@ import {
 } from "./admission-review.ts";
 import { parseInjectionConfig, type ServiceAccount } from "./injection-config.ts";
 import { buildPatch, type PatchOperation } from "./patch.ts";
+import { findForbiddenMounts } from "./pod-rules.ts";
+import { planReinvocation } from "./reinvocation.ts";
 import type { InjectionSettings } from "./settings.ts";
 
 /** Looks a service account up; `undefined` when it does not exist. Rejects with an `AkvError` when it cannot tell. */
@@ -35,7 +38,14 @@ export interface ReviewDeps {
 }
 
 /** How a review ended, for the log line and the metrics. */
-export const OUTCOMES = ["skipped", "unchanged", "injected", "refused", "error"] as const;
+export const OUTCOMES = [
+  "skipped",
+  "unchanged",
+  "remounted",
+  "injected",
+  "refused",
+  "error",
+] as const;
 /** One of {@link OUTCOMES}. */
 export type Outcome = (typeof OUTCOMES)[number];
 
@@ -56,7 +66,8 @@ export interface ReviewResult {
 /**
  * Decides one AdmissionReview.
  * - not a pod create, or the pod lacks the `akv-injector.io/inject: "true"` label → allowed, no patch;
- * - already `akv-injector.io/status: injected` → allowed unchanged (reinvocation is a no-op);
+ * - already `akv-injector.io/status: injected` (a reinvocation after another webhook) → the
+ *   target containers that lack the secrets mount get it ("remounted"), else unchanged;
  * - service account missing, or any annotation problem → refused with 400 and every problem;
  * - the Kubernetes API unreachable → refused with 500 (the apiserver reports it; nothing half-injected);
  * - else patched, with warnings for what is allowed but probably a mistake.
@@ -72,11 +83,9 @@ export async function review(input: AdmissionReview, deps: ReviewDeps): Promise<
     warnings: [],
   });
   const podName = describePodOf(request.object, request.name);
+  if (isEphemeralContainersUpdate(request)) return reviewEphemeralContainers(input, podName);
   if (!isPodCreate(request) || readLabels(request.object)[INJECT_LABEL] !== "true") {
     return skip("skipped", podName);
-  }
-  if (readAnnotations(request.object)[STATUS_ANNOTATION] === STATUS_INJECTED) {
-    return skip("unchanged", podName);
   }
   const refuse = (
     code: number,
@@ -94,6 +103,19 @@ export async function review(input: AdmissionReview, deps: ReviewDeps): Promise<
   const parsed = parsePod(request.object, namespace);
   if (!parsed.ok) return refuse(400, `the pod cannot be read: ${parsed.problems.join("; ")}`);
   const pod = parsed.pod;
+  if (pod.annotations[STATUS_ANNOTATION] === STATUS_INJECTED) {
+    const plan = planReinvocation(pod);
+    if (!plan.ok) return refuse(400, plan.problems.join("; "));
+    if (plan.patch.length === 0) return skip("unchanged", podName);
+    return {
+      response: patchResponse(request.uid, plan.patch),
+      outcome: "remounted",
+      pod: podName,
+      namespace,
+      patch: plan.patch,
+      warnings: [],
+    };
+  }
 
   let serviceAccount: ServiceAccount | undefined;
   try {
@@ -123,6 +145,36 @@ export async function review(input: AdmissionReview, deps: ReviewDeps): Promise<
     patch,
     warnings: config.warnings,
   };
+}
+
+/**
+ * Ephemeral containers join a running pod, after injection: one that mounts
+ * the token (or writes to the secrets) would break what the pod's creation
+ * promised. Pods the webhook injected are known by their sidecar, an init
+ * container, which cannot change once the pod exists (labels and
+ * annotations can); every other pod is left alone.
+ */
+function reviewEphemeralContainers(input: AdmissionReview, podName: string): ReviewResult {
+  const { request } = input;
+  const result = (response: AdmissionReviewResponse, outcome: Outcome, message?: string) => ({
+    response,
+    outcome,
+    pod: podName,
+    namespace: request.namespace,
+    warnings: [],
+    ...(message === undefined ? {} : { message }),
+  });
+  const parsed = parsePod(request.object, request.namespace);
+  const injected =
+    parsed.ok && parsed.pod.initContainers.some((c) => c.name === Injected.containerName);
+  if (!parsed.ok || !injected) return result(allowResponse(request.uid), "skipped");
+  const problems = new ProblemList();
+  for (const p of findForbiddenMounts("ephemeralContainers", parsed.pod.ephemeralContainers)) {
+    problems.add(`${p.field}: ${p.text}`);
+  }
+  if (problems.count === 0) return result(allowResponse(request.uid), "skipped");
+  const message = problems.list().join("; ");
+  return result(refuseResponse(request.uid, 400, message), "refused", message);
 }
 
 function describePodOf(object: unknown, requestName: string): string {

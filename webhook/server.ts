@@ -146,7 +146,7 @@ function checkCertificate(cert: Buffer, key: Buffer, now: Date): LoadedCertifica
 function createMetrics(registry: Registry) {
   const admissions = new Counter({
     name: "akv_injector_admissions_total",
-    help: "AdmissionReviews answered, by outcome (skipped, unchanged, injected, refused, error, invalid).",
+    help: "AdmissionReviews answered, by outcome (skipped, unchanged, remounted, injected, refused, error, invalid).",
     labelNames: ["outcome"] as const,
     registers: [registry],
   });

@@ -92,3 +92,22 @@ app.kubernetes.io/component: webhook
 {{- define "akv-injector.extraCaDir" -}}
 /etc/akv-injector/sidecar-ca
 {{- end }}
+
+{{- /*
+The namespaces never sent to the webhook, as a JSON list: the chart's list
+(null reads as empty) and the release's own, whose webhook pods must start
+while it is down.
+*/}}
+{{- define "akv-injector.excludedNamespaces" -}}
+{{- append (.Values.webhook.excludedNamespaces | default list) .Release.Namespace | uniq | toJson -}}
+{{- end }}
+
+{{- define "akv-injector.namespaceSelector" -}}
+matchExpressions:
+  - key: kubernetes.io/metadata.name
+    operator: NotIn
+    values:
+      {{- range (include "akv-injector.excludedNamespaces" . | fromJsonArray) }}
+      - {{ . | quote }}
+      {{- end }}
+{{- end }}
