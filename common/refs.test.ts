@@ -205,6 +205,25 @@ describe("parseTemplate", () => {
     expect(parseTemplate("no actions")).toEqual({ ok: true, value: [{ text: "no actions" }] });
   });
   it.each([
+    ['a = {{- secret "x" }} ;', [{ text: "a =" }, { secret: { name: "x" } }, { text: " ;" }]],
+    ['a = {{ secret "x" -}} ;', [{ text: "a = " }, { secret: { name: "x" } }, { text: ";" }]],
+    ['a \t\r\n{{- secret "x" -}}\n\n b', [{ text: "a" }, { secret: { name: "x" } }, { text: "b" }]],
+    ['{{- secret "x" -}}\n', [{ secret: { name: "x" } }]],
+    [
+      '{{ secret "x" -}} \n {{- secret "y" }}',
+      [{ secret: { name: "x" } }, { secret: { name: "y" } }],
+    ],
+    ['a{{-\nsecret "x"\n-}}b', [{ text: "a" }, { secret: { name: "x" } }, { text: "b" }]],
+  ])("trims white space as Go does: %j", (text, value) => {
+    expect(parseTemplate(text)).toEqual({ ok: true, value });
+  });
+  it.each(['{{-secret "x" }}', '{{ secret "x"-}}'])(
+    "refuses a trim marker without its space, as Go does: %s",
+    (text) => {
+      expect(parseTemplate(text).ok).toBe(false);
+    },
+  );
+  it.each([
     ['{{ env "HOME" }}', "only {{ secret"],
     ["{{ .Values }}", "only {{ secret"],
     ['{{ secret "bad_name" }}', "secret name"],

@@ -257,28 +257,45 @@ export function formatFileMode(mode: number): string {
 /** A piece of a parsed template: literal text or a secret's value. */
 export type TemplatePart = { readonly text: string } | { readonly secret: SecretRef };
 
-const TEMPLATE_ACTION = /\{\{-?\s*(.*?)\s*-?\}\}/gs;
+/** Go's template white space; `{{- ` and ` -}}` (the space is part of the marker) trim it. */
+const GO_SPACE = "[ \\t\\r\\n]";
+const TEMPLATE_ACTION = new RegExp(
+  `\\{\\{(-${GO_SPACE})?${GO_SPACE}*(.*?)${GO_SPACE}*(${GO_SPACE}-)?\\}\\}`,
+  "gs",
+);
+const LEADING_SPACE = new RegExp(`^${GO_SPACE}+`);
+const TRAILING_SPACE = new RegExp(`${GO_SPACE}+$`);
 const SECRET_CALL = /^secret\s+"([^"]*)"$/;
 
 /**
  * Parses a template: `{{ secret "NAME[/VERSION]" }}` substitutes a secret's
  * value; any other `{{ … }}` is refused, so nothing else is ever evaluated.
+ * `{{- ` trims the white space before the action and ` -}}` the white space
+ * after it, as Go's text/template does (Helm and Vault users write them).
  * @example parseTemplate('user=app\npass={{ secret "db-password" }}\n')
+ * @example parseTemplate('a = {{- secret "x" -}} ;') // "a =", x, ";"
  */
 export function parseTemplate(text: string): Parsed<readonly TemplatePart[]> {
   const parts: TemplatePart[] = [];
   let last = 0;
+  let trimNext = false;
+  const pushText = (piece: string, trimEnd: boolean): void => {
+    let t = trimNext ? piece.replace(LEADING_SPACE, "") : piece;
+    if (trimEnd) t = t.replace(TRAILING_SPACE, "");
+    if (t !== "") parts.push({ text: t });
+  };
   for (const match of text.matchAll(TEMPLATE_ACTION)) {
-    const call = SECRET_CALL.exec(match[1] ?? "");
+    const call = SECRET_CALL.exec(match[2] ?? "");
     if (call === null)
       return fail(`only {{ secret "NAME[/VERSION]" }} in templates, not '${match[0]}'`);
     const ref = parseSecretRef(call[1] ?? "");
     if (!ref.ok) return fail(`${ref.expected} in '${match[0]}'`);
-    if (match.index > last) parts.push({ text: text.slice(last, match.index) });
+    pushText(text.slice(last, match.index), match[1] !== undefined);
     parts.push({ secret: ref.value });
+    trimNext = match[3] !== undefined;
     last = match.index + match[0].length;
   }
-  if (last < text.length) parts.push({ text: text.slice(last) });
+  pushText(text.slice(last), false);
   const stray = parts.find((p) => "text" in p && (p.text.includes("{{") || p.text.includes("}}")));
   if (stray !== undefined) return fail('balanced {{ secret "NAME" }} actions in templates');
   return ok(Object.freeze(parts));

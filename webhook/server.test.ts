@@ -150,7 +150,13 @@ interface HttpsAnswer {
 function post(
   port: number,
   body: unknown,
-  options: { ca: string; agent?: Agent; minVersion?: SecureVersion; maxVersion?: SecureVersion },
+  options: {
+    ca: string;
+    agent?: Agent;
+    minVersion?: SecureVersion;
+    maxVersion?: SecureVersion;
+    ciphers?: string;
+  },
 ): Promise<HttpsAnswer> {
   const payload = JSON.stringify(body);
   const requestOptions: RequestOptions = {
@@ -163,6 +169,7 @@ function post(
     agent: options.agent ?? false,
     ...(options.minVersion === undefined ? {} : { minVersion: options.minVersion }),
     ...(options.maxVersion === undefined ? {} : { maxVersion: options.maxVersion }),
+    ...(options.ciphers === undefined ? {} : { ciphers: options.ciphers }),
   };
   return new Promise((resolve, reject) => {
     const req = httpsRequest(requestOptions, (res) => {
@@ -476,6 +483,21 @@ describe("HTTPS", () => {
         maxVersion: "TLSv1.1",
       }),
     ).rejects.toThrow();
+  });
+
+  it("takes TLS 1.2 suites with forward secrecy and AEAD only", async () => {
+    const { server } = await harness();
+    const { port } = await listen(server);
+    const tls12 = { ca: pkiA.ca.certPem, maxVersion: "TLSv1.2" as const };
+    // ECDHE with AES-GCM, for an RSA or an ECDSA serving key alike.
+    const good = "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256";
+    expect((await post(port, testReview(testPod()), { ...tls12, ciphers: good })).status).toBe(200);
+    for (const ciphers of ["AES128-SHA", "AES256-GCM-SHA384", "ECDHE-RSA-AES128-SHA"]) {
+      await expect(
+        post(port, testReview(testPod()), { ...tls12, ciphers }),
+        ciphers,
+      ).rejects.toThrow();
+    }
   });
 
   it("reloads a rotated certificate without dropping open connections", async () => {
