@@ -421,6 +421,63 @@ describe("runSyncLoop", () => {
     expect(h.source.calls.length).toBeGreaterThan(4);
   });
 
+  it("init mode: a Retry-After of a day waits no longer than the deadline left, then gives up", async () => {
+    const h = harness(specOf(["a"], { mode: "init" }));
+    h.source.answers.set("a", throttled(86_400_000));
+    const start = h.clock.now();
+    const error = await h.clock
+      .run(runSyncLoop(h.deps, new AbortController().signal))
+      .catch((e: unknown) => e);
+    expect(isAkvError(error, ErrorCode.THROTTLED)).toBe(true);
+    expect((error as Error).message).toMatch(/^gave up after 300 s: throttled/);
+    expect(h.clock.now() - start).toBeLessThanOrEqual(300_000);
+    expect(Math.max(...h.clock.sleeps)).toBeLessThanOrEqual(300_000);
+    // The log says what the vault asked for and what the sidecar waits instead.
+    const [warning] = h.log.lines().filter((l) => l.level === 40);
+    expect(warning).toMatchObject({
+      ref: "a",
+      retryAfterMs: 86_400_000,
+      delayMs: 300_000,
+      cappedBy: "deadline",
+    });
+  });
+
+  it("sidecar mode: a long Retry-After is cut to the first sync's deadline, then to 5 minutes", async () => {
+    const h = harness(specOf(["a"]));
+    const start = h.clock.now();
+    const publishedAt: number[] = [];
+    const calls: number[] = [];
+    h.source.answers.set("a", (call) => {
+      calls.push(h.clock.now() - start);
+      // The first read of the first sync and of the first refresh are throttled for a day.
+      if (call === 0 || call === 2) return throttled(86_400_000);
+      publishedAt.push(h.clock.now() - start);
+      return { value: `v${call}`, contentType: undefined, version: V };
+    });
+    const stop = new AbortController();
+    const loop = runSyncLoop(
+      { ...h.deps, tuning: { ...h.deps.tuning, initDeadlineMs: 120_000 } },
+      stop.signal,
+    );
+    while (publishedAt.length < 2) {
+      await new Promise((r) => setImmediate(r));
+      if (h.clock.pending > 0 && publishedAt.length < 2) h.clock.advanceToNext();
+    }
+    stop.abort();
+    await loop;
+    // The first sync retries at its deadline (120 s here; 5 min by default,
+    // when the startup probe gives up), not a day later.
+    expect(calls.slice(0, 2)).toEqual([0, 120_000]);
+    // A refresh waits at most 5 minutes, whatever the vault asked for.
+    const refreshAt = calls[2] ?? NaN;
+    expect(calls[3]).toBe(refreshAt + 300_000);
+    const warnings = h.log.lines().filter((l) => l.level === 40);
+    expect(warnings.map((w) => [w.retryAfterMs, w.delayMs, w.cappedBy])).toEqual([
+      [86_400_000, 120_000, "deadline"],
+      [86_400_000, 300_000, "max"],
+    ]);
+  });
+
   it("stops promptly when the signal aborts, mid-read or mid-wait", async () => {
     const h = harness(specOf(["a"]));
     h.source.answers.set(

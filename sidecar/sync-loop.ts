@@ -98,8 +98,22 @@ export interface Tuning {
   readonly syncBackoff: Backoff;
   /** Refresh interval spread: the wait is interval × (1 ± jitter). */
   readonly refreshJitter: number;
-  /** `init` mode gives up on transient failures after this long. */
+  /**
+   * `init` mode gives up on transient failures after this long; in either
+   * mode no wait of the first sync runs past it (in `sidecar` mode the
+   * startup probe gives up then: 300 probes 1 s apart).
+   */
   readonly initDeadlineMs: number;
+  /**
+   * The longest wait a Retry-After can ask for. Key Vault throttles per
+   * 10-second window and asks for seconds; Entra ID for seconds to a minute
+   * (MSAL assumes 60 s without one). A longer value comes from a proxy or an
+   * HTTP date on a skewed clock, and sleeping through it keeps rotated
+   * secrets stale and, inside a sync, holds every read back. 5 minutes is
+   * the longest wait the loop chooses itself (its sync backoff cap and the
+   * `init` deadline), so a capped wait is never shorter than a backoff.
+   */
+  readonly maxRetryAfterMs: number;
 }
 
 /** Production values. */
@@ -111,6 +125,7 @@ export const DEFAULT_TUNING: Tuning = Object.freeze({
   syncBackoff: Object.freeze({ baseMs: 2000, capMs: 5 * 60_000 }),
   refreshJitter: 0.1,
   initDeadlineMs: 5 * 60_000,
+  maxRetryAfterMs: 5 * 60_000,
 });
 
 /** What a sync needs. */
@@ -154,6 +169,44 @@ export function computeDelay(
   return Math.max(retryAfterMs ?? 0, Math.round(random() * ceiling));
 }
 
+/** The longest the sidecar may wait now, and what set that bound. */
+interface WaitLimit {
+  readonly ms: number;
+  readonly by: "max" | "deadline";
+}
+
+/**
+ * The cap on any one wait: {@link Tuning.maxRetryAfterMs}, and while the first
+ * sync's deadline is ahead, the time left until it.
+ * @param deadline clock time, or undefined when none applies.
+ */
+function waitLimit(tuning: Tuning, deadline: number | undefined, now: number): WaitLimit {
+  const left = deadline === undefined ? Infinity : Math.max(0, deadline - now);
+  return left <= tuning.maxRetryAfterMs
+    ? { ms: left, by: "deadline" }
+    : { ms: tuning.maxRetryAfterMs, by: "max" };
+}
+
+/**
+ * A wait for a failure: backoff, never shorter than the Retry-After asked for,
+ * never longer than `limit`. Log fields say what was asked and what is waited.
+ */
+function waitFor(
+  attempt: number,
+  backoff: Backoff,
+  random: () => number,
+  askedMs: number | undefined,
+  limit: WaitLimit,
+): { delayMs: number; fields: Record<string, unknown> } {
+  const delayMs = Math.min(computeDelay(attempt, backoff, random, askedMs), limit.ms);
+  if (askedMs === undefined) return { delayMs, fields: { delayMs } };
+  const capped = delayMs < askedMs;
+  return {
+    delayMs,
+    fields: { retryAfterMs: askedMs, delayMs, ...(capped ? { cappedBy: limit.by } : {}) },
+  };
+}
+
 /**
  * A sync's state across refreshes: pinned versions (`NAME/VERSION`) never
  * change in Key Vault, so each is read once per process.
@@ -164,13 +217,16 @@ export function createSyncState(): { readonly pinned: Map<string, FetchedSecret>
 
 /**
  * Runs one sync: read, render, publish.
+ * @param deadline clock time no wait may pass (the first sync's); once it has
+ *   come, a failed read is not retried.
  * @throws {AkvError} the first fatal failure (every fatal failure's message
- *   joined), or a retryable one when a read ran out of tries.
+ *   joined), or a retryable one when a read ran out of tries or time.
  */
 export async function syncOnce(
   deps: SyncDeps,
   signal: AbortSignal,
   state = createSyncState(),
+  deadline?: number,
 ): Promise<SyncResult> {
   const tuning = { ...DEFAULT_TUNING, ...deps.tuning };
   const refs = listSecretRefs(deps.spec);
@@ -204,20 +260,21 @@ export async function syncOnce(
           return;
         }
         const err = error as AkvError;
-        const retryAfterMs = retryAfterOf(err);
-        if (attempt + 1 >= tuning.fetchAttempts || fatal.length > 0) {
+        const limit = waitLimit(tuning, deadline, deps.clock.now());
+        if (attempt + 1 >= tuning.fetchAttempts || fatal.length > 0 || limit.ms <= 0) {
           transient ??= err;
           return;
         }
+        const asked = retryAfterOf(err);
+        const wait = waitFor(attempt, tuning.fetchBackoff, deps.random, asked, limit);
         // A Retry-After is about the vault, not this one secret: every read waits.
-        if (retryAfterMs !== undefined)
-          notBefore = Math.max(notBefore, deps.clock.now() + retryAfterMs);
-        const delayMs = computeDelay(attempt, tuning.fetchBackoff, deps.random, retryAfterMs);
+        if (asked !== undefined)
+          notBefore = Math.max(notBefore, deps.clock.now() + Math.min(asked, limit.ms));
         deps.logger.warn(
-          { ref: key, attempt: attempt + 1, delayMs, code: err.code, status: statusOf(err) },
+          { ref: key, attempt: attempt + 1, ...wait.fields, code: err.code, status: statusOf(err) },
           `retrying: ${err.message}`,
         );
-        await deps.clock.sleep(delayMs, signal);
+        await deps.clock.sleep(wait.delayMs, signal);
       }
     }
   };
@@ -340,12 +397,19 @@ export async function runSyncLoop(deps: SyncDeps, signal: AbortSignal): Promise<
   let synced = false;
   let failures = 0;
   const aborted = (): boolean => signal.aborted;
+  // No wait of the first sync runs past its deadline: `init` mode gives up
+  // then, and in `sidecar` mode the startup probe does. Once it has passed
+  // without a sync, `sidecar` mode goes on with plain backoff.
+  const firstSyncDeadline = (now: number): number | undefined => {
+    const deadline = started + tuning.initDeadlineMs;
+    return synced || (spec.mode === "sidecar" && now >= deadline) ? undefined : deadline;
+  };
 
   while (!aborted()) {
     let delayMs: number;
     try {
       const t0 = clock.now();
-      const result = await syncOnce(deps, signal, state);
+      const result = await syncOnce(deps, signal, state, firstSyncDeadline(t0));
       logger.info(
         {
           event: synced ? "refreshed" : "synced",
@@ -373,21 +437,23 @@ export async function runSyncLoop(deps: SyncDeps, signal: AbortSignal): Promise<
         );
         delayMs = interval;
       } else {
-        const backoff =
-          spec.mode === "sidecar" && synced
-            ? { ...tuning.syncBackoff, capMs: Math.min(tuning.syncBackoff.capMs, interval) }
-            : tuning.syncBackoff;
-        delayMs = computeDelay(failures, backoff, deps.random, retryAfterOf(err));
-        failures++;
-        if (spec.mode === "init" && clock.now() + delayMs - started > tuning.initDeadlineMs) {
+        if (spec.mode === "init" && clock.now() - started >= tuning.initDeadlineMs) {
           throw new AkvError(
             err.code,
             `gave up after ${Math.round((clock.now() - started) / 1000)} s: ${err.message}`,
             { cause: err },
           );
         }
+        const backoff =
+          spec.mode === "sidecar" && synced
+            ? { ...tuning.syncBackoff, capMs: Math.min(tuning.syncBackoff.capMs, interval) }
+            : tuning.syncBackoff;
+        const limit = waitLimit(tuning, firstSyncDeadline(clock.now()), clock.now());
+        const wait = waitFor(failures, backoff, deps.random, retryAfterOf(err), limit);
+        delayMs = wait.delayMs;
+        failures++;
         logger.warn(
-          { code: err.code, status: statusOf(err), failures, delayMs },
+          { code: err.code, status: statusOf(err), failures, ...wait.fields },
           `sync failed, ${synced ? "keeping the last good files, " : ""}retrying: ${err.message}`,
         );
       }
