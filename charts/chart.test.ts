@@ -710,6 +710,8 @@ describe("certificate modes", () => {
       new X509Certificate(CA_PEM).fingerprint256,
     );
     expect(docs.filter((d) => d.kind === "Certificate" || d.kind === "Role")).toEqual([]);
+    // Its own namespace, whose pods it refuses, in every mode.
+    expect(envOf(docs)[WebhookEnv.namespace]).toBe(NS);
   });
 });
 

@@ -214,7 +214,7 @@ export const WebhookEnv = {
   webhookConfigName: "AKV_INJECTOR_WEBHOOK_CONFIG_NAME",
   /** `self` mode: the webhook's Service name; the certificate's DNS names are `svc`, `svc.ns`, `svc.ns.svc`, `svc.ns.svc.cluster.local`. Required in `self` mode. */
   serviceName: "AKV_INJECTOR_SERVICE_NAME",
-  /** `self` mode: the webhook's own namespace (the chart sets it from the downward API). Required in `self` mode. */
+  /** The webhook's own namespace (the chart sets it from the downward API): pods there, as in kube-system and kube-public, are refused. Required in `self` mode. */
   namespace: "AKV_INJECTOR_NAMESPACE",
   /** `self` mode: the serving certificate's lifetime, a Go-style duration; it is renewed at two thirds of it. Default `8760h` (a year). */
   certValidity: "AKV_INJECTOR_CERT_VALIDITY",

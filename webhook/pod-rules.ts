@@ -109,3 +109,22 @@ export function findSystemMountPath(path: string): string | undefined {
     return `covers the system folder ${path}, which the app's image needs`;
   return undefined;
 }
+
+/** Namespaces of the cluster itself, never injected (the Vault injector's rule too). */
+const SYSTEM_NAMESPACES = ["kube-system", "kube-public"];
+
+/**
+ * Why pods of this namespace are never injected, or undefined. The chart
+ * keeps them from the webhook already (`namespaceSelector`); this holds
+ * whatever the webhook configuration says.
+ */
+export function findReservedNamespace(
+  namespace: string,
+  ownNamespace: string | undefined,
+): string | undefined {
+  if (SYSTEM_NAMESPACES.includes(namespace))
+    return `akv-injector does not inject pods in ${namespace}, the cluster's own namespace; run the app in a namespace of its own`;
+  if (namespace === ownNamespace)
+    return `akv-injector does not inject pods in its own namespace ${namespace}: its webhook pods start there while it is down`;
+  return undefined;
+}

@@ -134,6 +134,18 @@ describe("review", () => {
     });
   });
 
+  it.each([
+    ["kube-system", "the cluster's own namespace"],
+    ["kube-public", "the cluster's own namespace"],
+    ["akv-system", "its own namespace akv-system"],
+  ])("refuses labelled pods in %s, whatever the webhook configuration sends", async (ns, words) => {
+    const d = { ...deps(), settings: testSettings({ AKV_INJECTOR_NAMESPACE: "akv-system" }) };
+    const result = await run(testReview(testPod(annotations), { namespace: ns }), d);
+    expect(result.outcome).toBe("refused");
+    expect(result.message).toContain(`namespace ${ns}: akv-injector does not inject pods in`);
+    expect(result.message).toContain(words);
+  });
+
   it("returns an injected pod that lacks nothing unchanged", async () => {
     const pod = testPod(annotations);
     const first = await run(testReview(pod));

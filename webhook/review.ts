@@ -21,7 +21,7 @@ import {
 } from "./admission-review.ts";
 import { parseInjectionConfig, type ServiceAccount } from "./injection-config.ts";
 import { buildPatch, type PatchOperation } from "./patch.ts";
-import { findForbiddenMounts } from "./pod-rules.ts";
+import { findForbiddenMounts, findReservedNamespace } from "./pod-rules.ts";
 import { planReinvocation } from "./reinvocation.ts";
 import type { InjectionSettings } from "./settings.ts";
 
@@ -100,6 +100,8 @@ export async function review(input: AdmissionReview, deps: ReviewDeps): Promise<
     warnings,
   });
 
+  const reserved = findReservedNamespace(namespace, deps.settings.ownNamespace);
+  if (reserved !== undefined) return refuse(400, `namespace ${namespace}: ${reserved}`);
   const parsed = parsePod(request.object, namespace);
   if (!parsed.ok) return refuse(400, `the pod cannot be read: ${parsed.problems.join("; ")}`);
   const pod = parsed.pod;

@@ -215,6 +215,20 @@ describe("self certificate mode", () => {
 });
 
 describe("parseInjectionSettings", () => {
+  it("reads the webhook's own namespace in every mode, and names a bad one", () => {
+    const base = {
+      AZURE_TENANT_ID: "11111111-2222-3333-4444-555555555555",
+      AKV_INJECTOR_SIDECAR_IMAGE: "i",
+    };
+    expect(parseInjectionSettings({ ...base, AKV_INJECTOR_NAMESPACE: "akv" }).ownNamespace).toBe(
+      "akv",
+    );
+    expect(parseInjectionSettings(base).ownNamespace).toBeUndefined();
+    expect(() => parseInjectionSettings({ ...base, AKV_INJECTOR_NAMESPACE: "A_B" })).toThrow(
+      'AKV_INJECTOR_NAMESPACE: expected a lower-case DNS label of at most 63 characters (got "A_B")',
+    );
+  });
+
   it("needs no TLS files or ports (the preview CLI)", () => {
     const s = parseInjectionSettings({
       AZURE_TENANT_ID: TENANT_ID,

@@ -52,6 +52,8 @@ export interface InjectionSettings {
   readonly sidecarResources: ResourceRequirements;
   /** PEM text of extra CAs the sidecars trust; set by {@link withSidecarExtraCa}. */
   readonly sidecarExtraCaPem?: string;
+  /** The webhook's own namespace, whose pods it never injects (its own must start while it is down). */
+  readonly ownNamespace?: string;
 }
 
 /** Everything the webhook process needs. */
@@ -220,6 +222,14 @@ function parseInjection(env: EnvRecord, problems: Problems): InjectionSettings |
   if (fileMode !== undefined && !fileMode.ok)
     problems.add(WebhookEnv.fileMode, fileModeText, fileMode.expected);
 
+  const ownNamespace = text(env, WebhookEnv.namespace);
+  if (ownNamespace !== undefined && !DNS_LABEL.test(ownNamespace))
+    problems.add(
+      WebhookEnv.namespace,
+      ownNamespace,
+      "a lower-case DNS label of at most 63 characters",
+    );
+
   const resourcesText = text(env, WebhookEnv.sidecarResources);
   const resources =
     resourcesText === undefined ? SettingDefaults.sidecarResources : parseResources(resourcesText);
@@ -248,6 +258,7 @@ function parseInjection(env: EnvRecord, problems: Problems): InjectionSettings |
     tmpfsSizeLimit: sizeLimit,
     fileMode: fileMode?.value ?? Defaults.fileMode,
     sidecarResources: resources,
+    ...(ownNamespace === undefined ? {} : { ownNamespace }),
   };
 }
 
