@@ -434,6 +434,34 @@ describe.each(["rsa", "ec"] as const)("pkcs12ToPem with OpenSSL's %s archives", 
   });
 });
 
+describe("pkcs12ToPem's two readings of no password", () => {
+  // OpenSSL's PKCS12_create with a NULL password: MAC and bags keyed from no
+  // password bytes, which only the `null` candidate opens (every `openssl
+  // pkcs12 -export -passout pass:` archive above needs the empty BMPString,
+  // the `""` candidate). Made by testdata/make-no-password-bytes-p12.py.
+  const fixture = readFileSync(new URL("testdata/no-password-bytes.p12", import.meta.url));
+
+  it("opens an archive keyed from no password bytes, which the empty password does not open", () => {
+    const pem = pkcs12ToPem(fixture.toString("base64"));
+    const [leaf, ...rest] = pem.certPems.map((c) => new X509Certificate(c));
+    expect(rest).toEqual([]);
+    expect(leaf?.subject).toBe("CN=no-password-bytes.example");
+    expect(leaf?.checkPrivateKey(createPrivateKey(pem.keyPem))).toBe(true);
+    expect(pem.keyPem).toMatch(/^-----BEGIN PRIVATE KEY-----/);
+    // The empty password alone (the other candidate) does not open it.
+    expectCertificateInvalid(() => pkcs12ToPem(fixture, ""));
+  });
+
+  it("is a standard archive: OpenSSL reads it with no password", () => {
+    const out = execFileSync("openssl", ["pkcs12", "-passin", "pass:", "-nodes"], {
+      input: fixture,
+      stdio: ["pipe", "pipe", "pipe"],
+    }).toString();
+    expect(out).toContain("BEGIN CERTIFICATE");
+    expect(out).toContain("BEGIN PRIVATE KEY");
+  });
+});
+
 describe("pkcs12ToPem refuses what is not an archive", () => {
   it.each([
     ["not base64", "not base64!"],
