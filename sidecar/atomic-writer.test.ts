@@ -232,13 +232,41 @@ describe("publishFiles", () => {
     expect((await lstat(join(dir, "user-link"))).isSymbolicLink()).toBe(true);
   });
 
-  it("refuses a bad file name before touching the directory", async () => {
-    const error = await publishFiles(dir, files({ "../x": "1" }), { mode: 0o644, now }).catch(
-      (e: unknown) => e,
-    );
-    expect(isAkvError(error, ErrorCode.PUBLISH_FAILED)).toBe(true);
-    expect(await readdir(dir)).toEqual([]);
-  });
+  // Its own check, whatever the caller checked: each of these would escape
+  // the folder, replace one of the writer's own names, or name the folder.
+  for (const bad of [
+    "../x",
+    "..",
+    "..data",
+    ".",
+    "a/b",
+    "",
+    "..x",
+    "..data_tmp",
+    "..link_tmp.a",
+    "..2025_05_06_07_08_09.1",
+  ]) {
+    it(`refuses the file name '${bad}' before touching anything`, async () => {
+      const first = await publishFiles(dir, files({ a: "1" }), { mode: 0o644, now });
+      const before = (await readdir(dir)).sort();
+      const fresh = join(dir, "fresh");
+      for (const target of [dir, fresh]) {
+        const set = new Map([
+          ["ok", Buffer.from("2")],
+          [bad, Buffer.from("x")],
+        ]);
+        const error = await publishFiles(target, set, { mode: 0o644, now }).catch(
+          (e: unknown) => e,
+        );
+        expect(isAkvError(error, ErrorCode.PUBLISH_FAILED)).toBe(true);
+        expect((error as Error).message.startsWith(`cannot publish '${bad}': `)).toBe(true);
+      }
+      // Neither the published set nor the folder that did not exist was touched.
+      expect((await readdir(dir)).sort()).toEqual(before);
+      expect(await readlink(join(dir, DATA_LINK))).toBe(first.dataDir);
+      expect(await visible()).toEqual({ a: "1" });
+    });
+  }
 
   for (const crashAt of ["write", "swap", "link", "cleanup"] as const) {
     it(`a crash at '${crashAt}' keeps a whole set visible, and the next publish recovers`, async () => {
