@@ -716,6 +716,22 @@ describe("certificate modes", () => {
 });
 
 describe("other values", () => {
+  it.each([
+    ["1.30.0", "auto", "false"],
+    ["1.31.9", "auto", "false"],
+    ["1.32.0", "auto", "true"],
+    ["1.30.0", true, "true"],
+    ["1.33.1", false, "false"],
+  ])("native sidecars on apiserver %s with %s: %s", async (version, value, expected) => {
+    const docs = await renderChart({
+      values: { ...BASE, sidecar: { nativeSidecars: value } },
+      releaseName: RELEASE,
+      namespace: NS,
+      args: ["--kube-version", version],
+    });
+    expect(envOf(docs)[WebhookEnv.nativeSidecars]).toBe(expected);
+  });
+
   it("extra CA: a ConfigMap mounted where AKV_INJECTOR_SIDECAR_EXTRA_CA_FILE points", async () => {
     const docs = await render({ sidecar: { extraCaCerts: CA_PEM } });
     const configMap = one<{ data: Record<string, string> }>(

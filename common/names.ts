@@ -201,6 +201,14 @@ export const WebhookEnv = {
   /** pino log level; default `info`. */
   logLevel: "AKV_INJECTOR_LOG_LEVEL",
   /**
+   * `true` when every node's kubelet runs native sidecars (on by default
+   * from Kubernetes 1.29; the chart sets it from the apiserver's version,
+   * 1.32 or later, since kubelets may be three minor versions older).
+   * `false`: pods without `akv-injector.io/mode` get `init` mode with a
+   * warning, and `mode: sidecar` is refused. Default `true`.
+   */
+  nativeSidecars: "AKV_INJECTOR_NATIVE_SIDECARS",
+  /**
    * One of {@link CERT_MODES}. `self`: the webhook makes, stores (in
    * {@link WebhookEnv.certSecret}) and renews its CA and serving certificate,
    * writes them to the two TLS files and the CA into its webhook configuration;

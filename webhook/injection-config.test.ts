@@ -493,6 +493,30 @@ describe("parseInjectionConfig: refusals of the contract", () => {
   });
 });
 
+describe("parseInjectionConfig: clusters whose kubelets may lack native sidecars", () => {
+  const env = { AKV_INJECTOR_NATIVE_SIDECARS: "false" };
+  const base = { "akv-injector.io/vault": "myvault", "akv-injector.io/secrets": "db-password" };
+
+  it("falls back to init mode, saying why, when the pod does not choose", () => {
+    const result = parse(base, { env });
+    expect(result.ok && result.config.spec.mode).toBe("init");
+    expect(result.warnings).toEqual([
+      expect.stringContaining(
+        "akv-injector.io/mode: init: this cluster's kubelets may predate native sidecars (the webhook's AKV_INJECTOR_NATIVE_SIDECARS is false)",
+      ),
+    ]);
+  });
+
+  it("refuses an explicit sidecar mode, and takes an explicit init mode silently", () => {
+    expect(problems({ ...base, "akv-injector.io/mode": "sidecar" }, { env })).toEqual([
+      "akv-injector.io/mode: expected init: this cluster's kubelets may predate native sidecars (the webhook's AKV_INJECTOR_NATIVE_SIDECARS is false) (got \"sidecar\")",
+    ]);
+    const init = parse({ ...base, "akv-injector.io/mode": "init" }, { env });
+    expect(init.ok && init.config.spec.mode).toBe("init");
+    expect(init.warnings).toEqual([]);
+  });
+});
+
 describe("parseInjectionConfig: every annotation", () => {
   it("builds the default config from vault and secrets", () => {
     const c = config(base);

@@ -18,6 +18,7 @@ import {
   PREFIX,
   STATUS_ANNOTATION,
   ServiceAccountAnnotation,
+  WebhookEnv,
   type Mode,
 } from "../common/names.ts";
 import {
@@ -325,13 +326,7 @@ export function parseInjectionConfig(
   }
 
   // mode and refresh interval
-  const modeText = a[Annotation.mode];
-  let mode: Mode = Defaults.mode;
-  if (modeText !== undefined) {
-    const m = MODES.find((x) => x === modeText.trim());
-    if (m === undefined) f.problem(Annotation.mode, `expected ${MODES.join(" or ")}`, modeText);
-    else mode = m;
-  }
+  const mode = parseMode(a[Annotation.mode], settings.nativeSidecars, f);
   const intervalText = a[Annotation.refreshInterval];
   let refreshIntervalMs = settings.refreshIntervalMs;
   if (intervalText !== undefined) {
@@ -430,6 +425,29 @@ export function parseInjectionConfig(
     config: freezeConfig({ spec, mountPath, targets, clientId, tenantId }),
     warnings: f.warnings.list(),
   };
+}
+
+/**
+ * The `mode` annotation. Without native sidecars on every kubelet, a
+ * `sidecar` (an init container with `restartPolicy: Always`) would run as a
+ * plain init container that never exits, and the pod would never start: the
+ * default becomes `init`, and an explicit `sidecar` is refused.
+ */
+function parseMode(text: string | undefined, nativeSidecars: boolean, f: Findings): Mode {
+  const why = `this cluster's kubelets may predate native sidecars (the webhook's ${WebhookEnv.nativeSidecars} is false)`;
+  if (text === undefined) {
+    if (nativeSidecars) return Defaults.mode;
+    f.warn(
+      Annotation.mode,
+      `init: ${why}, so the files are written once, before the app starts, and not refreshed`,
+    );
+    return "init";
+  }
+  const mode = MODES.find((x) => x === text.trim());
+  if (mode === undefined) f.problem(Annotation.mode, `expected ${MODES.join(" or ")}`, text);
+  else if (mode === "sidecar" && !nativeSidecars)
+    f.problem(Annotation.mode, `expected init: ${why}`, text);
+  return mode ?? Defaults.mode;
 }
 
 /** The `containers` annotation, or all containers and init containers. */

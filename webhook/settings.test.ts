@@ -49,6 +49,7 @@ describe("parseSettings", () => {
       tmpfsSizeLimit: "4Mi",
       fileMode: 0o644,
       sidecarResources: SettingDefaults.sidecarResources,
+      nativeSidecars: true,
       logLevel: "info",
       certMode: "provided",
     });
@@ -215,6 +216,20 @@ describe("self certificate mode", () => {
 });
 
 describe("parseInjectionSettings", () => {
+  it("reads whether kubelets run native sidecars: true by default, and names a bad value", () => {
+    const base = {
+      AZURE_TENANT_ID: "11111111-2222-3333-4444-555555555555",
+      AKV_INJECTOR_SIDECAR_IMAGE: "i",
+    };
+    expect(parseInjectionSettings(base).nativeSidecars).toBe(true);
+    expect(
+      parseInjectionSettings({ ...base, AKV_INJECTOR_NATIVE_SIDECARS: "false" }).nativeSidecars,
+    ).toBe(false);
+    expect(() => parseInjectionSettings({ ...base, AKV_INJECTOR_NATIVE_SIDECARS: "yes" })).toThrow(
+      'AKV_INJECTOR_NATIVE_SIDECARS: expected true or false (got "yes")',
+    );
+  });
+
   it("reads the webhook's own namespace in every mode, and names a bad one", () => {
     const base = {
       AZURE_TENANT_ID: "11111111-2222-3333-4444-555555555555",

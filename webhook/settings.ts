@@ -54,6 +54,8 @@ export interface InjectionSettings {
   readonly sidecarExtraCaPem?: string;
   /** The webhook's own namespace, whose pods it never injects (its own must start while it is down). */
   readonly ownNamespace?: string;
+  /** Whether every kubelet runs native sidecars; without them `sidecar` mode cannot work. */
+  readonly nativeSidecars: boolean;
 }
 
 /** Everything the webhook process needs. */
@@ -230,6 +232,10 @@ function parseInjection(env: EnvRecord, problems: Problems): InjectionSettings |
       "a lower-case DNS label of at most 63 characters",
     );
 
+  const nativeText = text(env, WebhookEnv.nativeSidecars) ?? "true";
+  if (nativeText !== "true" && nativeText !== "false")
+    problems.add(WebhookEnv.nativeSidecars, nativeText, "true or false");
+
   const resourcesText = text(env, WebhookEnv.sidecarResources);
   const resources =
     resourcesText === undefined ? SettingDefaults.sidecarResources : parseResources(resourcesText);
@@ -259,6 +265,7 @@ function parseInjection(env: EnvRecord, problems: Problems): InjectionSettings |
     fileMode: fileMode?.value ?? Defaults.fileMode,
     sidecarResources: resources,
     ...(ownNamespace === undefined ? {} : { ownNamespace }),
+    nativeSidecars: nativeText === "true",
   };
 }
 

@@ -111,3 +111,17 @@ matchExpressions:
       - {{ . | quote }}
       {{- end }}
 {{- end }}
+
+{{- /*
+Whether every kubelet runs native sidecars. `auto`: from apiserver 1.32 on,
+since kubelets may be three minor versions older than the apiserver and
+native sidecars are on by default from 1.29 (Azure Workload Identity's rule).
+*/}}
+{{- define "akv-injector.nativeSidecars" -}}
+{{- $value := .Values.sidecar.nativeSidecars | toString -}}
+{{- if eq $value "auto" -}}
+{{- semverCompare ">=1.32.0-0" .Capabilities.KubeVersion.Version -}}
+{{- else -}}
+{{- $value -}}
+{{- end -}}
+{{- end }}
