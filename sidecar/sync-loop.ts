@@ -3,13 +3,16 @@
  *
  * One sync reads every secret of the spec (bounded concurrency; each read is
  * retried on its own for throttling and outages, and a Retry-After pauses all
- * of them), renders the files and publishes them together. `sidecar` mode
+ * of them, up to a cap and never past the first sync's deadline), renders the
+ * files and publishes them together. `sidecar` mode
  * syncs, then refreshes every interval with jitter (so a fleet of pods started
  * together does not hit the vault in step); `init` mode syncs once.
  *
  * Failures never touch the published files: a failed sync publishes nothing,
- * so the last good set stays. Configuration errors (403, 404, an AAD refusal,
- * a value that does not fit its format) are not retried on the first sync:
+ * so the last good set stays. A failed publish (a full volume) is retried
+ * like an outage. Configuration errors (403, 404, an AAD refusal, a value
+ * that does not fit its format, files larger than the volume) are not
+ * retried on the first sync:
  * the process exits with the reason, which Kubernetes shows. After a good
  * first sync they are logged and tried again at the next refresh (a role
  * assignment can come back; the files stay meanwhile).
