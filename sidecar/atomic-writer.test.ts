@@ -5,6 +5,7 @@ import {
   readFile,
   readlink,
   realpath,
+  rm,
   stat,
   writeFile,
   symlink,
@@ -13,7 +14,7 @@ import { once } from "node:events";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
-import { beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ErrorCode, isAkvError } from "../common/errors.ts";
 import { DATA_LINK, publishFiles, type PublishStep } from "./atomic-writer.ts";
 
@@ -105,6 +106,9 @@ vi.mock("node:fs", async (importOriginal) => {
 let dir: string;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), "akv-writer-"));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
 });
 
 const files = (o: Record<string, string>): Map<string, Uint8Array> =>
