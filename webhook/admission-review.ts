@@ -218,6 +218,14 @@ export function describePod(pod: Pick<Pod, "name" | "generateName">): string {
   return "(unnamed)";
 }
 
+/**
+ * Kubernetes' limit on a pod's annotations, keys and values together
+ * (`TotalAnnotationSizeLimitB`). The apiserver checks it after the mutating
+ * webhooks, so a review can carry far more; reading stops there, which
+ * bounds the work every annotation costs.
+ */
+export const MAX_ANNOTATION_BYTES = 256 * 1024;
+
 /** A pod that cannot be read, with the JSON path of each problem. */
 export type ParsedPod =
   | { readonly ok: true; readonly pod: Pod }
@@ -260,7 +268,7 @@ export function parsePod(object: unknown, namespace: string): ParsedPod {
   const metadata = object.metadata;
   if (metadata !== undefined && !isObject(metadata)) problems.add("metadata: expected an object");
   const meta: JsonObject = isObject(metadata) ? metadata : {};
-  const stringMap = (key: string): Record<string, string> => {
+  const stringMap = (key: string, maxBytes = Number.POSITIVE_INFINITY): Record<string, string> => {
     const value = meta[key];
     if (value === undefined || value === null) return {};
     if (!isObject(value)) {
@@ -268,14 +276,23 @@ export function parsePod(object: unknown, namespace: string): ParsedPod {
       return {};
     }
     const out: Record<string, string> = {};
-    for (const [k, v] of Object.entries(value)) {
+    let bytes = 0;
+    for (const k of Object.keys(value)) {
+      const v = value[k];
+      bytes += Buffer.byteLength(k) + (typeof v === "string" ? Buffer.byteLength(v) : 0);
+      if (bytes > maxBytes) {
+        problems.add(
+          `metadata.${key}: over ${String(maxBytes)} bytes, Kubernetes' limit for a pod's ${key} (the apiserver refuses such a pod too)`,
+        );
+        break;
+      }
       if (typeof v === "string") out[k] = v;
       else problems.add(() => `metadata.${key}[${JSON.stringify(k)}]: expected a string value`);
     }
     return out;
   };
   const labels = stringMap("labels");
-  const annotations = stringMap("annotations");
+  const annotations = stringMap("annotations", MAX_ANNOTATION_BYTES);
   const name = typeof meta.name === "string" && meta.name !== "" ? meta.name : undefined;
   const generateName =
     typeof meta.generateName === "string" && meta.generateName !== ""

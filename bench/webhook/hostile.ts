@@ -1,0 +1,248 @@
+/**
+ * Hostile admission requests against the real webhook server, run as its own
+ * process (`bench/webhook/server.ts full`): pods as large as the server
+ * takes (just under `BODY_LIMIT`, which is more than the apiserver's own
+ * request limit lets through), built to make the answer, the log or the work
+ * grow with the input. For each: the answer's size and time, and the
+ * server's peak RSS (VmHWM) before and after. Targets: every answer within
+ * the webhook's timeout (5 s) and under 64 KiB; peak RSS up by under 32 MiB.
+ *
+ * `node bench/webhook/hostile.ts [--rounds N]` (default 3 of each); writes
+ * its section of bench/webhook/RESULTS.md.
+ */
+import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, rmdir, writeFile } from "node:fs/promises";
+import { request } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { parseArgs } from "node:util";
+import { createCertificateAuthority, createServingCertificate } from "../../certs/index.ts";
+import { BODY_LIMIT } from "../../webhook/server.ts";
+import { TEST_ANNOTATIONS, testPod, testReview } from "../../webhook/testing.ts";
+import { describeRun, writeSection } from "./results.ts";
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "3" },
+    "memory-limit": { type: "string", default: "256" },
+  },
+});
+const rounds = Number(values.rounds);
+/** The chart's memory limit (MiB), in force as a cgroup: Node sizes its heap from it, as in a pod. */
+const memoryLimitMiB = Number(values["memory-limit"]);
+const TIMEOUT_MS = 5000;
+const MAX_ANSWER = 64 * 1024;
+const MAX_RSS_RISE_MIB = 32;
+
+/** A pod of `n` hostile items, with `n` as large as keeps its review under the body limit. */
+function fill(make: (n: number) => Record<string, unknown>, each: number): Record<string, unknown> {
+  let n = Math.floor(BODY_LIMIT / each);
+  for (;;) {
+    const pod = make(n);
+    const size = Buffer.byteLength(JSON.stringify(testReview(pod)));
+    if (size < BODY_LIMIT) return pod;
+    n = Math.floor((n * (BODY_LIMIT - 1024)) / size);
+  }
+}
+
+const cases: { name: string; body: () => string }[] = [
+  {
+    name: "unknown akv-injector.io/* annotations",
+    body: () => {
+      const pod = fill((n) => {
+        const a: Record<string, string> = { ...TEST_ANNOTATIONS };
+        for (let i = 0; i < n; i++) a[`akv-injector.io/unknown-${String(i)}`] = "x".repeat(20);
+        return testPod(a);
+      }, 60);
+      return JSON.stringify(testReview(pod));
+    },
+  },
+  {
+    name: "annotations that are not strings",
+    body: () => {
+      const pod = fill((n) => {
+        const a: Record<string, unknown> = {};
+        for (let i = 0; i < n; i++) a[`k${String(i)}`] = i;
+        return testPod(null, {}, { annotations: a });
+      }, 16);
+      return JSON.stringify(testReview(pod));
+    },
+  },
+  {
+    name: "containers that mount the token",
+    body: () => {
+      const pod = fill((n) => {
+        const containers = Array.from({ length: n }, (_, i) => ({
+          name: `c${String(i)}`,
+          image: "x",
+          volumeMounts: [{ name: "akv-injector-token", mountPath: "/t" }],
+        }));
+        return testPod(TEST_ANNOTATIONS, { containers });
+      }, 100);
+      return JSON.stringify(testReview(pod));
+    },
+  },
+  {
+    name: "bad secret refs in one annotation",
+    body: () => {
+      const pod = fill(
+        (n) =>
+          testPod({
+            ...TEST_ANNOTATIONS,
+            "akv-injector.io/secrets": Array.from({ length: n }, (_, i) => `bad_${String(i)}`).join(
+              ",",
+            ),
+          }),
+        10,
+      );
+      return JSON.stringify(testReview(pod));
+    },
+  },
+  {
+    name: "one template as large as the body",
+    body: () => {
+      const pod = fill(
+        (n) =>
+          testPod({
+            ...TEST_ANNOTATIONS,
+            "akv-injector.io/template-big": '{{ secret "db-password" }}'.repeat(n),
+          }),
+        28,
+      );
+      return JSON.stringify(testReview(pod));
+    },
+  },
+];
+
+function post(
+  port: number,
+  ca: string,
+  payload: string,
+): Promise<{ status: number; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: "127.0.0.1",
+        port,
+        method: "POST",
+        path: "/mutate",
+        ca,
+        headers: {
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(payload),
+        },
+        timeout: TIMEOUT_MS * 4,
+      },
+      (res) => {
+        let bytes = 0;
+        res.on("data", (c: Buffer) => (bytes += c.length));
+        res.on("end", () => {
+          resolve({ status: res.statusCode ?? 0, bytes });
+        });
+      },
+    );
+    req.on("error", reject);
+    req.end(payload);
+  });
+}
+
+async function peakRssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${String(pid)}/status`, "utf8");
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN) / 1024;
+}
+
+/**
+ * A cgroup v1 memory group with the limit, or undefined where there is none
+ * to make (not root, cgroup v2 only): the server then runs unconstrained and
+ * the results say so.
+ */
+async function makeMemoryGroup(mib: number): Promise<string | undefined> {
+  const group = `/sys/fs/cgroup/memory/akv-hostile-bench-${String(process.pid)}`;
+  try {
+    await mkdir(group);
+    await writeFile(join(group, "memory.limit_in_bytes"), String(mib * 2 ** 20));
+    return group;
+  } catch {
+    return undefined;
+  }
+}
+
+const dir = await mkdtemp(join(tmpdir(), "akv-hostile-"));
+const group = await makeMemoryGroup(memoryLimitMiB);
+const server = [process.execPath, new URL("server.ts", import.meta.url).pathname, "full", dir];
+// The shell joins the group, then becomes the server, which sees the limit from its start.
+const joinGroup =
+  group === undefined ? 'exec "$@"' : `echo $$ > ${group}/cgroup.procs && exec "$@"`;
+const child = spawn("sh", ["-c", joinGroup, "sh", ...server], {
+  stdio: ["ignore", "pipe", "inherit"],
+});
+try {
+  const now = new Date();
+  const ca = createCertificateAuthority({ commonName: "hostile-ca", now });
+  const serving = createServingCertificate(ca, {
+    dnsNames: ["localhost"],
+    ipAddresses: ["127.0.0.1"],
+    now,
+  });
+  await writeFile(join(dir, "tls.crt"), serving.certPem);
+  await writeFile(join(dir, "tls.key"), serving.keyPem);
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.setEncoding("utf8").once("data", (line: string) => {
+      resolve((JSON.parse(line) as { port: number }).port);
+    });
+    child.once("exit", (code) => {
+      reject(new Error(`the server exited (${String(code)})`));
+    });
+  });
+  // A few ordinary reviews first, so the baseline is a warm server.
+  const ordinary = JSON.stringify(testReview(testPod()));
+  for (let i = 0; i < 50; i++) await post(port, ca.certPem, ordinary);
+  const before = await peakRssMiB(child.pid ?? 0);
+  const rows: string[] = [];
+  let failed = 0;
+  for (const c of cases) {
+    const payload = c.body();
+    let worstMs = 0;
+    let largest = 0;
+    let status = 0;
+    for (let r = 0; r < rounds; r++) {
+      const t0 = performance.now();
+      const answer = await post(port, ca.certPem, payload);
+      worstMs = Math.max(worstMs, performance.now() - t0);
+      largest = Math.max(largest, answer.bytes);
+      status = answer.status;
+    }
+    process.stderr.write(
+      `${c.name}: peak RSS ${(await peakRssMiB(child.pid ?? 0)).toFixed(1)} MiB\n`,
+    );
+    const ok = worstMs < TIMEOUT_MS && largest < MAX_ANSWER;
+    if (!ok) failed++;
+    rows.push(
+      `| ${c.name} | ${(Buffer.byteLength(payload) / 2 ** 20).toFixed(2)} MiB | ${String(status)} | ${worstMs.toFixed(0)} ms | ${(largest / 1024).toFixed(1)} KiB | ${ok ? "yes" : "**no**"} |`,
+    );
+  }
+  const after = await peakRssMiB(child.pid ?? 0);
+  const rise = after - before;
+  if (rise >= MAX_RSS_RISE_MIB) failed++;
+  const section = `## Hostile requests
+
+Command: \`node bench/webhook/hostile.ts --rounds ${String(rounds)} --memory-limit ${String(memoryLimitMiB)}\`.
+${describeRun()} The real server as its own process, ${group === undefined ? "with no memory limit (no cgroup could be made)" : `in a cgroup with the chart's memory limit of ${String(memoryLimitMiB)} MiB`};
+each request ${String(rounds)} times, over HTTPS.
+
+| request | body | HTTP | slowest answer | largest answer | within 5 s and 64 KiB |
+| --- | --- | --- | --- | --- | --- |
+${rows.join("\n")}
+
+Peak RSS (VmHWM) of the server: ${before.toFixed(1)} MiB warm, ${after.toFixed(1)} MiB after
+all of them: up ${rise.toFixed(1)} MiB (target under ${String(MAX_RSS_RISE_MIB)} MiB).`;
+  process.stdout.write(`${section}\n`);
+  await writeSection("hostile", section);
+  process.exitCode = failed === 0 ? 0 : 1;
+} finally {
+  child.kill("SIGTERM");
+  await new Promise((resolve) => child.once("exit", resolve));
+  await rm(dir, { recursive: true, force: true });
+  if (group !== undefined) await rmdir(group).catch(() => undefined);
+}
