@@ -27,6 +27,7 @@ import { parseSpec } from "../common/spec.ts";
 import { startEnvironment, type Environment, type Workload } from "./cluster/environment.ts";
 import {
   buildPod,
+  eventually,
   injectionScenarios,
   refusalScenarios,
   WORKLOAD,
@@ -390,6 +391,31 @@ describe("reinvocation", () => {
       },
     });
     try {
+      // The apiserver picks a new webhook configuration up a moment later: wait
+      // until dry runs reach it, then count from zero.
+      const probe = buildPod(
+        {
+          pod: "reinvoked-probe",
+          serviceAccount: WORKLOAD.serviceAccount,
+          annotations: {
+            "akv-injector.io/vault": ctx.vaultUrl,
+            "akv-injector.io/secrets": "db-password",
+          },
+        },
+        ctx,
+      );
+      // The other webhook's selector; a name of its own keeps the probe out of the log check.
+      if (probe.metadata?.labels !== undefined)
+        probe.metadata.labels["e2e.akv-injector.io/scenario"] = "reinvoked";
+      await eventually(
+        async () => {
+          await env.api("POST", `/api/v1/namespaces/${WORKLOAD.namespace}/pods?dryRun=All`, probe);
+          if (calls === 0) throw new Error("the other webhook is not called yet");
+        },
+        30_000,
+        200,
+      );
+      calls = 0;
       const { pod } = await createPod(
         buildPod(
           {

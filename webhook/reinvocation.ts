@@ -18,8 +18,16 @@ export type Reinvocation =
   | { readonly ok: true; readonly patch: readonly PatchOperation[] }
   | { readonly ok: false; readonly problems: readonly string[] };
 
-/** What an injected pod still lacks. */
+/**
+ * What an injected pod still lacks. A pod that carries the status annotation
+ * without the sidecar and its volume (copied by hand) is not one the webhook
+ * made: it is left as it is, as it always was.
+ */
 export function planReinvocation(pod: Pod): Reinvocation {
+  const injected =
+    pod.volumeNames.includes(Injected.secretsVolume) &&
+    pod.initContainers.some((c) => c.name === Injected.containerName);
+  if (!injected) return { ok: true, patch: [] };
   const problems = new ProblemList();
   for (const list of ["initContainers", "containers"] as const) {
     for (const p of findForbiddenMounts(list, pod[list])) problems.add(`${p.field}: ${p.text}`);

@@ -146,6 +146,13 @@ describe("review", () => {
     expect(result.message).toContain(words);
   });
 
+  it("returns a pod with the status annotation but no sidecar (copied by hand) unchanged", async () => {
+    const pod = testPod({ ...annotations, "akv-injector.io/status": "injected" });
+    const result = await run(testReview(pod));
+    expect(result.outcome).toBe("unchanged");
+    expect(result.response.response.patch).toBeUndefined();
+  });
+
   it("returns an injected pod that lacks nothing unchanged", async () => {
     const pod = testPod(annotations);
     const first = await run(testReview(pod));
