@@ -24,7 +24,7 @@ export default tseslint.config(
     rules: { "@typescript-eslint/no-unsafe-class-instance-assignment": "off" },
   },
   {
-    files: ["**/*.js"],
+    files: ["**/*.js", "**/*.mjs"],
     ...tseslint.configs.disableTypeChecked,
   },
 );
