@@ -6,7 +6,8 @@
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
   testRunner: "vitest",
-  vitest: { configFile: "vitest.mutation.config.ts" },
+  // Processes, not threads: some tests set the umask, which a worker thread may not.
+  vitest: { configFile: "vitest.mutation.config.ts", pool: "forks" },
   coverageAnalysis: "perTest",
   mutate: [
     "{common,certs,webhook,sidecar}/**/*.ts",
