@@ -52,11 +52,13 @@ timed() {
   log="$(mktemp "$cache/build-XXXXXX.log")"
   say "$what: building (the first build takes minutes on two cores)"
   "$@" >"$log" 2>&1 &
-  local pid=$!
+  local pid=$! next=$((t0 + 20))
   while kill -0 "$pid" 2>/dev/null; do
     sleep 1
-    if (((SECONDS - t0) % 20 == 0)) && kill -0 "$pid" 2>/dev/null; then
+    # A busy machine may skip a second; the next line is due anyway.
+    if ((SECONDS >= next)) && kill -0 "$pid" 2>/dev/null; then
       say "$what: still building ($((SECONDS - t0)) s)"
+      next=$((next + 20))
     fi
   done
   if ! wait "$pid"; then

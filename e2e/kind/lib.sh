@@ -57,7 +57,7 @@ tools() {
   done
   ((${#missing[@]} > 0)) || return 0
   command -v go >/dev/null || need "${missing[@]}"
-  say "building ${missing[*]} from Go modules (not on PATH)"
+  say "${missing[*]}: not on PATH (or too far from the cluster's version); e2e/cluster/build.sh's"
   local bin
   bin="$(KIND_VERSION="$KIND_VERSION" K8S_VERSION="$K8S_VERSION" \
     "$root/e2e/cluster/build.sh" "${missing[@]}")"
@@ -98,19 +98,38 @@ buildkit_docker() {
 # docker build with BuildKit.
 build_image() { DOCKER_BUILDKIT=1 "$(buildkit_docker)" build "$@"; }
 
-# docker build with the classic builder, for the local images of machines
-# without a registry (no frontend to fetch; any docker client has it): its
-# output in a log, the log's tail shown if it fails.
-classic_build() {
-  local log
-  log="$(mktemp "${TMPDIR:-/tmp}/akv-docker-build-XXXXXX")"
-  if DOCKER_BUILDKIT=0 docker build "$@" >"$log" 2>&1; then
+# Runs "$@" with its output in a log, saying every 20 s that WHAT is still
+# going (a person or CI watching a long step sees it is alive), and showing
+# the log's tail if it fails.
+ticking() {
+  local what=$1 log t0=$SECONDS pid next=$((SECONDS + 20))
+  shift
+  log="$(mktemp "${TMPDIR:-/tmp}/akv-kind-XXXXXX")"
+  "$@" >"$log" 2>&1 &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    if ((SECONDS >= next)) && kill -0 "$pid" 2>/dev/null; then
+      say "$what: still going ($((SECONDS - t0)) s)"
+      next=$((next + 20))
+    fi
+  done
+  if wait "$pid"; then
     rm -f "$log"
   else
     tail -n 30 "$log" >&2
-    say "docker build failed; its whole output: $log"
+    say "$what: FAILED after $((SECONDS - t0)) s; its whole output: $log"
     return 1
   fi
+}
+
+# docker build -t TAG ARGS..., with the classic builder, for the local
+# images of machines without a registry (no frontend to fetch; any docker
+# client has it).
+classic_build() {
+  local tag=$1
+  shift
+  ticking "building $tag" env DOCKER_BUILDKIT=0 docker build -t "$tag" "$@"
 }
 
 # Whether docker holds an image of that name.

