@@ -109,6 +109,7 @@ for pair in "$NODE_IMAGE=node" "$DISTROLESS_IMAGE=distroless" "$APP_IMAGE=busybo
     t0=$SECONDS
     say "$image: cannot be pulled; building a local stand-in"
     "stand_in_${pair##*=}"
+    rm -rf "${work:?}/${pair##*=}"
     say "$image: stand-in built in $(since "$t0")"
   fi
 done

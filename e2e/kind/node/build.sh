@@ -171,6 +171,7 @@ docker commit \
   --change 'ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]' \
   --change "LABEL $LABEL=\"kind node of Kubernetes $K8S_VERSION built from Go modules (e2e/kind/node)\"" \
   "$box" "$image" >/dev/null
+rm -rf "$work/ctx"
 say "assembly: $(since "$t0")"
 say "node image $image: built in $(since "$t_all")"
 echo "$image"
