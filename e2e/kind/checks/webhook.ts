@@ -7,7 +7,7 @@
  */
 import type { V1Pod } from "@kubernetes/client-node";
 import { Injected } from "../../../common/names.ts";
-import { buildPod, WORKLOAD } from "../../scenarios.ts";
+import { buildPod, eventually, WORKLOAD } from "../../scenarios.ts";
 import { kubectl, kubectlOk, runCommand } from "./kubectl.ts";
 import type { Check, HelmRelease, KindKit } from "./runner.ts";
 
@@ -56,27 +56,49 @@ export async function runWebhookChecks(kit: KindKit, check: Check): Promise<void
     },
   );
 
-  await check("helm upgrade keeps admission working", async () => {
-    await helm(release, [
-      "upgrade",
-      release.release,
-      release.chart,
-      "--reuse-values",
-      "--set",
-      "sidecar.refreshInterval=7m",
-      "--wait",
-      "--timeout",
-      "5m",
-    ]);
-    const problem = await admitOnce(kit, "after-upgrade", (pod) => {
-      const sidecar = pod.spec?.initContainers?.[0];
-      const spec = sidecar?.env?.find((e) => e.name === "AKV_INJECTOR_SPEC")?.value ?? "";
-      return spec.includes('"refreshIntervalMs":420000')
-        ? undefined
-        : "the upgraded refresh interval is not in the spec";
-    });
-    if (problem !== undefined) throw new Error(problem);
-  });
+  await check(
+    "helm upgrade: every pod admitted during the rollout, then the new setting",
+    async () => {
+      const upgrade = helm(release, [
+        "upgrade",
+        release.release,
+        release.chart,
+        "--reuse-values",
+        "--set",
+        "sidecar.refreshInterval=7m",
+        "--wait",
+        "--timeout",
+        "5m",
+      ]);
+      const rollout = { running: true };
+      const ended = (): void => {
+        rollout.running = false;
+      };
+      upgrade.then(ended, ended);
+      const failures: string[] = [];
+      for (let i = 0; rollout.running; i++) {
+        const problem = await admitOnce(kit, `upgrade-${String(i)}`);
+        if (problem !== undefined) failures.push(`#${String(i)}: ${problem}`);
+      }
+      await upgrade;
+      if (failures.length > 0) throw new Error(failures.join("; "));
+      // Replicas of the old release answer until their preStop pause ends.
+      await eventually(
+        async () => {
+          const problem = await admitOnce(kit, "after-upgrade", (pod) => {
+            const sidecar = pod.spec?.initContainers?.[0];
+            const spec = sidecar?.env?.find((e) => e.name === "AKV_INJECTOR_SPEC")?.value ?? "";
+            return spec.includes('"refreshIntervalMs":420000')
+              ? undefined
+              : "the upgraded refresh interval is not in the spec";
+          });
+          if (problem !== undefined) throw new Error(problem);
+        },
+        60_000,
+        1000,
+      );
+    },
+  );
 
   await check("helm uninstall leaves no webhook configuration behind", async () => {
     await helm(release, ["uninstall", release.release, "--wait", "--timeout", "5m"]);
