@@ -171,7 +171,12 @@ docker commit \
   --change 'ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]' \
   --change "LABEL $LABEL=\"kind node of Kubernetes $K8S_VERSION built from Go modules (e2e/kind/node)\"" \
   "$box" "$image" >/dev/null
-rm -rf "$work/ctx"
+rm -rf "$work/ctx" "$work/ctr.err"
 say "assembly: $(since "$t0")"
+# Builds from other inputs would only fill the disk: removed.
+for repo in kind-node kind-base kube-proxy-base; do
+  docker images --format '{{.Repository}}:{{.Tag}}' "localhost/akv-injector/$repo" |
+    grep -v -e "$inputs_hash\$" | xargs -r docker rmi >/dev/null 2>&1 || true
+done
 say "node image $image: built in $(since "$t_all")"
 echo "$image"
