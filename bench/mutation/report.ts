@@ -5,7 +5,7 @@
  * and not covered included; compile and runtime errors left out). Prints a
  * table and rewrites its section of bench/RESULTS.md.
  *
- * Usage: node bench/mutation/report.ts [REPORT]
+ * Usage: node bench/mutation/report.ts [REPORT...]   (several: folders run apart)
  */
 import { execFileSync } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
@@ -77,8 +77,11 @@ async function writeSection(markdown: string): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const path = process.argv[2] ?? ".cache/mutation/mutation.json";
-  const scores = scoreByFolder(JSON.parse(await readFile(path, "utf8")) as Report);
+  const paths = process.argv.length > 2 ? process.argv.slice(2) : [".cache/mutation/mutation.json"];
+  const files: Record<string, Report["files"][string]> = {};
+  for (const path of paths)
+    Object.assign(files, (JSON.parse(await readFile(path, "utf8")) as Report).files);
+  const scores = scoreByFolder({ files });
   const date = execFileSync("date", ["-u", "+%Y-%m-%d %H:%M UTC"], { encoding: "utf8" }).trim();
   const rows = scores.map(
     (s) =>
