@@ -75,9 +75,17 @@ YAML
 fi
 
 phase_start "cluster $CLUSTER"
+# A cluster left by a run that was stopped (docker restarted, a killed job)
+# may be there but not answer: it is made again rather than reused.
 if kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
-  say "cluster $CLUSTER exists; reusing it"
-else
+  if k get --raw /readyz >/dev/null 2>&1; then
+    say "cluster $CLUSTER exists and answers; reusing it"
+  else
+    say "cluster $CLUSTER exists but does not answer; making it again"
+    kind delete cluster --name "$CLUSTER"
+  fi
+fi
+if ! kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
   kind create cluster --name "$CLUSTER" --config "$config" --image "$node_image" --wait 180s
 fi
 say "opening service-account issuer discovery to anonymous readers (as Entra ID reads it)"
