@@ -157,41 +157,7 @@ export function createSinkLogger(level = "trace"): {
   };
 }
 
-let tmpfsAvailable: boolean | undefined;
-
-/**
- * Whether a size-limited tmpfs can be mounted here, in a private mount
- * namespace (root with `unshare`), as the test kubelet checks
- * (e2e/kubelet/layout.ts). Tried once per process; nothing is mounted in the
- * machine's own namespace.
- */
-export function canMountTmpfs(): boolean {
-  if (tmpfsAvailable !== undefined) return tmpfsAvailable;
-  const dir = mkdtempSync(join(tmpdir(), "akv-tmpfs-probe-"));
-  try {
-    const probe = spawnSync(
-      "unshare",
-      [
-        "-m",
-        "--propagation",
-        "private",
-        "--",
-        "mount",
-        "-t",
-        "tmpfs",
-        "-o",
-        "size=64k",
-        "tmpfs",
-        dir,
-      ],
-      { stdio: "ignore", timeout: 10_000 },
-    );
-    tmpfsAvailable = probe.status === 0;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-  return tmpfsAvailable;
-}
+export { canMountTmpfs } from "../e2e/kubelet/layout.ts";
 
 /**
  * What a test that needs a real tmpfs does: run; skip, saying it was not run;

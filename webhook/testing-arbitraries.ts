@@ -275,9 +275,13 @@ export const bodyArbitrary: fc.Arbitrary<{
   },
 );
 
+/** The largest answer the webhook may give to any request. */
+export const MAX_ANSWER_BYTES = 64 * 1024;
+
 /**
  * What every answer to a body must satisfy; throws with the reason otherwise.
- * A 200 echoes the uid, and its patch, if any, applies to the pod it was for.
+ * A 200 echoes the uid and stays under {@link MAX_ANSWER_BYTES}, and its
+ * patch, if any, applies to the pod it was for.
  */
 export function checkAnswer(
   body: { readonly payload: string },
@@ -286,6 +290,9 @@ export function checkAnswer(
   text: string,
 ): void {
   if (![200, 400, 413, 415].includes(status)) throw new Error(`status ${status}: ${text}`);
+  // Whatever the pod, the answer stays small (issue 10: bench/webhook/hostile.ts).
+  if (Buffer.byteLength(text) > MAX_ANSWER_BYTES)
+    throw new Error(`an answer of ${String(Buffer.byteLength(text))} bytes`);
   if (contentType === undefined || !contentType.startsWith("application/json")) {
     throw new Error(`content-type ${String(contentType)}`);
   }

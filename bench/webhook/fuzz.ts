@@ -5,19 +5,19 @@
  * must be JSON with an expected status, echo the uid, and carry a patch that
  * applies to the pod it was for. Writes its section of bench/webhook/RESULTS.md.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import fc from "fast-check";
 import { pino } from "pino";
-import { createCertificateAuthority, createServingCertificate } from "../../certs/index.ts";
 import { createLogger } from "../../common/logger.ts";
 import { createWebhookServer } from "../../webhook/server.ts";
 import { bodyArbitrary, checkAnswer } from "../../webhook/testing-arbitraries.ts";
 import { testServiceAccount, testSettings } from "../../webhook/testing.ts";
 import { describeRun, writeSection } from "./results.ts";
+import { writeServingCertificate } from "./tls.ts";
 
 const { values } = parseArgs({
   options: { runs: { type: "string", default: "100000" }, seed: { type: "string" } },
@@ -27,11 +27,7 @@ const seed = values.seed === undefined ? Date.now() % 2 ** 31 : Number(values.se
 
 const dir = await mkdtemp(join(tmpdir(), "akv-fuzz-webhook-"));
 try {
-  const now = new Date();
-  const ca = createCertificateAuthority({ commonName: "fuzz-ca", now });
-  const serving = createServingCertificate(ca, { dnsNames: ["localhost"], now });
-  await writeFile(join(dir, "tls.crt"), serving.certPem);
-  await writeFile(join(dir, "tls.key"), serving.keyPem);
+  await writeServingCertificate(dir, "fuzz-ca");
   const server = await createWebhookServer({
     settings: {
       ...testSettings(),

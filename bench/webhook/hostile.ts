@@ -17,10 +17,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import { createCertificateAuthority, createServingCertificate } from "../../certs/index.ts";
 import { BODY_LIMIT } from "../../webhook/server.ts";
 import { TEST_ANNOTATIONS, testPod, testReview } from "../../webhook/testing.ts";
 import { describeRun, writeSection } from "./results.ts";
+import { writeServingCertificate } from "./tls.ts";
 
 const { values } = parseArgs({
   options: {
@@ -178,15 +178,7 @@ const child = spawn("sh", ["-c", joinGroup, "sh", ...server], {
   stdio: ["ignore", "pipe", "inherit"],
 });
 try {
-  const now = new Date();
-  const ca = createCertificateAuthority({ commonName: "hostile-ca", now });
-  const serving = createServingCertificate(ca, {
-    dnsNames: ["localhost"],
-    ipAddresses: ["127.0.0.1"],
-    now,
-  });
-  await writeFile(join(dir, "tls.crt"), serving.certPem);
-  await writeFile(join(dir, "tls.key"), serving.keyPem);
+  const caPem = await writeServingCertificate(dir, "hostile-ca");
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout.setEncoding("utf8").once("data", (line: string) => {
       resolve((JSON.parse(line) as { port: number }).port);
@@ -197,7 +189,7 @@ try {
   });
   // A few ordinary reviews first, so the baseline is a warm server.
   const ordinary = JSON.stringify(testReview(testPod()));
-  for (let i = 0; i < 50; i++) await post(port, ca.certPem, ordinary);
+  for (let i = 0; i < 50; i++) await post(port, caPem, ordinary);
   const before = await peakRssMiB(child.pid ?? 0);
   const rows: string[] = [];
   let failed = 0;
@@ -208,7 +200,7 @@ try {
     let status = 0;
     for (let r = 0; r < rounds; r++) {
       const t0 = performance.now();
-      const answer = await post(port, ca.certPem, payload);
+      const answer = await post(port, caPem, payload);
       worstMs = Math.max(worstMs, performance.now() - t0);
       largest = Math.max(largest, answer.bytes);
       status = answer.status;

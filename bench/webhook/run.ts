@@ -13,12 +13,11 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
-import { createCertificateAuthority, createServingCertificate } from "../../certs/index.ts";
 import {
   buildMix,
   closedLoop,
@@ -30,6 +29,7 @@ import {
   type Summary,
 } from "./load.ts";
 import { describeRun, writeSection } from "./results.ts";
+import { writeServingCertificate } from "./tls.ts";
 
 const { values } = parseArgs({
   options: {
@@ -270,23 +270,15 @@ async function measure(
 
 const dir = await mkdtemp(join(tmpdir(), "akv-bench-webhook-"));
 try {
-  const now = new Date();
-  const ca = createCertificateAuthority({ commonName: "bench-ca", now });
-  const serving = createServingCertificate(ca, {
-    dnsNames: ["localhost"],
-    ipAddresses: ["127.0.0.1"],
-    now,
-  });
-  await writeFile(join(dir, "tls.crt"), serving.certPem);
-  await writeFile(join(dir, "tls.key"), serving.keyPem);
+  const caPem = await writeServingCertificate(dir, "bench-ca");
   const cases = buildMix(1000);
   const meanBytes = cases.reduce((n, c) => n + c.body.length, 0) / cases.length;
   console.log(
     `mix: ${cases.length} bodies, mean ${(meanBytes / 1024).toFixed(1)} KiB; ${SECONDS} s per measurement`,
   );
 
-  const full = await measure("full", dir, ca.certPem, cases);
-  const baseline = await measure("baseline", dir, ca.certPem, cases);
+  const full = await measure("full", dir, caPem, cases);
+  const baseline = await measure("baseline", dir, caPem, cases);
   const ratio = full.closed.perSecond / baseline.closed.perSecond;
   const row = (name: string, m: Measured): string =>
     `| ${name} | ${m.closed.perSecond.toFixed(0)} | ${m.closed.p50.toFixed(2)} | ${m.closed.p99.toFixed(2)} | ${m.fixed.p50.toFixed(2)} | ${m.fixed.p99.toFixed(2)} | ${m.fixed.max.toFixed(2)} | ${m.peakRssMiB.toFixed(1)} | ${m.closed.errors + m.fixed.errors} |`;

@@ -14,8 +14,7 @@
  *   container's env and args are rewritten to point into them.
  */
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 
@@ -26,13 +25,38 @@ let detected: LayoutKind | undefined;
 
 /**
  * Tries, once per process, what the namespace layout needs: a private mount
- * namespace in which a tmpfs mounts. `AKV_E2E_KUBELET_LAYOUT` forces one.
+ * namespace in which a tmpfs mounts, and the tools that enter it as a user.
+ * `AKV_E2E_KUBELET_LAYOUT` forces one.
  */
-export async function detectLayout(): Promise<LayoutKind> {
+export function detectLayout(): Promise<LayoutKind> {
   const forced = process.env.AKV_E2E_KUBELET_LAYOUT;
-  if (forced === "namespace" || forced === "folders") return forced;
-  if (detected !== undefined) return detected;
-  const dir = await mkdtemp(join(tmpdir(), "akv-kubelet-probe-"));
+  if (forced === "namespace" || forced === "folders") return Promise.resolve(forced);
+  if (detected !== undefined) return Promise.resolve(detected);
+  const tools = ["nsenter", "setpriv"].every(
+    (tool) => spawnSync(tool, ["--version"], { stdio: "ignore" }).status === 0,
+  );
+  detected = canMountTmpfs() && tools ? "namespace" : "folders";
+  if (detected === "namespace") protectSymlinks();
+  else if (process.env.CI === "true") {
+    // The folder layout enforces no users, read-only mounts or volume modes:
+    // a CI run in it would pass the suite's security checks without running them.
+    throw new Error(
+      "CI=true, but the test kubelet's namespace layout is not available (it needs root, unshare -m, mount -t tmpfs, nsenter and setpriv)",
+    );
+  }
+  return Promise.resolve(detected);
+}
+
+let tmpfsAvailable: boolean | undefined;
+
+/**
+ * Whether a size-limited tmpfs mounts here in a private mount namespace
+ * (root with `unshare`); tried once per process, and nothing is mounted in
+ * the machine's own namespace. The sidecar's real-tmpfs tests ask too.
+ */
+export function canMountTmpfs(): boolean {
+  if (tmpfsAvailable !== undefined) return tmpfsAvailable;
+  const dir = mkdtempSync(join(tmpdir(), "akv-tmpfs-probe-"));
   try {
     const probe = spawnSync(
       "unshare",
@@ -51,22 +75,11 @@ export async function detectLayout(): Promise<LayoutKind> {
       ],
       { stdio: "ignore", timeout: 10_000 },
     );
-    const tools = ["nsenter", "setpriv"].every(
-      (tool) => spawnSync(tool, ["--version"], { stdio: "ignore" }).status === 0,
-    );
-    detected = probe.status === 0 && tools ? "namespace" : "folders";
-    if (detected === "namespace") protectSymlinks();
-    else if (process.env.CI === "true") {
-      // The folder layout enforces no users, read-only mounts or volume modes:
-      // a CI run in it would pass the suite's security checks without running them.
-      throw new Error(
-        "CI=true, but the test kubelet's namespace layout is not available (it needs root, unshare -m, mount -t tmpfs, nsenter and setpriv)",
-      );
-    }
+    tmpfsAvailable = probe.status === 0;
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
   }
-  return detected;
+  return tmpfsAvailable;
 }
 
 const PROTECTED_SYMLINKS = "/proc/sys/fs/protected_symlinks";
