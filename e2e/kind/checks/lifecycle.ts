@@ -15,7 +15,7 @@ import type { Check, KindKit } from "./runner.ts";
 const FIRST_READ_DELAY_MS = 5000;
 
 export async function runLifecycleChecks(kit: KindKit, check: Check): Promise<void> {
-  const { ctx, namespace: ns } = kit;
+  const { namespace: ns } = kit;
 
   await check(
     "native sidecar: the app starts only after the first sync (startup probe)",
@@ -28,18 +28,7 @@ export async function runLifecycleChecks(kit: KindKit, check: Check): Promise<vo
         match: { secret: secret.name, authenticated: true },
         times: 1,
       });
-      const pod = buildPod(
-        {
-          pod: "ordering",
-          serviceAccount: WORKLOAD.serviceAccount,
-          annotations: {
-            "akv-injector.io/vault": ctx.vaultUrl,
-            "akv-injector.io/secrets": secret.name,
-          },
-        },
-        ctx,
-        ns,
-      );
+      const pod = podReading(kit, "ordering", secret.name);
       withAppScript(
         pod,
         `if [ -s /mnt/secrets/${secret.name} ]; then echo first-read-ok; else echo first-read-missing; fi; exec sleep 3600`,
@@ -73,19 +62,7 @@ export async function runLifecycleChecks(kit: KindKit, check: Check): Promise<vo
       await kit.setSecret(secret.name, secret.value);
       const name = `reader-${mode}`;
       await kubectlOk(["delete", "job", "-n", ns, name, "--ignore-not-found", "--wait=true"]);
-      const pod = buildPod(
-        {
-          pod: name,
-          serviceAccount: WORKLOAD.serviceAccount,
-          annotations: {
-            "akv-injector.io/vault": ctx.vaultUrl,
-            "akv-injector.io/secrets": secret.name,
-            "akv-injector.io/mode": mode,
-          },
-        },
-        ctx,
-        ns,
-      );
+      const pod = podReading(kit, name, secret.name, { "akv-injector.io/mode": mode });
       // The Job compares a digest, so the value itself is never in the spec or a log.
       const digest = createHash("sha256").update(secret.value).digest("hex");
       if (pod.spec !== undefined) pod.spec.restartPolicy = "Never";
@@ -123,18 +100,7 @@ export async function runLifecycleChecks(kit: KindKit, check: Check): Promise<vo
   await check("a deleted pod ends promptly: the sidecar exits on SIGTERM", async () => {
     const secret = { name: "stop-secret", value: freshValue("stop") };
     await kit.setSecret(secret.name, secret.value);
-    const pod = buildPod(
-      {
-        pod: "stopping",
-        serviceAccount: WORKLOAD.serviceAccount,
-        annotations: {
-          "akv-injector.io/vault": ctx.vaultUrl,
-          "akv-injector.io/secrets": secret.name,
-        },
-      },
-      ctx,
-      ns,
-    );
+    const pod = podReading(kit, "stopping", secret.name);
     // A sidecar that ignored SIGTERM would hold the pod for the whole grace period.
     const grace = 60;
     if (pod.spec !== undefined) pod.spec.terminationGracePeriodSeconds = grace;
@@ -147,6 +113,28 @@ export async function runLifecycleChecks(kit: KindKit, check: Check): Promise<vo
     if (took > 20)
       throw new Error(`deleting the pod took ${took.toFixed(1)} s (grace ${String(grace)} s)`);
   });
+}
+
+/** A labelled pod of the workload whose files hold one secret. */
+function podReading(
+  kit: KindKit,
+  name: string,
+  secret: string,
+  annotations: Readonly<Record<string, string>> = {},
+): V1Pod {
+  return buildPod(
+    {
+      pod: name,
+      serviceAccount: WORKLOAD.serviceAccount,
+      annotations: {
+        "akv-injector.io/vault": kit.ctx.vaultUrl,
+        "akv-injector.io/secrets": secret,
+        ...annotations,
+      },
+    },
+    kit.ctx,
+    kit.namespace,
+  );
 }
 
 /** Replaces the app container's `sleep` with a shell script. */
