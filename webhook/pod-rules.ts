@@ -36,6 +36,18 @@ export function findWindowsPod(pod: Pick<Pod, "os">): PodProblem | undefined {
 }
 
 /**
+ * Whether the webhook injected this pod: it has the sidecar and the secrets
+ * volume. The sidecar is an init container, which cannot change once the pod
+ * exists (its labels and annotations can, so they prove nothing).
+ */
+export function isInjectedPod(pod: Pick<Pod, "initContainers" | "volumeNames">): boolean {
+  return (
+    pod.volumeNames.includes(Injected.secretsVolume) &&
+    pod.initContainers.some((c) => c.name === Injected.containerName)
+  );
+}
+
+/**
  * Mounts of akv-injector's volumes that the pod may not have: the token
  * volume anywhere (it is the sidecar's alone), and the secrets volume
  * read-write (only the sidecar writes: a container that could plant a folder

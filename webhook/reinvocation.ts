@@ -11,7 +11,7 @@ import { ProblemList } from "../common/problems.ts";
 import type { Pod } from "./admission-review.ts";
 import { checkMountPath, type TargetContainer } from "./injection-config.ts";
 import { buildMountOperations, type PatchOperation } from "./patch.ts";
-import { findForbiddenMounts } from "./pod-rules.ts";
+import { findForbiddenMounts, isInjectedPod } from "./pod-rules.ts";
 
 /** The mounts to add, or why the pod as it now is breaks the contract. */
 export type Reinvocation =
@@ -24,10 +24,7 @@ export type Reinvocation =
  * made: it is left as it is, as it always was.
  */
 export function planReinvocation(pod: Pod): Reinvocation {
-  const injected =
-    pod.volumeNames.includes(Injected.secretsVolume) &&
-    pod.initContainers.some((c) => c.name === Injected.containerName);
-  if (!injected) return { ok: true, patch: [] };
+  if (!isInjectedPod(pod)) return { ok: true, patch: [] };
   const problems = new ProblemList();
   for (const list of ["initContainers", "containers"] as const) {
     for (const p of findForbiddenMounts(list, pod[list])) problems.add(`${p.field}: ${p.text}`);

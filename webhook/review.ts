@@ -5,7 +5,7 @@
  * tests with a map.
  */
 import { isAkvError, ErrorCode } from "../common/errors.ts";
-import { INJECT_LABEL, Injected, STATUS_ANNOTATION, STATUS_INJECTED } from "../common/names.ts";
+import { INJECT_LABEL, STATUS_ANNOTATION, STATUS_INJECTED } from "../common/names.ts";
 import { ProblemList } from "../common/problems.ts";
 import {
   allowResponse,
@@ -21,7 +21,7 @@ import {
 } from "./admission-review.ts";
 import { parseInjectionConfig, type ServiceAccount } from "./injection-config.ts";
 import { buildPatch, type PatchOperation } from "./patch.ts";
-import { findForbiddenMounts, findReservedNamespace } from "./pod-rules.ts";
+import { findForbiddenMounts, findReservedNamespace, isInjectedPod } from "./pod-rules.ts";
 import { planReinvocation } from "./reinvocation.ts";
 import type { InjectionSettings } from "./settings.ts";
 
@@ -152,9 +152,8 @@ export async function review(input: AdmissionReview, deps: ReviewDeps): Promise<
 /**
  * Ephemeral containers join a running pod, after injection: one that mounts
  * the token (or writes to the secrets) would break what the pod's creation
- * promised. Pods the webhook injected are known by their sidecar, an init
- * container, which cannot change once the pod exists (labels and
- * annotations can); every other pod is left alone.
+ * promised. Pods the webhook did not inject ({@link isInjectedPod}) are left
+ * alone.
  */
 function reviewEphemeralContainers(input: AdmissionReview, podName: string): ReviewResult {
   const { request } = input;
@@ -167,9 +166,8 @@ function reviewEphemeralContainers(input: AdmissionReview, podName: string): Rev
     ...(message === undefined ? {} : { message }),
   });
   const parsed = parsePod(request.object, request.namespace);
-  const injected =
-    parsed.ok && parsed.pod.initContainers.some((c) => c.name === Injected.containerName);
-  if (!parsed.ok || !injected) return result(allowResponse(request.uid), "skipped");
+  if (!parsed.ok || !isInjectedPod(parsed.pod))
+    return result(allowResponse(request.uid), "skipped");
   const problems = new ProblemList();
   for (const p of findForbiddenMounts("ephemeralContainers", parsed.pod.ephemeralContainers)) {
     problems.add(`${p.field}: ${p.text}`);
