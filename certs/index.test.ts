@@ -23,7 +23,8 @@ const NOW = new Date("2030-01-02T03:04:05.000Z");
 const DAY = 86_400_000;
 const SERVER_AUTH = "1.3.6.1.5.5.7.3.1";
 
-function expectCertificateInvalid(fn: () => unknown): void {
+/** `fn` throws `AKV_CERTIFICATE_INVALID` with a message that says `words`. */
+function expectCertificateInvalid(fn: () => unknown, words: string): void {
   let caught: unknown;
   try {
     fn();
@@ -31,6 +32,7 @@ function expectCertificateInvalid(fn: () => unknown): void {
     caught = error;
   }
   expect(isAkvError(caught, ErrorCode.CERTIFICATE_INVALID), String(caught)).toBe(true);
+  expect((caught as Error).message).toContain(words);
 }
 
 /** Same certificate, whatever the PEM line wrapping. */
@@ -77,12 +79,38 @@ describe("createCertificateAuthority", () => {
   });
 
   it("refuses a nonsense validity", () => {
-    expectCertificateInvalid(() =>
-      createCertificateAuthority({ commonName: "x", now: NOW, validityDays: 0 }),
+    expectCertificateInvalid(
+      () => createCertificateAuthority({ commonName: "x", now: NOW, validityDays: 0 }),
+      "validityDays must be a positive number, got 0",
     );
-    expectCertificateInvalid(() =>
-      createCertificateAuthority({ commonName: "x", now: new Date(Number.NaN) }),
+    expectCertificateInvalid(
+      () => createCertificateAuthority({ commonName: "x", now: new Date(Number.NaN) }),
+      "now is not a valid date",
     );
+  });
+});
+
+/** The X509v3 extensions as OpenSSL prints them (name line, then its value). */
+function extensionsOf(certPem: string): string {
+  return execFileSync("openssl", ["x509", "-noout", "-ext", "basicConstraints,keyUsage"], {
+    input: certPem,
+  }).toString();
+}
+
+describe("extensions, read by OpenSSL", () => {
+  const ca = createCertificateAuthority({ commonName: "ext-ca", now: NOW });
+  const leaf = createServingCertificate(ca, { dnsNames: ["a.example"], now: NOW });
+
+  it("the CA: critical basic constraints CA:TRUE, pathlen 0; critical key usage to sign certificates", () => {
+    const text = extensionsOf(ca.certPem);
+    expect(text).toMatch(/Basic Constraints: critical\s+CA:TRUE, pathlen:0/);
+    expect(text).toMatch(/Key Usage: critical\s+Digital Signature, Certificate Sign, CRL Sign/);
+  });
+
+  it("the serving certificate: critical CA:FALSE; critical key usage for TLS", () => {
+    const text = extensionsOf(leaf.certPem);
+    expect(text).toMatch(/Basic Constraints: critical\s+CA:FALSE/);
+    expect(text).toMatch(/Key Usage: critical\s+Digital Signature, Key Encipherment\s*$/);
   });
 });
 
@@ -162,26 +190,43 @@ describe("createServingCertificate", () => {
 
   it("refuses a bad CA, a mismatched key, bad IPs and no names", () => {
     const other = createCertificateAuthority({ commonName: "other", now: NOW });
-    expectCertificateInvalid(() =>
-      createServingCertificate({ certPem: "x", keyPem: ca.keyPem }, { dnsNames: ["a"], now: NOW }),
+    expectCertificateInvalid(
+      () =>
+        createServingCertificate(
+          { certPem: "x", keyPem: ca.keyPem },
+          { dnsNames: ["a"], now: NOW },
+        ),
+      "the CA certificate is not an RSA CA certificate in PEM",
     );
-    expectCertificateInvalid(() =>
-      createServingCertificate({ certPem: ca.certPem, keyPem: "x" }, { dnsNames: ["a"], now: NOW }),
+    expectCertificateInvalid(
+      () =>
+        createServingCertificate(
+          { certPem: ca.certPem, keyPem: "x" },
+          { dnsNames: ["a"], now: NOW },
+        ),
+      "the CA private key does not parse",
     );
-    expectCertificateInvalid(() =>
-      createServingCertificate(
-        { certPem: ca.certPem, keyPem: other.keyPem },
-        { dnsNames: ["a"], now: NOW },
-      ),
+    expectCertificateInvalid(
+      () =>
+        createServingCertificate(
+          { certPem: ca.certPem, keyPem: other.keyPem },
+          { dnsNames: ["a"], now: NOW },
+        ),
+      "the CA private key does not match the CA certificate",
     );
     // A leaf is no CA.
-    expectCertificateInvalid(() =>
-      createServingCertificate(serving, { dnsNames: ["a"], now: NOW }),
+    expectCertificateInvalid(
+      () => createServingCertificate(serving, { dnsNames: ["a"], now: NOW }),
+      "the CA certificate is not an RSA CA certificate in PEM",
     );
-    expectCertificateInvalid(() =>
-      createServingCertificate(ca, { dnsNames: ["a"], ipAddresses: ["localhost"], now: NOW }),
+    expectCertificateInvalid(
+      () => createServingCertificate(ca, { dnsNames: ["a"], ipAddresses: ["localhost"], now: NOW }),
+      "'localhost' is not an IP address",
     );
-    expectCertificateInvalid(() => createServingCertificate(ca, { dnsNames: [], now: NOW }));
+    expectCertificateInvalid(
+      () => createServingCertificate(ca, { dnsNames: [], now: NOW }),
+      "a serving certificate needs a DNS name or an IP address",
+    );
   });
 });
 
@@ -429,8 +474,14 @@ describe.each(["rsa", "ec"] as const)("pkcs12ToPem with OpenSSL's %s archives", 
   it("reads a password-protected archive with its password and refuses a wrong one", () => {
     const base64 = exportPkcs12(chain, ["-passout", "pass:s3cret"]);
     expectChain(pkcs12ToPem(base64, "s3cret").certPems, chain);
-    expectCertificateInvalid(() => pkcs12ToPem(base64, "wrong"));
-    expectCertificateInvalid(() => pkcs12ToPem(base64));
+    expectCertificateInvalid(
+      () => pkcs12ToPem(base64, "wrong"),
+      "cannot read the PKCS#12 archive with the given password",
+    );
+    expectCertificateInvalid(
+      () => pkcs12ToPem(base64),
+      "cannot read the PKCS#12 archive without a password",
+    );
   });
 });
 
@@ -449,7 +500,10 @@ describe("pkcs12ToPem's two readings of no password", () => {
     expect(leaf?.checkPrivateKey(createPrivateKey(pem.keyPem))).toBe(true);
     expect(pem.keyPem).toMatch(/^-----BEGIN PRIVATE KEY-----/);
     // The empty password alone (the other candidate) does not open it.
-    expectCertificateInvalid(() => pkcs12ToPem(fixture, ""));
+    expectCertificateInvalid(
+      () => pkcs12ToPem(fixture, ""),
+      "cannot read the PKCS#12 archive with the given password",
+    );
   });
 
   it("is a standard archive: OpenSSL reads it with no password", () => {
@@ -464,11 +518,12 @@ describe("pkcs12ToPem's two readings of no password", () => {
 
 describe("pkcs12ToPem refuses what is not an archive", () => {
   it.each([
-    ["not base64", "not base64!"],
-    ["empty", ""],
-    ["base64 of something else", Buffer.from("hello").toString("base64")],
-  ])("%s", (_name, value) => {
-    expectCertificateInvalid(() => pkcs12ToPem(value));
+    ["not base64", "not base64!", "the PKCS#12 value is not base64"],
+    ["empty", "", "the PKCS#12 value is not base64"],
+    ["base64 with blanks in it", " AAAA\nAAAA ", "the PKCS#12 archive is not DER"],
+    ["base64 of something else", Buffer.from("hello").toString("base64"), "not DER"],
+  ])("%s", (_name, value, words) => {
+    expectCertificateInvalid(() => pkcs12ToPem(value), words);
   });
 
   it("an archive without a key", () => {
@@ -485,7 +540,10 @@ describe("pkcs12ToPem refuses what is not an archive", () => {
         "-passout",
         "pass:",
       ]).toString("base64");
-      expectCertificateInvalid(() => pkcs12ToPem(base64));
+      expectCertificateInvalid(
+        () => pkcs12ToPem(base64),
+        "the PKCS#12 archive holds no private key",
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -534,14 +592,24 @@ describe("createPkcs12", () => {
   it("honours a password", () => {
     const base64 = createPkcs12({ keyPem: leaf.keyPem, certPems: [leaf.certPem], password: "pw" });
     expect(pkcs12ToPem(base64, "pw").certPems).toHaveLength(1);
-    expectCertificateInvalid(() => pkcs12ToPem(base64));
+    expectCertificateInvalid(
+      () => pkcs12ToPem(base64),
+      "cannot read the PKCS#12 archive without a password",
+    );
   });
 
   it("refuses what it cannot pack", () => {
-    expectCertificateInvalid(() => createPkcs12({ keyPem: "nope", certPems: [leaf.certPem] }));
+    const words = "createPkcs12 needs an RSA private key and RSA certificates in PEM";
+    expectCertificateInvalid(
+      () => createPkcs12({ keyPem: "nope", certPems: [leaf.certPem] }),
+      words,
+    );
     const ec = generateKeyPairSync("ec", { namedCurve: "P-256" });
     const ecPem = ec.privateKey.export({ type: "pkcs8", format: "pem" }).toString();
-    expectCertificateInvalid(() => createPkcs12({ keyPem: ecPem, certPems: [leaf.certPem] }));
+    expectCertificateInvalid(
+      () => createPkcs12({ keyPem: ecPem, certPems: [leaf.certPem] }),
+      words,
+    );
   });
 });
 
@@ -600,11 +668,21 @@ describe("parsePemBundle", () => {
     const encrypted = createPrivateKey(chain.leafKey)
       .export({ type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase: "x" })
       .toString();
-    expectCertificateInvalid(() => parsePemBundle(encrypted + chain.leaf));
-    expectCertificateInvalid(() => parsePemBundle(chain.leafKey + ecChain.leafKey + chain.leaf));
-    expectCertificateInvalid(() =>
-      parsePemBundle("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+    expectCertificateInvalid(
+      () => parsePemBundle(encrypted + chain.leaf),
+      "the private key is encrypted",
     );
-    expectCertificateInvalid(() => parsePemBundle("just text"));
+    expectCertificateInvalid(
+      () => parsePemBundle(chain.leafKey + ecChain.leafKey + chain.leaf),
+      "the PEM bundle holds 2 private keys, expected one",
+    );
+    expectCertificateInvalid(
+      () => parsePemBundle("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+      "a CERTIFICATE block does not parse",
+    );
+    expectCertificateInvalid(
+      () => parsePemBundle("just text"),
+      "the text holds no PEM certificate or private key",
+    );
   });
 });
