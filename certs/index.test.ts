@@ -516,6 +516,24 @@ describe("pkcs12ToPem's two readings of no password", () => {
   });
 });
 
+describe("certificate errors", () => {
+  it("carry the lower error as their cause, and none when there is none", () => {
+    const caught = (fn: () => unknown): Error => {
+      try {
+        fn();
+      } catch (error) {
+        return error as Error;
+      }
+      throw new Error("did not throw");
+    };
+    expect(caught(() => pkcs12ToPem(Buffer.from("hello").toString("base64"))).cause).toBeDefined();
+    const ca = createCertificateAuthority({ commonName: "x", now: NOW });
+    expect(
+      caught(() => createServingCertificate(ca, { dnsNames: [], now: NOW })),
+    ).not.toHaveProperty("cause");
+  });
+});
+
 describe("pkcs12ToPem refuses what is not an archive", () => {
   it.each([
     ["not base64", "not base64!", "the PKCS#12 value is not base64"],
