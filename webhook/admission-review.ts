@@ -132,26 +132,25 @@ export function parseAdmissionReview(body: unknown): AdmissionReview {
   };
 }
 
-/** True when the review is about creating a pod (the one thing the webhook mutates). */
-export function isPodCreate(request: AdmissionRequest): boolean {
+/** True when the review is about core/v1 pods, with this operation on this subresource. */
+function isPodRequest(request: AdmissionRequest, operation: string, subResource: string): boolean {
   return (
-    request.operation === "CREATE" &&
+    request.operation === operation &&
     request.kind.group === "" &&
     request.kind.kind === "Pod" &&
     request.resource === "pods" &&
-    request.subResource === ""
+    request.subResource === subResource
   );
+}
+
+/** True when the review is about creating a pod (the one thing the webhook mutates). */
+export function isPodCreate(request: AdmissionRequest): boolean {
+  return isPodRequest(request, "CREATE", "");
 }
 
 /** True when the review adds ephemeral containers to a pod (`kubectl debug`). */
 export function isEphemeralContainersUpdate(request: AdmissionRequest): boolean {
-  return (
-    request.operation === "UPDATE" &&
-    request.kind.group === "" &&
-    request.kind.kind === "Pod" &&
-    request.resource === "pods" &&
-    request.subResource === "ephemeralcontainers"
-  );
+  return isPodRequest(request, "UPDATE", "ephemeralcontainers");
 }
 
 /** A volume mount, as far as the webhook looks at one. */
