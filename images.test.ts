@@ -154,7 +154,7 @@ describe.each([
   {
     kind: "webhook",
     bin: "akv-injector-webhook",
-    entrypoint: ["/nodejs/bin/node", "/app/webhook.mjs"],
+    entrypoint: ["/nodejs/bin/node", "--expose-gc", "/app/webhook.mjs"],
   },
   { kind: "sidecar", bin: "akv-injector-sidecar", entrypoint: [...Injected.sidecarEntrypoint] },
 ])("Dockerfile.$kind", ({ kind, bin, entrypoint }) => {

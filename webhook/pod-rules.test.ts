@@ -31,18 +31,22 @@ describe("findForbiddenMounts", () => {
   const mount = (name: string, readOnly: boolean) => ({ name, mountPath: "/x", readOnly });
   it("allows read-only mounts of the secrets volume and other volumes read-write", () => {
     expect(
-      findForbiddenMounts("containers", [
-        { name: "a", volumeMounts: [mount("akv-secrets", true), mount("data", false)] },
-        { name: "b", volumeMounts: undefined },
-      ]),
+      [
+        ...findForbiddenMounts("containers", [
+          { name: "a", volumeMounts: [mount("akv-secrets", true), mount("data", false)] },
+          { name: "b", volumeMounts: undefined },
+        ]),
+      ],
     ).toEqual([]);
   });
 
   it("refuses the token volume anywhere and the secrets volume read-write, naming each", () => {
-    const found = findForbiddenMounts("initContainers", [
-      { name: "a", volumeMounts: [mount("akv-injector-token", true)] },
-      { name: "b", volumeMounts: [mount("akv-secrets", false)] },
-    ]);
+    const found = [
+      ...findForbiddenMounts("initContainers", [
+        { name: "a", volumeMounts: [mount("akv-injector-token", true)] },
+        { name: "b", volumeMounts: [mount("akv-secrets", false)] },
+      ]),
+    ];
     expect(found.map((p) => p.field)).toEqual([
       "spec.initContainers[0].volumeMounts",
       "spec.initContainers[1].volumeMounts",
@@ -53,12 +57,14 @@ describe("findForbiddenMounts", () => {
 
   it("leaves the injected sidecar's own mounts alone", () => {
     expect(
-      findForbiddenMounts("initContainers", [
-        {
-          name: "akv-injector",
-          volumeMounts: [mount("akv-secrets", false), mount("akv-injector-token", true)],
-        },
-      ]),
+      [
+        ...findForbiddenMounts("initContainers", [
+          {
+            name: "akv-injector",
+            volumeMounts: [mount("akv-secrets", false), mount("akv-injector-token", true)],
+          },
+        ]),
+      ],
     ).toEqual([]);
   });
 });

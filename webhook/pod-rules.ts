@@ -54,29 +54,30 @@ export function isInjectedPod(pod: Pick<Pod, "initContainers" | "volumeNames">):
  * at a file's name would break every later publish). Checked for containers
  * the pod brings, ephemeral containers, and containers another webhook adds.
  * @param list the pod field the containers come from, for the message.
+ * @returns one at a time: a hostile pod has tens of thousands, and the
+ * caller keeps only the first few (a list of them all was most of the
+ * memory such a pod cost).
  */
-export function findForbiddenMounts(
+export function* findForbiddenMounts(
   list: string,
   containers: readonly PodContainer[],
-): PodProblem[] {
-  const problems: PodProblem[] = [];
-  containers.forEach((c, i) => {
-    if (c.name === Injected.containerName) return;
+): Generator<PodProblem, void, undefined> {
+  for (const [i, c] of containers.entries()) {
+    if (c.name === Injected.containerName) continue;
     for (const m of c.volumeMounts ?? []) {
       if (m.name === Injected.tokenVolume) {
-        problems.push({
+        yield {
           field: `spec.${list}[${String(i)}].volumeMounts`,
           text: `container "${c.name}" mounts volume "${Injected.tokenVolume}", which only the injected sidecar may mount`,
-        });
+        };
       } else if (m.name === Injected.secretsVolume && !m.readOnly) {
-        problems.push({
+        yield {
           field: `spec.${list}[${String(i)}].volumeMounts`,
           text: `container "${c.name}" mounts volume "${Injected.secretsVolume}" read-write, and only the injected sidecar writes to it: set readOnly: true, or leave the mount to akv-injector.io/containers`,
-        });
+        };
       }
     }
-  });
-  return problems;
+  }
 }
 
 /** Folders the secrets may not cover: the system's, the kernel's, and Kubernetes' own. */

@@ -12,7 +12,13 @@ import {
 } from "../certs/index.ts";
 import { createLogger } from "../common/logger.ts";
 import type { ServiceAccount } from "./injection-config.ts";
-import { createAdmissionLogger, createWebhookServer, type WebhookServer } from "./server.ts";
+import { JsonMemberCounter } from "./member-bound.ts";
+import {
+  createAdmissionLogger,
+  createWebhookServer,
+  LARGE_BODY,
+  type WebhookServer,
+} from "./server.ts";
 import { bodyArbitrary, checkAnswer } from "./testing-arbitraries.ts";
 import {
   TEST_ANNOTATIONS as annotations,
@@ -88,6 +94,7 @@ async function harness(
     lookup?: (namespace: string, name: string) => Promise<ServiceAccount | undefined>;
     synced?: () => boolean;
     bodyLimit?: number;
+    maxMembers?: number;
   } = {},
 ): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), "akv-webhook-tls-"));
@@ -128,6 +135,7 @@ async function harness(
       isSynced: options.synced ?? (() => true),
     },
     ...(options.bodyLimit === undefined ? {} : { bodyLimit: options.bodyLimit }),
+    ...(options.maxMembers === undefined ? {} : { maxMembers: options.maxMembers }),
     certificatePollMs: 60_000,
     certificateDebounceMs: 20,
   });
@@ -270,6 +278,39 @@ describe("POST /mutate (inject)", () => {
       code: "FST_ERR_CTP_BODY_TOO_LARGE",
       message: "the body is over the webhook's limit of 1024 bytes",
     });
+  });
+
+  it("refuses a review with more JSON object members than the bound with HTTP 400, unparsed", async () => {
+    const review = testReview(testPod(annotations));
+    const members = new JsonMemberCounter().feed(Buffer.from(JSON.stringify(review)));
+    const at = await harness({ maxMembers: members });
+    expect((await mutate(at.server, review)).json()).toMatchObject({
+      response: { allowed: true },
+    });
+    const over = await harness({ maxMembers: members - 1 });
+    const res = await mutate(over.server, review);
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({
+      error: "Bad Request",
+      code: "AKV_BAD_ADMISSION_REVIEW",
+      message: `the AdmissionReview has more than ${String(members - 1)} JSON object members, more than any pod Kubernetes stores; akv-injector does not read it`,
+    });
+    expect(over.lookups).toEqual([]);
+  });
+
+  it("collects garbage after answering a body over LARGE_BODY, when node exposes gc, and only then", async () => {
+    const gc = vi.fn();
+    vi.stubGlobal("gc", gc);
+    try {
+      const { server } = await harness();
+      await mutate(server, testReview(testPod(annotations)));
+      expect(gc).not.toHaveBeenCalled();
+      const large = testReview(testPod({ ...annotations, big: "x".repeat(LARGE_BODY) }));
+      await mutate(server, large);
+      expect(gc).toHaveBeenCalledOnce();
+    } finally {
+      vi.unstubAllGlobals();
+    }
   });
 
   it("answers unknown routes with 404 JSON", async () => {

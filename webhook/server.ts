@@ -24,6 +24,7 @@ import { AkvError, ErrorCode, isAkvError } from "../common/errors.ts";
 import { WebhookEnv } from "../common/names.ts";
 import { REDACT_PATHS, type Logger } from "../common/logger.ts";
 import { parseAdmissionReview } from "./admission-review.ts";
+import { boundMembers, MAX_REVIEW_MEMBERS } from "./member-bound.ts";
 import { OUTCOMES, review, type Outcome, type ServiceAccountLookup } from "./review.ts";
 import type { InjectionSettings } from "./settings.ts";
 
@@ -32,6 +33,14 @@ import type { InjectionSettings } from "./settings.ts";
  * sends is larger; anything bigger is not from it.
  */
 export const BODY_LIMIT = 3 * 1024 * 1024;
+/**
+ * A body this large (a pod is typically 5–20 KiB) leaves megabytes of
+ * garbage, much of it strings in V8's large-object space, which only a full
+ * collection frees; V8 waits for more to pile up first, so a few such bodies
+ * in a row would add up. After answering one, the webhook collects at once,
+ * when Node runs with `--expose-gc` (as Dockerfile.webhook starts it).
+ */
+export const LARGE_BODY = 512 * 1024;
 /** TLS floor for the apiserver's connections. */
 const MIN_TLS_VERSION = "TLSv1.2";
 /**
@@ -67,6 +76,8 @@ export interface WebhookServerOptions {
   readonly registry?: Registry;
   /** Default {@link BODY_LIMIT}. */
   readonly bodyLimit?: number;
+  /** Default {@link MAX_REVIEW_MEMBERS}. */
+  readonly maxMembers?: number;
   /** A safety net for missed file events: the files are re-read this often. Default 10 s. */
   readonly certificatePollMs?: number;
   /** File events come in bursts (a Secret volume update is several renames); one reload follows the burst. Default 50 ms. */
@@ -266,6 +277,18 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
     forceCloseConnections: "idle",
   });
   const health = fastify({ logger: false });
+  const maxMembers = options.maxMembers ?? MAX_REVIEW_MEMBERS;
+  const collect = (globalThis as { gc?: () => void }).gc;
+  if (collect !== undefined) {
+    app.addHook("onResponse", (request, _reply, done) => {
+      if (Number(request.headers["content-length"]) > LARGE_BODY) collect();
+      done();
+    });
+  }
+  // Before the JSON parser, which would build every member of a hostile body.
+  app.addHook("preParsing", (_request, _reply, payload, done) => {
+    done(null, boundMembers(payload, maxMembers));
+  });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const status =

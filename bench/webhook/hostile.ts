@@ -3,7 +3,8 @@
  * process (`bench/webhook/server.ts full`): pods as large as the server
  * takes (just under `BODY_LIMIT`, which is more than the apiserver's own
  * request limit lets through), built to make the answer, the log or the work
- * grow with the input. For each: the answer's size and time, and the
+ * grow with the input: some as many members as the server parses
+ * (`MAX_REVIEW_MEMBERS`), some past it, which it refuses unparsed. For each: the answer's size and time, and the
  * server's peak RSS (VmHWM) before and after. Targets: every answer within
  * the webhook's timeout (5 s) and under 64 KiB; peak RSS up by under 32 MiB.
  *
@@ -17,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
+import { JsonMemberCounter, MAX_REVIEW_MEMBERS } from "../../webhook/member-bound.ts";
 import { BODY_LIMIT } from "../../webhook/server.ts";
 import { TEST_ANNOTATIONS, testPod, testReview } from "../../webhook/testing.ts";
 import { describeRun, writeSection } from "./results.ts";
@@ -35,58 +37,90 @@ const TIMEOUT_MS = 5000;
 const MAX_ANSWER = 64 * 1024;
 const MAX_RSS_RISE_MIB = 32;
 
-/** A pod of `n` hostile items, with `n` as large as keeps its review under the body limit. */
-function fill(make: (n: number) => Record<string, unknown>, each: number): Record<string, unknown> {
+/** Object members of a review's JSON, as the server counts them before parsing. */
+const membersOf = (review: Record<string, unknown>): number =>
+  new JsonMemberCounter().feed(Buffer.from(JSON.stringify(review)));
+
+/**
+ * A review of a pod of `n` hostile items, with `n` as large as keeps it under
+ * the body limit and, when `withinMembers`, under the member bound too (a
+ * review over it is refused unparsed, so the cases that reach the review
+ * code stay under it).
+ */
+function fill(
+  make: (n: number) => Record<string, unknown>,
+  each: number,
+  withinMembers = false,
+): string {
   let n = Math.floor(BODY_LIMIT / each);
   for (;;) {
-    const pod = make(n);
-    const size = Buffer.byteLength(JSON.stringify(testReview(pod)));
-    if (size < BODY_LIMIT) return pod;
-    n = Math.floor((n * (BODY_LIMIT - 1024)) / size);
+    const review = testReview(make(n));
+    const size = Buffer.byteLength(JSON.stringify(review));
+    const members = withinMembers ? membersOf(review) : 0;
+    if (size < BODY_LIMIT && members <= MAX_REVIEW_MEMBERS) return JSON.stringify(review);
+    n = Math.floor(
+      n * Math.min((BODY_LIMIT - 1024) / size, (MAX_REVIEW_MEMBERS - 16) / Math.max(members, 1)),
+    );
   }
 }
 
-const cases: { name: string; body: () => string }[] = [
+const annotationsPod = (n: number, key: (i: number) => string, value: string) => {
+  const a: Record<string, string> = { ...TEST_ANNOTATIONS };
+  for (let i = 0; i < n; i++) a[key(i)] = value;
+  return testPod(a);
+};
+
+const tokenMounters = (n: number) =>
+  testPod(TEST_ANNOTATIONS, {
+    containers: Array.from({ length: n }, (_, i) => ({
+      name: `c${String(i)}`,
+      image: "x",
+      volumeMounts: [{ name: "akv-injector-token", mountPath: "/t" }],
+    })),
+  });
+
+/** `status`: 200, an AdmissionReview answer (a refusal too); 400, refused before parsing. */
+const cases: { name: string; status: 200 | 400; body: () => string }[] = [
   {
-    name: "unknown akv-injector.io/* annotations",
-    body: () => {
-      const pod = fill((n) => {
-        const a: Record<string, string> = { ...TEST_ANNOTATIONS };
-        for (let i = 0; i < n; i++) a[`akv-injector.io/unknown-${String(i)}`] = "x".repeat(20);
-        return testPod(a);
-      }, 60);
-      return JSON.stringify(testReview(pod));
-    },
+    name: "unknown akv-injector.io/* annotations, up to the member bound",
+    status: 200,
+    body: () =>
+      fill(
+        (n) => annotationsPod(n, (i) => `akv-injector.io/unknown-${String(i)}`, "x".repeat(20)),
+        60,
+        true,
+      ),
   },
   {
-    name: "annotations that are not strings",
-    body: () => {
-      const pod = fill((n) => {
+    name: "tiny annotations, up to the member bound",
+    status: 200,
+    body: () => fill((n) => annotationsPod(n, (i) => `k${String(i)}`, ""), 12, true),
+  },
+  {
+    name: "annotations that are not strings, past the member bound",
+    status: 400,
+    body: () =>
+      fill((n) => {
         const a: Record<string, unknown> = {};
         for (let i = 0; i < n; i++) a[`k${String(i)}`] = i;
         return testPod(null, {}, { annotations: a });
-      }, 16);
-      return JSON.stringify(testReview(pod));
-    },
+      }, 16),
   },
   {
-    name: "containers that mount the token",
-    body: () => {
-      const pod = fill((n) => {
-        const containers = Array.from({ length: n }, (_, i) => ({
-          name: `c${String(i)}`,
-          image: "x",
-          volumeMounts: [{ name: "akv-injector-token", mountPath: "/t" }],
-        }));
-        return testPod(TEST_ANNOTATIONS, { containers });
-      }, 100);
-      return JSON.stringify(testReview(pod));
-    },
+    name: "containers that mount the token, up to the member bound",
+    status: 200,
+    body: () => fill(tokenMounters, 100, true),
+  },
+  {
+    name: "containers that mount the token, past the member bound",
+    status: 400,
+    body: () => fill(tokenMounters, 100),
   },
   {
     name: "bad secret refs in one annotation",
-    body: () => {
-      const pod = fill(
+    status: 200,
+    body: () =>
+      fill(
         (n) =>
           testPod({
             ...TEST_ANNOTATIONS,
@@ -95,23 +129,20 @@ const cases: { name: string; body: () => string }[] = [
             ),
           }),
         10,
-      );
-      return JSON.stringify(testReview(pod));
-    },
+      ),
   },
   {
     name: "one template as large as the body",
-    body: () => {
-      const pod = fill(
+    status: 200,
+    body: () =>
+      fill(
         (n) =>
           testPod({
             ...TEST_ANNOTATIONS,
             "akv-injector.io/template-big": '{{ secret "db-password" }}'.repeat(n),
           }),
         28,
-      );
-      return JSON.stringify(testReview(pod));
-    },
+      ),
   },
 ];
 
@@ -170,7 +201,14 @@ async function makeMemoryGroup(mib: number): Promise<string | undefined> {
 
 const dir = await mkdtemp(join(tmpdir(), "akv-hostile-"));
 const group = await makeMemoryGroup(memoryLimitMiB);
-const server = [process.execPath, new URL("server.ts", import.meta.url).pathname, "full", dir];
+// With the flags Dockerfile.webhook's ENTRYPOINT gives node.
+const server = [
+  process.execPath,
+  "--expose-gc",
+  new URL("server.ts", import.meta.url).pathname,
+  "full",
+  dir,
+];
 // The shell joins the group, then becomes the server, which sees the limit from its start.
 const joinGroup =
   group === undefined ? 'exec "$@"' : `echo $$ > ${group}/cgroup.procs && exec "$@"`;
@@ -208,7 +246,7 @@ try {
     process.stderr.write(
       `${c.name}: peak RSS ${(await peakRssMiB(child.pid ?? 0)).toFixed(1)} MiB\n`,
     );
-    const ok = worstMs < TIMEOUT_MS && largest < MAX_ANSWER;
+    const ok = worstMs < TIMEOUT_MS && largest < MAX_ANSWER && status === c.status;
     if (!ok) failed++;
     rows.push(
       `| ${c.name} | ${(Buffer.byteLength(payload) / 2 ** 20).toFixed(2)} MiB | ${String(status)} | ${worstMs.toFixed(0)} ms | ${(largest / 1024).toFixed(1)} KiB | ${ok ? "yes" : "**no**"} |`,
@@ -223,7 +261,7 @@ Command: \`node bench/webhook/hostile.ts --rounds ${String(rounds)} --memory-lim
 ${describeRun()} The real server as its own process, ${group === undefined ? "with no memory limit (no cgroup could be made)" : `in a cgroup with the chart's memory limit of ${String(memoryLimitMiB)} MiB`};
 each request ${String(rounds)} times, over HTTPS.
 
-| request | body | HTTP | slowest answer | largest answer | within 5 s and 64 KiB |
+| request | body | HTTP | slowest answer | largest answer | as expected, within 5 s and 64 KiB |
 | --- | --- | --- | --- | --- | --- |
 ${rows.join("\n")}
 

@@ -1,0 +1,78 @@
+import { Readable } from "node:stream";
+import { text } from "node:stream/consumers";
+import { finished } from "node:stream/promises";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { isAkvError } from "../common/errors.ts";
+import { boundMembers, JsonMemberCounter } from "./member-bound.ts";
+
+const count = (json: string): number => new JsonMemberCounter().feed(Buffer.from(json));
+
+/** Members as JSON.parse sees them: every key of every object. */
+function membersOf(value: unknown): number {
+  if (Array.isArray(value)) return value.reduce((n: number, v) => n + membersOf(v), 0);
+  if (typeof value !== "object" || value === null) return 0;
+  return Object.values(value).reduce((n: number, v) => n + 1 + membersOf(v), 0);
+}
+
+describe("JsonMemberCounter", () => {
+  it.each([
+    ["{}", 0],
+    ["[]", 0],
+    ['"a:b"', 0],
+    ['{"a":1}', 1],
+    ['{"a" \t\r\n : 1, "b":{"c":[{"d":null}]}}', 4],
+    // A colon or quote inside a string, escaped quotes and escaped backslashes.
+    ['{"a\\":":"\\":", "b\\\\":"c\\\\", "e":"\\\\\\"x"}', 3],
+    ['["a", "b" ,"c"]', 0],
+    ['{"":""}', 1],
+  ])("counts the members of %s: %i", (json, expected) => {
+    expect(count(json)).toBe(expected);
+    expect(membersOf(JSON.parse(json))).toBe(expected);
+  });
+
+  it("counts every JSON document's keys as JSON.parse reads them, however the bytes are split", () => {
+    fc.assert(
+      fc.property(fc.json(), fc.integer({ min: 1, max: 7 }), (json, step) => {
+        const bytes = Buffer.from(json);
+        const counter = new JsonMemberCounter();
+        let total = 0;
+        for (let i = 0; i < bytes.length; i += step)
+          total = counter.feed(bytes.subarray(i, i + step));
+        expect(total).toBe(membersOf(JSON.parse(json)));
+      }),
+    );
+  });
+});
+
+describe("boundMembers", () => {
+  const stream = (json: string, chunk = 4) =>
+    Readable.from(
+      Array.from({ length: Math.ceil(json.length / chunk) }, (_, i) =>
+        Buffer.from(json.slice(i * chunk, (i + 1) * chunk)),
+      ),
+    );
+
+  it("passes a body within the bound through unchanged", async () => {
+    const json = '{"a":{"b":"c:\\"d"},"e":[1,2]}';
+    expect(await text(boundMembers(stream(json), 3))).toBe(json);
+  });
+
+  it("fails past the bound, naming it, before the rest of the body passes", async () => {
+    const json = `{${Array.from({ length: 50 }, (_, i) => `"k${String(i)}":0`).join(",")}}`;
+    const source = stream(json);
+    const seen: string[] = [];
+    const bounded = boundMembers(source, 3);
+    bounded.on("data", (c: Buffer) => seen.push(c.toString()));
+    const error = await new Promise((resolve) => bounded.once("error", resolve));
+    expect(isAkvError(error, "AKV_BAD_ADMISSION_REVIEW" as never)).toBe(true);
+    expect((error as Error).message).toBe(
+      "the AdmissionReview has more than 3 JSON object members, more than any pod Kubernetes stores; akv-injector does not read it",
+    );
+    expect((error as { statusCode?: number }).statusCode).toBe(400);
+    expect(seen.join("").length).toBeLessThan(json.length / 2);
+    // The rest is read and dropped, so the request (and its connection) ends.
+    await finished(source);
+    expect(source.readableEnded).toBe(true);
+  });
+});
