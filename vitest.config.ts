@@ -9,7 +9,7 @@ export default defineConfig({
         test: {
           name: "unit",
           include: [
-            "{common,webhook,sidecar,certs,cli,charts,e2e,scripts}/**/*.test.ts",
+            "{common,webhook,sidecar,certs,cli,charts,e2e,mocks,scripts}/**/*.test.ts",
             "*.test.ts",
           ],
           exclude: ["**/*.e2e.test.ts", "**/node_modules/**"],

@@ -75,7 +75,7 @@ describe("the kind path", () => {
           .replace(/^--(aad|key-vault)-port=\d+$/, "--$1-port=0")
           .replace("/tmp/mocks", dir),
       );
-      const child = spawn(process.execPath, [join(REPO_ROOT, "e2e/mocks/main.ts"), ...local], {
+      const child = spawn(process.execPath, [join(REPO_ROOT, "mocks/main.ts"), ...local], {
         stdio: ["ignore", "pipe", "pipe"],
       });
       let stderr = "";

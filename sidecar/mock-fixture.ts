@@ -10,10 +10,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SidecarEnv } from "../common/names.ts";
 import { encodeSpec, type FileSpec, type SyncSpec } from "../common/spec.ts";
-import { startMockAad, type MockAad } from "../e2e/mocks/mock-aad.ts";
-import { authorityOf, startMockKeyVault, type MockKeyVault } from "../e2e/mocks/mock-key-vault.ts";
-import { startTestOidcIssuer, type TestOidcIssuer } from "../e2e/mocks/oidc-issuer.ts";
-import { createMockTls } from "../e2e/mocks/tls.ts";
+import { startMockAad, type MockAad } from "../mocks/aad/mock-aad.ts";
+import {
+  authorityOf,
+  startMockKeyVault,
+  type MockKeyVault,
+} from "../mocks/key-vault/mock-key-vault.ts";
+import { startTestOidcIssuer, type TestOidcIssuer } from "../mocks/oidc-issuer.ts";
+import { createMockTls } from "../mocks/tls.ts";
 
 export const TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 export const CLIENT_ID = "5e3c6f0a-1b2c-4d5e-8f90-a1b2c3d4e5f6";

@@ -28,7 +28,7 @@ import { SidecarEnv } from "../common/names.ts";
 import { parseTemplate } from "../common/refs.ts";
 import type { FileSpec, SyncSpec } from "../common/spec.ts";
 import { readDockerfile } from "../e2e/cluster/images.ts";
-import { trustCaInThisProcess } from "../e2e/mocks/tls.ts";
+import { trustCaInThisProcess } from "../mocks/tls.ts";
 import { runSidecar } from "./app.ts";
 import { sidecarBuildOptions } from "./bundle.ts";
 import {

@@ -35,9 +35,13 @@ import { createCertificateAuthority, createServingCertificate } from "../../cert
 import { renderChart, type KubeObject } from "../../charts/helm.ts";
 import { createLogger } from "../../common/logger.ts";
 import { ServiceAccountAnnotation, WebhookEnv } from "../../common/names.ts";
-import { startMockAad, type MockAad } from "../mocks/mock-aad.ts";
-import { authorityOf, startMockKeyVault, type MockKeyVault } from "../mocks/mock-key-vault.ts";
-import { createMockTls } from "../mocks/tls.ts";
+import { startMockAad, type MockAad } from "../../mocks/aad/mock-aad.ts";
+import {
+  authorityOf,
+  startMockKeyVault,
+  type MockKeyVault,
+} from "../../mocks/key-vault/mock-key-vault.ts";
+import { createMockTls } from "../../mocks/tls.ts";
 import { TestKubelet, type RunOptions, type RunningPod } from "../kubelet/kubelet.ts";
 import { detectLayout } from "../kubelet/layout.ts";
 import { startBalancer, type Balancer } from "./balancer.ts";

@@ -86,7 +86,7 @@ describe("kind scripts", () => {
     );
     expect(sources.length).toBeGreaterThan(3);
     for (const source of sources) expect(existsSync(join(root, source)), source).toBe(true);
-    expect(text).toContain("e2e/mocks/main.ts");
+    expect(text).toContain("mocks/main.ts");
     // The root .dockerignore is the product images' allow-list; BuildKit
     // reads Dockerfile.mocks.dockerignore instead for this one.
     const allowed = readFileSync(join(here, "Dockerfile.mocks.dockerignore"), "utf8")

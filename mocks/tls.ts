@@ -6,7 +6,7 @@
  * `tls.setDefaultCACertificates` inside a running process).
  */
 import { getCACertificates, setDefaultCACertificates } from "node:tls";
-import { createCertificateAuthority, createServingCertificate } from "../../certs/index.ts";
+import { createCertificateAuthority, createServingCertificate } from "../certs/index.ts";
 
 /** What an HTTPS mock serves with. */
 export interface ServingTls {

@@ -17,9 +17,9 @@ import {
   type JSONWebKeySet,
 } from "jose";
 import { randomUUID } from "node:crypto";
-import { createLogger, type Logger } from "../../common/logger.ts";
+import { createLogger, type Logger } from "../common/logger.ts";
 import { header, startHttpsServer, type Call, type Reply } from "./https-server.ts";
-import { TOKEN_EXCHANGE_AUDIENCE } from "./mock-aad.ts";
+import { TOKEN_EXCHANGE_AUDIENCE } from "./aad/mock-aad.ts";
 import { createMockTls, type ServingTls } from "./tls.ts";
 
 /** Options of {@link startTestOidcIssuer}. */

@@ -5,7 +5,7 @@
  * they listen on. Each part comes with its admin routes (under `/_mock/`)
  * and its handle methods, so a mock spreads them into its own.
  */
-import type { Logger } from "../../common/logger.ts";
+import type { Logger } from "../common/logger.ts";
 import { AdminInputError, type AdminHandler } from "./admin.ts";
 import type { ActiveFault, FaultAction, FaultQueue, FaultRule } from "./faults.ts";
 import { sleep, startHttpsServer, type Call, type Reply } from "./https-server.ts";

@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:https";
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import type { Logger } from "../../common/logger.ts";
+import type { Logger } from "../common/logger.ts";
 import type { ServingTls } from "./tls.ts";
 
 /** One request, as a handler sees it. */

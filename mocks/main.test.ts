@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startMockAad, type MockAad } from "./mock-aad.ts";
+import { startMockAad, type MockAad } from "./aad/mock-aad.ts";
 import { startTestOidcIssuer, type TestOidcIssuer } from "./oidc-issuer.ts";
 import type { MocksConfig, MocksSummary } from "./start-mocks.ts";
 import { createMockTls, trustCaInThisProcess } from "./tls.ts";
@@ -39,7 +39,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Starts `node e2e/mocks/main.ts ARGS` and reads its one JSON line. */
+/** Starts `node mocks/main.ts ARGS` and reads its one JSON line. */
 async function startProcess(
   args: readonly string[],
 ): Promise<{ child: ChildProcess; printed: Printed; stderr: () => string }> {
@@ -79,7 +79,7 @@ function secretClient(vaultUrl: string, authorityHost: string): SecretClient {
   return new SecretClient(vaultUrl, credential, { disableChallengeResourceVerification: true });
 }
 
-describe("node e2e/mocks/main.ts", () => {
+describe("node mocks/main.ts", () => {
   it("prints one JSON line, serves the real SDKs, and exits 0 on SIGTERM", async () => {
     const issuerCaFile = join(dir, "issuer-ca.pem");
     await writeFile(issuerCaFile, issuer.ca ?? "");

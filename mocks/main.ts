@@ -1,5 +1,5 @@
 /**
- * The mocks as a process: `node e2e/mocks/main.ts [flags]` (Node 24 runs the
+ * The mocks as a process: `node mocks/main.ts [flags]` (Node 24 runs the
  * TypeScript directly). Starts the mock Entra ID and the mock Key Vault (or
  * one of them with `--only`), prints ONE JSON line on stdout for a parent to
  * read (URLs, ports, admin URLs, the CA in PEM and a file holding it), logs
@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { pino } from "pino";
-import { createLogger } from "../../common/logger.ts";
+import { createLogger } from "../common/logger.ts";
 import {
   MocksConfigError,
   checkMocksConfig,
@@ -21,7 +21,7 @@ import {
   type MocksConfig,
 } from "./start-mocks.ts";
 
-const USAGE = `usage: node e2e/mocks/main.ts [--config FILE] [--only aad|key-vault]
+const USAGE = `usage: node mocks/main.ts [--config FILE] [--only aad|key-vault]
   [--host ADDR] [--aad-port N] [--key-vault-port N]
   [--aad-public-url URL] [--key-vault-public-url URL]
   [--tenant ID]... [--trust-ca FILE]... [--token-lifetime SECONDS]

@@ -46,7 +46,7 @@ import {
   optionalStrings,
   requireString,
   serveAdmin,
-} from "./admin.ts";
+} from "../admin.ts";
 import {
   FaultQueue,
   checkFaultAction,
@@ -54,9 +54,9 @@ import {
   type ActiveFault,
   type FaultAction,
   type FaultRule,
-} from "./faults.ts";
-import { fetchJson } from "./fetch-json.ts";
-import { header, newGuid, type Call, type Reply } from "./https-server.ts";
+} from "../faults.ts";
+import { fetchJson } from "../fetch-json.ts";
+import { header, newGuid, type Call, type Reply } from "../https-server.ts";
 import {
   RequestStats,
   applyFault,
@@ -64,8 +64,8 @@ import {
   listenMock,
   replyStatus,
   type CommonFaultAction,
-} from "./mock-core.ts";
-import { createMockTls, type ServingTls } from "./tls.ts";
+} from "../mock-core.ts";
+import { createMockTls, type ServingTls } from "../tls.ts";
 
 /** The `client_assertion_type` of workload identity federation. */
 export const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

@@ -14,9 +14,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startMockAad, type MockAad } from "./mock-aad.ts";
-import { startTestOidcIssuer, type TestOidcIssuer } from "./oidc-issuer.ts";
-import { CLIENT, SUBJECT, TENANT, rawCall, type RawAnswer } from "./testing.ts";
-import { createMockTls, trustCaInThisProcess } from "./tls.ts";
+import { startTestOidcIssuer, type TestOidcIssuer } from "../oidc-issuer.ts";
+import { CLIENT, SUBJECT, TENANT, rawCall, type RawAnswer } from "../testing.ts";
+import { createMockTls, trustCaInThisProcess } from "../tls.ts";
 
 const OBJECT = "9d1c2b3a-4e5f-4a6b-8c7d-0e1f2a3b4c5d";
 const SCOPE = "https://vault.azure.net/.default";

@@ -18,7 +18,7 @@ export {
   type MockAad,
   type MockAadOptions,
   type TenantConfig,
-} from "./mock-aad.ts";
+} from "./aad/mock-aad.ts";
 export {
   startMockKeyVault,
   authorityOf,
@@ -36,7 +36,7 @@ export {
   type SecretOptions,
   type SecretSeed,
   type SecretVersionInfo,
-} from "./mock-key-vault.ts";
+} from "./key-vault/mock-key-vault.ts";
 export {
   startTestOidcIssuer,
   type MintOptions,

@@ -45,7 +45,7 @@ import {
   optionalStringMap,
   requireString,
   serveAdmin,
-} from "./admin.ts";
+} from "../admin.ts";
 import {
   FaultQueue,
   Throttle,
@@ -55,10 +55,10 @@ import {
   type FaultAction,
   type FaultRule,
   type ThrottleOptions,
-} from "./faults.ts";
-import { fetchJson } from "./fetch-json.ts";
-import { header, newGuid, type Call, type Reply } from "./https-server.ts";
-import { KEY_VAULT_RESOURCE, type MockAad } from "./mock-aad.ts";
+} from "../faults.ts";
+import { fetchJson } from "../fetch-json.ts";
+import { header, newGuid, type Call, type Reply } from "../https-server.ts";
+import { KEY_VAULT_RESOURCE, type MockAad } from "../aad/mock-aad.ts";
 import {
   RequestStats,
   applyFault,
@@ -66,8 +66,8 @@ import {
   listenMock,
   replyStatus,
   type CommonFaultAction,
-} from "./mock-core.ts";
-import { createMockTls, type ServingTls } from "./tls.ts";
+} from "../mock-core.ts";
+import { createMockTls, type ServingTls } from "../tls.ts";
 
 /** Where the vault's tokens come from: the Entra authority it challenges with, and its keys. */
 export interface KeyVaultAuthority {

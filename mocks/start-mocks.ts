@@ -7,8 +7,8 @@
  *
  * The configuration format is documented in docs/mocks.md.
  */
-import type { Logger } from "../../common/logger.ts";
-import { startMockAad, type MockAad, type MockAadOptions } from "./mock-aad.ts";
+import type { Logger } from "../common/logger.ts";
+import { startMockAad, type MockAad, type MockAadOptions } from "./aad/mock-aad.ts";
 import {
   KEY_VAULT_ROLES,
   authorityOf,
@@ -16,7 +16,7 @@ import {
   type KeyVaultAuthority,
   type MockKeyVault,
   type MockKeyVaultOptions,
-} from "./mock-key-vault.ts";
+} from "./key-vault/mock-key-vault.ts";
 import { createMockTls, type ServingTls } from "./tls.ts";
 
 /** Serving certificate files (PEM). */

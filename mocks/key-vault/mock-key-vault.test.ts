@@ -14,11 +14,11 @@ import {
   pkcs12ToPem,
 } from "../../certs/index.ts";
 import { createLogger } from "../../common/logger.ts";
-import { startMockAad, type MockAad } from "./mock-aad.ts";
+import { startMockAad, type MockAad } from "../aad/mock-aad.ts";
 import { authorityOf, startMockKeyVault, type MockKeyVault } from "./mock-key-vault.ts";
-import { startTestOidcIssuer, type TestOidcIssuer } from "./oidc-issuer.ts";
-import { CLIENT as READER, SUBJECT, TENANT, rawCall, type RawAnswer } from "./testing.ts";
-import { createMockTls, trustCaInThisProcess } from "./tls.ts";
+import { startTestOidcIssuer, type TestOidcIssuer } from "../oidc-issuer.ts";
+import { CLIENT as READER, SUBJECT, TENANT, rawCall, type RawAnswer } from "../testing.ts";
+import { createMockTls, trustCaInThisProcess } from "../tls.ts";
 
 const STRANGER = "5f6e7d8c-1a2b-4c3d-8e9f-0a1b2c3d4e5f";
 
