@@ -5,10 +5,12 @@ import {
   formatFileMode,
   formatSecretRef,
   isEntraAuthority,
+  isRefreshIntervalMs,
   isVaultName,
   parseDuration,
   parseFileMode,
   parseFileName,
+  parseRefreshInterval,
   parseSecretRef,
   parseTemplate,
   parseVaultSuffixes,
@@ -185,6 +187,35 @@ describe("durations and file modes", () => {
     expect(formatFileMode(0o644)).toBe("0644");
     expect(formatFileMode(0o40)).toBe("0040");
   });
+});
+
+describe("refresh intervals: one rule for the setting, the annotation and the spec", () => {
+  it.each([
+    ["1s", 1000],
+    ["5m", 300_000],
+    ["480h", 480 * 3_600_000],
+  ])("takes %s", (text, ms) => {
+    expect(parseRefreshInterval(text)).toEqual({ ok: true, value: ms });
+    expect(isRefreshIntervalMs(ms)).toBe(true);
+  });
+
+  it.each(["999ms", "480h1ms", "481h"])("refuses %s, naming the range", (text) => {
+    expect(parseRefreshInterval(text)).toEqual({
+      ok: false,
+      expected: "a duration from 1s to 480h",
+    });
+  });
+
+  it("refuses what is not a duration as parseDuration does", () => {
+    expect(parseRefreshInterval("soon")).toEqual(parseDuration("soon"));
+  });
+
+  it.each([999, 480 * 3_600_000 + 1, 1000.5, "1000", undefined, Number.NaN])(
+    "isRefreshIntervalMs(%s) is false",
+    (ms) => {
+      expect(isRefreshIntervalMs(ms)).toBe(false);
+    },
+  );
 });
 
 describe("parseTemplate", () => {

@@ -5,7 +5,7 @@
  * it was given. Each returns a typed value or a {@link Problem} that says what
  * was expected, never throws.
  */
-import { AZURE_VAULT_SUFFIXES, ENTRA_AUTHORITY_HOSTS } from "./names.ts";
+import { AZURE_VAULT_SUFFIXES, Defaults, ENTRA_AUTHORITY_HOSTS } from "./names.ts";
 
 /** A secret in Key Vault: its name and, optionally, one fixed version. */
 export interface SecretRef {
@@ -222,6 +222,33 @@ export function parseDuration(text: string): Parsed<number> {
     return fail("a positive Go-style duration like 90s, 5m or 1h");
   }
   return ok(ms);
+}
+
+/**
+ * Whether `ms` is a refresh interval the product takes: a whole number of
+ * milliseconds within `Defaults`' bounds. The one rule behind the webhook's
+ * setting, the annotation ({@link parseRefreshInterval}) and the sidecar's spec.
+ */
+export function isRefreshIntervalMs(ms: unknown): ms is number {
+  return (
+    typeof ms === "number" &&
+    Number.isInteger(ms) &&
+    ms >= Defaults.minRefreshIntervalMs &&
+    ms <= Defaults.maxRefreshIntervalMs
+  );
+}
+
+/**
+ * Parses a refresh interval: a duration ({@link parseDuration}) that
+ * {@link isRefreshIntervalMs} takes.
+ * @example parseRefreshInterval("5m") // 300_000; "500ms" and "500h" fail with the range
+ */
+export function parseRefreshInterval(text: string): Parsed<number> {
+  const duration = parseDuration(text);
+  if (!duration.ok || isRefreshIntervalMs(duration.value)) return duration;
+  return fail(
+    `a duration from ${formatDuration(Defaults.minRefreshIntervalMs)} to ${formatDuration(Defaults.maxRefreshIntervalMs)}`,
+  );
 }
 
 /** Formats milliseconds as a short Go-style duration (`5m`, `90s`, `1h30m`). */

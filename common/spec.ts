@@ -8,9 +8,10 @@
 import { AkvError, ErrorCode } from "./errors.ts";
 import { Defaults, FORMATS, MODES, type Format, type Mode } from "./names.ts";
 import {
+  formatSecretRef,
+  isRefreshIntervalMs,
   parseFileName,
   parseSecretRef,
-  formatSecretRef,
   type SecretRef,
   type TemplatePart,
 } from "./refs.ts";
@@ -96,12 +97,7 @@ export function parseSpec(json: string): SyncSpec {
     bad("vaultUrl", "https://host");
   if (typeof mode !== "string" || !(MODES as readonly string[]).includes(mode))
     bad("mode", MODES.join(" or "));
-  if (
-    typeof refreshIntervalMs !== "number" ||
-    !Number.isInteger(refreshIntervalMs) ||
-    refreshIntervalMs < Defaults.minRefreshIntervalMs ||
-    refreshIntervalMs > Defaults.maxRefreshIntervalMs
-  ) {
+  if (!isRefreshIntervalMs(refreshIntervalMs)) {
     bad(
       "refreshIntervalMs",
       `an integer from ${Defaults.minRefreshIntervalMs} to ${Defaults.maxRefreshIntervalMs}`,

@@ -23,10 +23,10 @@ import {
 } from "../common/names.ts";
 import {
   formatDuration,
-  parseDuration,
   formatFileMode,
   parseFileMode,
   parseFileName,
+  parseRefreshInterval,
   parseSecretRef,
   parseTemplate,
   resolveVaultUrl,
@@ -330,18 +330,9 @@ export function parseInjectionConfig(
   const intervalText = a[Annotation.refreshInterval];
   let refreshIntervalMs = settings.refreshIntervalMs;
   if (intervalText !== undefined) {
-    const interval = parseDuration(intervalText);
-    if (!interval.ok)
+    const interval = parseRefreshInterval(intervalText);
+    if (!interval.ok) {
       f.problem(Annotation.refreshInterval, `expected ${interval.expected}`, intervalText);
-    else if (
-      interval.value < Defaults.minRefreshIntervalMs ||
-      interval.value > Defaults.maxRefreshIntervalMs
-    ) {
-      f.problem(
-        Annotation.refreshInterval,
-        `expected a duration from ${formatDuration(Defaults.minRefreshIntervalMs)} to ${formatDuration(Defaults.maxRefreshIntervalMs)}`,
-        intervalText,
-      );
     } else {
       refreshIntervalMs = interval.value;
       if (mode === "init") {

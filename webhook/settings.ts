@@ -16,10 +16,10 @@ import {
   type CertMode,
 } from "../common/names.ts";
 import {
-  formatDuration,
   parseAuthorityHost,
   parseDuration,
   parseFileMode,
+  parseRefreshInterval,
   parseVaultSuffixes,
   type VaultSuffix,
 } from "../common/refs.ts";
@@ -202,17 +202,8 @@ function parseInjection(env: EnvRecord, problems: Problems): InjectionSettings |
   }
 
   const intervalText = text(env, WebhookEnv.refreshInterval) ?? SettingDefaults.refreshInterval;
-  const interval = parseDuration(intervalText);
+  const interval = parseRefreshInterval(intervalText);
   if (!interval.ok) problems.add(WebhookEnv.refreshInterval, intervalText, interval.expected);
-  else if (
-    interval.value < Defaults.minRefreshIntervalMs ||
-    interval.value > Defaults.maxRefreshIntervalMs
-  )
-    problems.add(
-      WebhookEnv.refreshInterval,
-      intervalText,
-      `a duration from ${formatDuration(Defaults.minRefreshIntervalMs)} to ${formatDuration(Defaults.maxRefreshIntervalMs)}`,
-    );
 
   const sizeLimit = text(env, WebhookEnv.tmpfsSizeLimit) ?? Defaults.tmpfsSizeLimit;
   if (!isQuantity(sizeLimit) || /^[0.]+$/.test(sizeLimit)) {
