@@ -16,12 +16,10 @@ import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { parseAllDocuments, stringify } from "yaml";
+import { REPO_ROOT } from "../e2e/host/repo.ts";
 
-/** The repository root (this file is `charts/helm.ts`). */
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 /** The chart's folder. */
 export const CHART_DIR = join(REPO_ROOT, "charts", "akv-injector");
 

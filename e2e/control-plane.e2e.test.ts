@@ -14,13 +14,10 @@ import { dirname } from "node:path";
 import { createLocalJWKSet, jwtVerify } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Injected } from "../common/names.ts";
-import {
-  httpGet,
-  REPO_ROOT,
-  startControlPlane,
-  type ControlPlane,
-} from "./cluster/control-plane.ts";
-import { isGroupAlive, sweepOrphans } from "./cluster/processes.ts";
+import { startControlPlane, type ControlPlane } from "./cluster/control-plane.ts";
+import { httpGet } from "./host/network.ts";
+import { isGroupAlive, sweepOrphans } from "./host/processes.ts";
+import { REPO_ROOT } from "./host/repo.ts";
 
 let cp: ControlPlane;
 

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { REPO_ROOT } from "./cluster/control-plane.ts";
+import { REPO_ROOT } from "./host/repo.ts";
 
 /** A process by pid and start time (a pid alone may be reused). */
 interface Seen {

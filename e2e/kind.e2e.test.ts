@@ -11,8 +11,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { renderChart, type KubeObject } from "../charts/helm.ts";
-import { REPO_ROOT, startControlPlane, type ControlPlane } from "./cluster/control-plane.ts";
+import { startControlPlane, type ControlPlane } from "./cluster/control-plane.ts";
 import { applyObjects, ensureNamespace } from "./cluster/environment.ts";
+import { REPO_ROOT } from "./host/repo.ts";
 import { Kind, kindValues, makeMocksTls, mocksManifests, type KindState } from "./kind/setup.ts";
 
 let cp: ControlPlane;

@@ -18,16 +18,13 @@
  *   const kc = cp.kubeConfig();
  */
 import { KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/client-node";
-import { request as httpsRequest, type RequestOptions } from "node:https";
-import { createServer } from "node:net";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { stringify } from "yaml";
-import { createControlPlanePki, type ControlPlanePki } from "./pki.ts";
+import { freePort, httpGet } from "../host/network.ts";
 import {
   markOwned,
   releaseOwned,
@@ -35,10 +32,9 @@ import {
   startProcess,
   sweepOrphans,
   type ManagedProcess,
-} from "./processes.ts";
-
-/** The repository root (this file is `e2e/cluster/control-plane.ts`). */
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+} from "../host/processes.ts";
+import { REPO_ROOT } from "../host/repo.ts";
+import { createControlPlanePki, type ControlPlanePki } from "./pki.ts";
 
 /** Paths of the binaries `build.sh` makes. */
 export interface Binaries {
@@ -73,23 +69,6 @@ export async function ensureBinaries(
     if (!existsSync(path)) throw new Error(`build.sh did not produce ${path}`);
   }
   return binaries;
-}
-
-/** A free TCP port on 127.0.0.1 (the kernel's pick; a start retries on a lost race). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((ok, fail) => {
-    server.once("error", fail);
-    server.listen(0, "127.0.0.1", ok);
-  });
-  const address = server.address();
-  await new Promise<void>((ok) => {
-    server.close(() => {
-      ok();
-    });
-  });
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
 }
 
 export interface ControlPlaneOptions {
@@ -364,31 +343,6 @@ async function waitFor(
     await sleep(100);
   }
   return false;
-}
-
-/** A small HTTPS/HTTP GET for readiness checks and discovery. */
-export async function httpGet(
-  url: string,
-  tls: Pick<RequestOptions, "ca" | "cert" | "key"> = {},
-): Promise<{ status: number; body: string }> {
-  if (url.startsWith("http://")) {
-    const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
-    return { status: response.status, body: await response.text() };
-  }
-  return new Promise((ok, fail) => {
-    const req = httpsRequest(url, { ...tls, timeout: 5000 }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => (body += c));
-      res.on("end", () => {
-        ok({ status: res.statusCode ?? 0, body });
-      });
-      res.on("error", fail);
-    });
-    req.on("timeout", () => req.destroy(new Error(`timeout: GET ${url}`)));
-    req.on("error", fail);
-    req.end();
-  });
 }
 
 async function openIssuerDiscovery(kc: KubeConfig): Promise<void> {

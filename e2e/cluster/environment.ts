@@ -42,10 +42,11 @@ import {
   type MockKeyVault,
 } from "../../mocks/key-vault/mock-key-vault.ts";
 import { createMockTls } from "../../mocks/tls.ts";
+import { freePort } from "../host/network.ts";
 import { TestKubelet, type RunOptions, type RunningPod } from "../kubelet/kubelet.ts";
 import { detectLayout } from "../kubelet/layout.ts";
 import { startBalancer, type Balancer } from "./balancer.ts";
-import { freePort, startControlPlane, type ControlPlane } from "./control-plane.ts";
+import { startControlPlane, type ControlPlane } from "./control-plane.ts";
 import { localImages } from "./images.ts";
 
 /** The images the chart is told to use (the kubelet maps them to this checkout). */

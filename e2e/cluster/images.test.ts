@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Injected } from "../../common/names.ts";
-import { REPO_ROOT } from "./control-plane.ts";
+import { REPO_ROOT } from "../host/repo.ts";
 import { IMAGE_NODE, localImages, readDockerfile } from "./images.ts";
 
 describe("images", () => {

@@ -15,8 +15,8 @@ import { DockerfileParser } from "dockerfile-ast";
 import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { Injected } from "../../common/names.ts";
+import { REPO_ROOT } from "../host/repo.ts";
 import type { ImageSpec } from "../kubelet/kubelet.ts";
-import { REPO_ROOT } from "./control-plane.ts";
 
 /** The distroless Node base image's interpreter. */
 export const IMAGE_NODE = "/nodejs/bin/node";

@@ -11,6 +11,10 @@
  * - stdout and stderr go straight to a log file (the child holds the file
  *   descriptor, so its output is kept even when we stop reading), and the
  *   suite scans those files for secrets at the end.
+ *
+ * The control plane, the webhook's pods and the test kubelet's containers all
+ * start here, which is why this lives under `e2e/host/` and not with any one
+ * of them: the harness has one way to run a process on this machine.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
@@ -239,6 +243,62 @@ export async function runStreaming(
     );
   }
   return stdout;
+}
+
+/** What a short command printed and how it ended (`code` is null when it was killed or never ran). */
+export interface CommandOutput {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * Runs a short command to completion with a timeout (SIGKILL when it is
+ * over), collecting its output. Never rejects: a command that cannot start
+ * resolves with `code: null` and the error in `stderr`.
+ */
+export function runToCompletion(
+  command: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs: number,
+  cwd?: string,
+): Promise<CommandOutput> {
+  const line = withParentDeathSignal(command, args);
+  return new Promise((resolve) => {
+    const child = spawn(line.command, line.args, {
+      env,
+      cwd,
+      stdio: ["ignore", "pipe", "pipe"],
+      timeout: timeoutMs,
+      killSignal: "SIGKILL",
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
+    child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
+    child.once("error", (error) => {
+      resolve({ code: null, stdout, stderr: stderr + String(error) });
+    });
+    child.once("close", (code) => {
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** An exit in words, for messages: `exit code 2`, `signal SIGKILL`. */
+export function describeExit(exit: Exit): string {
+  return exit.signal === null ? `exit code ${exit.code ?? "?"}` : `signal ${exit.signal}`;
+}
+
+/** The last lines of a process's log under a header naming the file, for messages. */
+export async function logTail(proc: ManagedProcess, lines = 30): Promise<string> {
+  try {
+    const log = await proc.readLog();
+    return `--- last lines of ${proc.logFile} ---\n${log.trimEnd().split("\n").slice(-lines).join("\n")}`;
+  } catch {
+    return `(no log at ${proc.logFile})`;
+  }
 }
 
 /** This process's identity that survives pid reuse: pid and start time (clock ticks since boot). */
