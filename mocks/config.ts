@@ -1,22 +1,21 @@
 /**
- * Starts the mocks from a JSON-shaped configuration, for the process entry
- * (`main.ts`), the e2e harness, the demo and the kind manifests alike. Both
- * mocks share one serving certificate (one CA for clients to trust); a Key
- * Vault started with the mock Entra ID in the same process verifies tokens
- * with its keys directly, else it fetches them from `authority.url`.
- *
- * The configuration format is documented in docs/mocks.md.
+ * The mocks' JSON configuration (docs/mocks.md), as the process entry
+ * (`main.ts`) reads it from `--config` and flags, and the kind manifests
+ * pass it: the same options as {@link startMocks}, with files where those
+ * take PEM or certificates. Its shape is checked before anything starts, so
+ * a typo is an error that names the field rather than a setting silently
+ * dropped.
  */
 import type { Logger } from "../common/logger.ts";
-import { startMockAad, type MockAad, type MockAadOptions } from "./aad/mock-aad.ts";
+import type { MockAadOptions } from "./aad/index.ts";
+import { KEY_VAULT_ROLES, type MockKeyVault, type MockKeyVaultOptions } from "./key-vault/index.ts";
 import {
-  KEY_VAULT_ROLES,
-  authorityOf,
-  startMockKeyVault,
-  type KeyVaultAuthority,
-  type MockKeyVault,
-  type MockKeyVaultOptions,
-} from "./key-vault/mock-key-vault.ts";
+  MocksConfigError,
+  startMocks,
+  type AadSection,
+  type KeyVaultSection,
+  type RunningMocks,
+} from "./start-mocks.ts";
 import { createMockTls, type ServingTls } from "./tls.ts";
 
 /** Serving certificate files (PEM). */
@@ -97,17 +96,9 @@ export interface MocksSummary {
   readonly ca: string | null;
 }
 
-/** Running mocks. */
-export interface RunningMocks {
-  readonly aad: MockAad | undefined;
-  readonly keyVault: MockKeyVault | undefined;
+/** Mocks started from a configuration, and what a parent process is told about them. */
+export interface ConfiguredMocks extends RunningMocks {
   readonly summary: MocksSummary;
-  close(): Promise<void>;
-}
-
-/** A configuration problem; the message names the field. */
-export class MocksConfigError extends Error {
-  override readonly name = "MocksConfigError";
 }
 
 /**
@@ -175,118 +166,118 @@ export function checkMocksConfig(raw: unknown): MocksConfig {
   return raw;
 }
 
-/** Dependencies of {@link startMocks}. */
+/** Dependencies of {@link startMocksFromConfig}. */
 export interface StartMocksDeps {
   readonly readFile: (path: string) => Promise<string>;
   readonly readFileBytes: (path: string) => Promise<Uint8Array>;
   readonly logger: Logger;
 }
 
-/** Starts the configured mocks. */
-export async function startMocks(config: MocksConfig, deps: StartMocksDeps): Promise<RunningMocks> {
-  if (config.aad === undefined && config.keyVault === undefined) {
-    throw new MocksConfigError("mocks config: nothing to start (no aad, no keyVault)");
-  }
-  let tls: ServingTls;
-  if (config.tls === undefined) {
-    tls = createMockTls({
-      ...(config.dnsNames === undefined ? {} : { dnsNames: config.dnsNames }),
-      ...(config.ipAddresses === undefined ? {} : { ipAddresses: config.ipAddresses }),
-    });
-  } else {
-    tls = {
-      certPem: await deps.readFile(config.tls.certFile),
-      keyPem: await deps.readFile(config.tls.keyFile),
-      caPem: config.tls.caFile === undefined ? undefined : await deps.readFile(config.tls.caFile),
-    };
-  }
-  const common = {
+/** Reads the files a configuration names, then starts its mocks. @throws {MocksConfigError} */
+export async function startMocksFromConfig(
+  config: MocksConfig,
+  deps: StartMocksDeps,
+): Promise<ConfiguredMocks> {
+  const tls = await servingTlsOf(config, deps);
+  // Certificates are loaded into the running vault, from files.
+  const { certificates, ...vaultConfig }: KeyVaultConfig = config.keyVault ?? {};
+  const mocks = await startMocks({
     tls,
     ...(config.host === undefined ? {} : { host: config.host }),
     ...(config.adminToken === undefined ? {} : { adminToken: config.adminToken }),
-  };
-
-  let aad: MockAad | undefined;
-  let keyVault: MockKeyVault | undefined;
+    ...(config.aad === undefined ? {} : { aad: await aadOptionsOf(config.aad, deps) }),
+    ...(config.keyVault === undefined
+      ? {}
+      : { keyVault: await keyVaultOptionsOf(vaultConfig, config.aad !== undefined, deps) }),
+  });
   try {
-    if (config.aad !== undefined) {
-      const a = config.aad;
-      const trustedCaPems = await Promise.all(
-        (a.trustedCaFiles ?? []).map((f) => deps.readFile(f)),
-      );
-      aad = await startMockAad({
-        ...common,
-        logger: deps.logger.child({ mock: "aad" }),
-        trustedCaPems,
-        ...(a.port === undefined ? {} : { port: a.port }),
-        ...(a.publicUrl === undefined ? {} : { publicUrl: a.publicUrl }),
-        ...(a.tenants === undefined ? {} : { tenants: a.tenants }),
-        ...(a.tokenLifetimeSec === undefined ? {} : { tokenLifetimeSec: a.tokenLifetimeSec }),
-        ...(a.federationErrors === undefined ? {} : { federationErrors: a.federationErrors }),
-        ...(a.clockSkewSec === undefined ? {} : { clockSkewSec: a.clockSkewSec }),
-      });
-    }
-    if (config.keyVault !== undefined) {
-      const k = config.keyVault;
-      let authority: KeyVaultAuthority;
-      if (aad !== undefined) {
-        const tenantId = k.tenantId ?? config.aad?.tenants?.[0]?.id;
-        if (tenantId === undefined)
-          throw new MocksConfigError(
-            "mocks config: keyVault.tenantId: expected a tenant (no aad tenant to default to)",
-          );
-        authority = authorityOf(aad, tenantId);
-      } else if (k.authority !== undefined) {
-        authority = {
-          url: k.authority.url,
-          tenantId: k.authority.tenantId,
-          ...(k.authority.jwksUrl === undefined ? {} : { jwksUrl: k.authority.jwksUrl }),
-          ...(k.authority.caFile === undefined
-            ? {}
-            : { caPems: [await deps.readFile(k.authority.caFile)] }),
-        };
-      } else {
-        throw new MocksConfigError(
-          "mocks config: keyVault.authority: expected { url, tenantId } when no aad runs in this process",
-        );
-      }
-      keyVault = await startMockKeyVault({
-        ...common,
-        logger: deps.logger.child({ mock: "key-vault" }),
-        authority,
-        ...(k.port === undefined ? {} : { port: k.port }),
-        ...(k.publicUrl === undefined ? {} : { publicUrl: k.publicUrl }),
-        ...(k.secrets === undefined ? {} : { secrets: k.secrets }),
-        ...(k.roles === undefined ? {} : { roles: k.roles }),
-        ...(k.pageSize === undefined ? {} : { pageSize: k.pageSize }),
-        ...(k.throttle === undefined ? {} : { throttle: k.throttle }),
-        ...(k.vaultName === undefined ? {} : { vaultName: k.vaultName }),
-      });
-      for (const c of k.certificates ?? []) {
-        if (c.pkcs12File !== undefined) {
-          const bytes = await deps.readFileBytes(c.pkcs12File);
-          // Accept DER or its base64 text, as people keep either.
-          const text = Buffer.from(bytes).toString("latin1").trim();
-          const base64 = /^[A-Za-z0-9+/=\s]+$/.test(text)
-            ? text.replace(/\s/g, "")
-            : Buffer.from(bytes).toString("base64");
-          keyVault.addCertificate(c.name, { pkcs12Base64: base64 });
-        } else if (c.pemFile !== undefined) {
-          keyVault.addCertificate(c.name, { pem: await deps.readFile(c.pemFile) });
-        } else {
-          throw new MocksConfigError(
-            `mocks config: keyVault.certificates '${c.name}': expected pkcs12File or pemFile`,
-          );
-        }
-      }
+    if (mocks.keyVault !== undefined) {
+      await addCertificateFiles(mocks.keyVault, certificates ?? [], deps);
     }
   } catch (error) {
-    await keyVault?.close();
-    await aad?.close();
+    await mocks.close();
     throw error;
   }
+  return { ...mocks, summary: summarize(config, mocks, tls) };
+}
 
-  const summary: MocksSummary = {
+/** The certificate files given, or a fresh CA and leaf for the names given. */
+async function servingTlsOf(config: MocksConfig, deps: StartMocksDeps): Promise<ServingTls> {
+  if (config.tls === undefined) {
+    return createMockTls({
+      ...(config.dnsNames === undefined ? {} : { dnsNames: config.dnsNames }),
+      ...(config.ipAddresses === undefined ? {} : { ipAddresses: config.ipAddresses }),
+    });
+  }
+  return {
+    certPem: await deps.readFile(config.tls.certFile),
+    keyPem: await deps.readFile(config.tls.keyFile),
+    caPem: config.tls.caFile === undefined ? undefined : await deps.readFile(config.tls.caFile),
+  };
+}
+
+/** The mock Entra ID's options: the section as it is, its CA files read. */
+async function aadOptionsOf(a: AadConfig, deps: StartMocksDeps): Promise<AadSection> {
+  const { trustedCaFiles, ...options } = a;
+  return {
+    ...options,
+    logger: deps.logger.child({ mock: "aad" }),
+    trustedCaPems: await Promise.all((trustedCaFiles ?? []).map((f) => deps.readFile(f))),
+  };
+}
+
+/** The vault's options; its authority's CA file is read only when no mock Entra ID runs here. */
+async function keyVaultOptionsOf(
+  k: Omit<KeyVaultConfig, "certificates">,
+  withAad: boolean,
+  deps: StartMocksDeps,
+): Promise<KeyVaultSection> {
+  const { authority: given, ...options } = k;
+  const authority =
+    withAad || given === undefined
+      ? undefined
+      : {
+          url: given.url,
+          tenantId: given.tenantId,
+          ...(given.jwksUrl === undefined ? {} : { jwksUrl: given.jwksUrl }),
+          ...(given.caFile === undefined ? {} : { caPems: [await deps.readFile(given.caFile)] }),
+        };
+  return {
+    ...options,
+    logger: deps.logger.child({ mock: "key-vault" }),
+    ...(authority === undefined ? {} : { authority }),
+  };
+}
+
+/** Loads each certificate file into the vault (PKCS#12 as DER or base64, or PEM). */
+async function addCertificateFiles(
+  keyVault: MockKeyVault,
+  certificates: readonly CertificateFileSeed[],
+  deps: StartMocksDeps,
+): Promise<void> {
+  for (const c of certificates) {
+    if (c.pkcs12File !== undefined) {
+      const bytes = await deps.readFileBytes(c.pkcs12File);
+      // Accept DER or its base64 text, as people keep either.
+      const text = Buffer.from(bytes).toString("latin1").trim();
+      const base64 = /^[A-Za-z0-9+/=\s]+$/.test(text)
+        ? text.replace(/\s/g, "")
+        : Buffer.from(bytes).toString("base64");
+      keyVault.addCertificate(c.name, { pkcs12Base64: base64 });
+    } else if (c.pemFile !== undefined) {
+      keyVault.addCertificate(c.name, { pem: await deps.readFile(c.pemFile) });
+    } else {
+      throw new MocksConfigError(
+        `mocks config: keyVault.certificates '${c.name}': expected pkcs12File or pemFile`,
+      );
+    }
+  }
+}
+
+/** The one JSON line a parent process reads. */
+function summarize(config: MocksConfig, mocks: RunningMocks, tls: ServingTls): MocksSummary {
+  const { aad, keyVault } = mocks;
+  return {
     ...(aad === undefined
       ? {}
       : {
@@ -312,14 +303,5 @@ export async function startMocks(config: MocksConfig, deps: StartMocksDeps): Pro
           },
         }),
     ca: tls.caPem ?? null,
-  };
-  return {
-    aad,
-    keyVault,
-    summary,
-    async close() {
-      await keyVault?.close();
-      await aad?.close();
-    },
   };
 }

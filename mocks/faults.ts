@@ -3,8 +3,12 @@
  * drop the connection, or never answer, for the next N matching requests or
  * for a fraction of them; and a throttle that enforces N requests per window,
  * as Key Vault's service limits do. Random choices come from a seeded
- * generator so a failing test replays the same way.
+ * generator so a failing test replays the same way. The queue comes with its
+ * admin routes and handle methods ({@link faultControls}), and the actions
+ * every mock answers alike are applied here ({@link applyFault}).
  */
+import { AdminInputError, type AdminHandler } from "./admin.ts";
+import { sleep, type Reply } from "./https-server.ts";
 
 /** What a fault does to one request. */
 export type FaultAction =
@@ -186,5 +190,77 @@ export function checkFaultAction(action: unknown): string | undefined {
       return undefined;
     default:
       return `unknown fault type '${String(a.type)}'`;
+  }
+}
+
+/** The handle methods of {@link faultControls}. */
+export interface FaultMethods<A, M> {
+  /** Adds a fault rule; returns its id. */
+  injectFault(rule: FaultRule<A, M>): number;
+  /** Removes one fault rule, or all. */
+  clearFaults(id?: number): void;
+  faults(): ActiveFault<A, M>[];
+}
+
+/**
+ * A mock's fault queue as its handle and admin API (`GET`, `POST`, `DELETE
+ * faults`) expose it.
+ * @param check the problem with a posted rule's `action`, if any.
+ * @param complete fills in a rule's defaults before it is queued.
+ */
+export function faultControls<A, M, R>(
+  queue: FaultQueue<A, M, R>,
+  check: (action: unknown) => string | undefined,
+  complete: (rule: FaultRule<A, M>) => FaultRule<A, M> = (rule) => rule,
+): { readonly methods: FaultMethods<A, M>; readonly adminRoutes: Record<string, AdminHandler> } {
+  const methods: FaultMethods<A, M> = {
+    injectFault: (rule) => queue.add(complete(rule)),
+    clearFaults: (id) => {
+      queue.clear(id);
+    },
+    faults: () => queue.list(),
+  };
+  return {
+    methods,
+    adminRoutes: {
+      "GET faults": () => queue.list(),
+      "POST faults": (body) => {
+        const problem = check(body.action);
+        if (problem !== undefined) throw new AdminInputError(problem);
+        return { id: methods.injectFault(body as unknown as FaultRule<A, M>) };
+      },
+      "DELETE faults": (_body, params) => {
+        queue.clear(params[0] === undefined ? undefined : Number(params[0]));
+      },
+    },
+  };
+}
+
+/** The fault actions every mock answers alike (see {@link applyFault}). */
+export type CommonFaultAction = Exclude<FaultAction, { type: "status" }>;
+
+/**
+ * Applies a fault that fired (`action`), if any: counts it, waits out a
+ * latency (then `undefined`: serve the request as usual), drops or hangs;
+ * the mock's own `answer` replies to the others.
+ */
+export async function applyFault<A extends { readonly type: string }>(
+  action: A | undefined,
+  counters: { faults: number },
+  answer: (action: Exclude<A, CommonFaultAction>) => Reply,
+): Promise<Reply | undefined> {
+  if (action === undefined) return undefined;
+  counters.faults++;
+  const common = action as unknown as CommonFaultAction;
+  switch (common.type) {
+    case "latency":
+      await sleep(common.ms);
+      return undefined;
+    case "drop":
+      return { drop: true };
+    case "hang":
+      return { hang: true };
+    default:
+      return answer(action as Exclude<A, CommonFaultAction>);
   }
 }

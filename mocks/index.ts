@@ -1,12 +1,11 @@
 /**
- * The mocks of Microsoft Entra ID and Azure Key Vault, for tests, the e2e
- * harness and the demo. See docs/mocks.md.
+ * The mocks of Microsoft Entra ID and Azure Key Vault, for unit tests, the
+ * benches, the e2e harness, the demo and kind: what a caller imports, from
+ * one place. See docs/mocks.md.
  */
 export {
   startMockAad,
   JWT_BEARER,
-  KEY_VAULT_RESOURCE,
-  TOKEN_EXCHANGE_AUDIENCE,
   type AadCounters,
   type AadEndpoint,
   type AadFaultAction,
@@ -18,10 +17,10 @@ export {
   type MockAad,
   type MockAadOptions,
   type TenantConfig,
-} from "./aad/mock-aad.ts";
+} from "./aad/index.ts";
+export { KEY_VAULT_RESOURCE, TOKEN_EXCHANGE_AUDIENCE } from "./azure.ts";
 export {
   startMockKeyVault,
-  authorityOf,
   KEY_VAULT_ROLES,
   type CertificateInput,
   type KeyVaultAuthority,
@@ -36,7 +35,7 @@ export {
   type SecretOptions,
   type SecretSeed,
   type SecretVersionInfo,
-} from "./key-vault/mock-key-vault.ts";
+} from "./key-vault/index.ts";
 export {
   startTestOidcIssuer,
   type MintOptions,
@@ -45,14 +44,20 @@ export {
 } from "./oidc-issuer.ts";
 export {
   startMocks,
-  checkMocksConfig,
+  authorityOf,
   MocksConfigError,
+  type RunningMocks,
+  type StartMocksOptions,
+} from "./start-mocks.ts";
+export {
+  startMocksFromConfig,
+  checkMocksConfig,
   type AadConfig,
+  type ConfiguredMocks,
   type KeyVaultConfig,
   type MocksConfig,
   type MocksSummary,
-  type RunningMocks,
-} from "./start-mocks.ts";
+} from "./config.ts";
 export { createMockTls, trustCaInThisProcess, type ServingTls } from "./tls.ts";
 export { ADMIN_PREFIX, ADMIN_TOKEN_HEADER } from "./admin.ts";
 export type { ActiveFault, FaultAction, FaultRule, ThrottleOptions } from "./faults.ts";

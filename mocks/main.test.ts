@@ -14,9 +14,9 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startMockAad, type MockAad } from "./aad/mock-aad.ts";
+import { startMockAad, type MockAad } from "./aad/index.ts";
 import { startTestOidcIssuer, type TestOidcIssuer } from "./oidc-issuer.ts";
-import type { MocksConfig, MocksSummary } from "./start-mocks.ts";
+import type { MocksConfig, MocksSummary } from "./config.ts";
 import { createMockTls, trustCaInThisProcess } from "./tls.ts";
 
 const MAIN = fileURLToPath(new URL("./main.ts", import.meta.url));

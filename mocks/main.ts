@@ -13,13 +13,13 @@ import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { createLogger } from "../common/logger.ts";
 import {
-  MocksConfigError,
   checkMocksConfig,
-  startMocks,
+  startMocksFromConfig,
   type AadConfig,
   type KeyVaultConfig,
   type MocksConfig,
-} from "./start-mocks.ts";
+} from "./config.ts";
+import { MocksConfigError } from "./start-mocks.ts";
 
 const USAGE = `usage: node mocks/main.ts [--config FILE] [--only aad|key-vault]
   [--host ADDR] [--aad-port N] [--key-vault-port N]
@@ -148,7 +148,7 @@ async function main(): Promise<void> {
     ...(keyVault === undefined ? {} : { keyVault }),
   };
 
-  const mocks = await startMocks(config, {
+  const mocks = await startMocksFromConfig(config, {
     readFile: (p) => readFile(p, "utf8"),
     readFileBytes: (p) => readFile(p),
     logger,

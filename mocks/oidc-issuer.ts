@@ -19,7 +19,7 @@ import {
 import { randomUUID } from "node:crypto";
 import { createLogger, type Logger } from "../common/logger.ts";
 import { header, startHttpsServer, type Call, type Reply } from "./https-server.ts";
-import { TOKEN_EXCHANGE_AUDIENCE } from "./aad/mock-aad.ts";
+import { TOKEN_EXCHANGE_AUDIENCE } from "./azure.ts";
 import { createMockTls, type ServingTls } from "./tls.ts";
 
 /** Options of {@link startTestOidcIssuer}. */

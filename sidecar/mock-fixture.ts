@@ -10,14 +10,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SidecarEnv } from "../common/names.ts";
 import { encodeSpec, type FileSpec, type SyncSpec } from "../common/spec.ts";
-import { startMockAad, type MockAad } from "../mocks/aad/mock-aad.ts";
 import {
-  authorityOf,
-  startMockKeyVault,
+  createMockTls,
+  startMocks,
+  startTestOidcIssuer,
+  type MockAad,
   type MockKeyVault,
-} from "../mocks/key-vault/mock-key-vault.ts";
-import { startTestOidcIssuer, type TestOidcIssuer } from "../mocks/oidc-issuer.ts";
-import { createMockTls } from "../mocks/tls.ts";
+  type TestOidcIssuer,
+} from "../mocks/index.ts";
 
 export const TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 export const CLIENT_ID = "5e3c6f0a-1b2c-4d5e-8f90-a1b2c3d4e5f6";
@@ -48,34 +48,33 @@ export async function startMockWorld(
   options: { secrets?: Record<string, string>; tokenLifetimeSec?: number } = {},
 ): Promise<MockWorld> {
   const tls = createMockTls();
-  // Typed optional in ServingTls; createMockTls always makes one.
-  const caPem = [tls.caPem].find((p): p is string => typeof p === "string");
-  if (caPem === undefined) throw new Error("createMockTls made no CA");
+  const caPem = tls.caPem;
   const issuer = await startTestOidcIssuer({ tls });
-  const aad = await startMockAad({
+  const mocks = await startMocks({
     tls,
-    trustedCaPems: [caPem],
-    tenants: [
-      {
-        id: TENANT_ID,
-        apps: [
-          {
-            clientId: CLIENT_ID,
-            federatedCredentials: [{ issuer: issuer.issuer, subject: SUBJECT }],
-          },
-        ],
-      },
-    ],
-    ...(options.tokenLifetimeSec === undefined
-      ? {}
-      : { tokenLifetimeSec: options.tokenLifetimeSec }),
+    aad: {
+      trustedCaPems: [caPem],
+      tenants: [
+        {
+          id: TENANT_ID,
+          apps: [
+            {
+              clientId: CLIENT_ID,
+              federatedCredentials: [{ issuer: issuer.issuer, subject: SUBJECT }],
+            },
+          ],
+        },
+      ],
+      ...(options.tokenLifetimeSec === undefined
+        ? {}
+        : { tokenLifetimeSec: options.tokenLifetimeSec }),
+    },
+    keyVault: {
+      roles: [{ principal: CLIENT_ID }],
+      secrets: Object.entries(options.secrets ?? {}).map(([name, value]) => ({ name, value })),
+    },
   });
-  const vault = await startMockKeyVault({
-    tls,
-    authority: authorityOf(aad, TENANT_ID),
-    roles: [{ principal: CLIENT_ID }],
-    secrets: Object.entries(options.secrets ?? {}).map(([name, value]) => ({ name, value })),
-  });
+  const { aad, keyVault: vault } = mocks;
   const dir = await mkdtemp(join(tmpdir(), "akv-sidecar-"));
   const tokenFile = join(dir, "azure-identity-token");
   const caFile = join(dir, "ca.pem");
@@ -116,7 +115,7 @@ export async function startMockWorld(
       }),
     }),
     close: async () => {
-      await Promise.all([vault.close(), aad.close(), issuer.close()]);
+      await Promise.all([mocks.close(), issuer.close()]);
       await rm(dir, { recursive: true, force: true });
     },
   };

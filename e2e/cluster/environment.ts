@@ -35,13 +35,7 @@ import { createCertificateAuthority, createServingCertificate } from "../../cert
 import { renderChart, type KubeObject } from "../../charts/helm.ts";
 import { createLogger } from "../../common/logger.ts";
 import { ServiceAccountAnnotation, WebhookEnv } from "../../common/names.ts";
-import { startMockAad, type MockAad } from "../../mocks/aad/mock-aad.ts";
-import {
-  authorityOf,
-  startMockKeyVault,
-  type MockKeyVault,
-} from "../../mocks/key-vault/mock-key-vault.ts";
-import { createMockTls } from "../../mocks/tls.ts";
+import { createMockTls, startMocks, type MockAad, type MockKeyVault } from "../../mocks/index.ts";
 import { freePort } from "../host/network.ts";
 import { TestKubelet, type RunOptions, type RunningPod } from "../kubelet/kubelet.ts";
 import { detectLayout } from "../kubelet/layout.ts";
@@ -171,25 +165,21 @@ export async function startEnvironment(options: EnvironmentOptions = {}): Promis
         name,
         destination: pino.destination({ dest: join(cp.logDir, `${name}.log`), sync: true }),
       });
-    const aad = await step("mockAad", () =>
-      startMockAad({
+    const mocks = await step("mocks", () =>
+      startMocks({
         tls,
-        tenants: [{ id: tenantId }],
-        // Entra ID reads the issuer's discovery and keys; here the issuer is
-        // the apiserver, behind its own CA.
-        trustedCaPems: [cp.caPem],
-        logger: fileLogger("mock-aad"),
+        aad: {
+          tenants: [{ id: tenantId }],
+          // Entra ID reads the issuer's discovery and keys; here the issuer is
+          // the apiserver, behind its own CA.
+          trustedCaPems: [cp.caPem],
+          logger: fileLogger("mock-aad"),
+        },
+        keyVault: { logger: fileLogger("mock-key-vault") },
       }),
     );
-    stops.push(() => aad.close());
-    const vault = await step("mockKeyVault", () =>
-      startMockKeyVault({
-        authority: authorityOf(aad, tenantId),
-        tls,
-        logger: fileLogger("mock-key-vault"),
-      }),
-    );
-    stops.push(() => vault.close());
+    stops.push(() => mocks.close());
+    const { aad, keyVault: vault } = mocks;
 
     const certMode = options.certMode ?? "provided";
     const replicas = options.replicas ?? 1;

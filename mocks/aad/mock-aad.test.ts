@@ -13,7 +13,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { startMockAad, type MockAad } from "./mock-aad.ts";
+import { startMockAad, type MockAad } from "./index.ts";
 import { startTestOidcIssuer, type TestOidcIssuer } from "../oidc-issuer.ts";
 import { CLIENT, SUBJECT, TENANT, rawCall, type RawAnswer } from "../testing.ts";
 import { createMockTls, trustCaInThisProcess } from "../tls.ts";

@@ -1,105 +1,35 @@
 /**
- * The real @azure/keyvault-secrets (and @azure/identity) against the mock Key
- * Vault and mock Entra ID over real HTTPS: the challenge, reads, paging,
- * RBAC, errors, certificate-backed secrets, faults, the throttle and the
- * request counts a sync costs.
+ * The real @azure/keyvault-secrets (and @azure/identity) reading from the
+ * mock Key Vault over real HTTPS: the challenge, reads, rotation, paging,
+ * RBAC, errors and certificate-backed secrets. Faults, the throttle, the
+ * request counts and the admin API are in operations.test.ts.
  */
-import { ClientAssertionCredential } from "@azure/identity";
 import { SecretClient } from "@azure/keyvault-secrets";
 import { X509Certificate } from "node:crypto";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   createCertificateAuthority,
   createServingCertificate,
   pkcs12ToPem,
 } from "../../certs/index.ts";
-import { createLogger } from "../../common/logger.ts";
-import { startMockAad, type MockAad } from "../aad/mock-aad.ts";
-import { authorityOf, startMockKeyVault, type MockKeyVault } from "./mock-key-vault.ts";
-import { startTestOidcIssuer, type TestOidcIssuer } from "../oidc-issuer.ts";
-import { CLIENT as READER, SUBJECT, TENANT, rawCall, type RawAnswer } from "../testing.ts";
-import { createMockTls, trustCaInThisProcess } from "../tls.ts";
+import { authorityOf } from "../start-mocks.ts";
+import { SUBJECT, TENANT } from "../testing.ts";
+import { startMockKeyVault } from "./index.ts";
+import {
+  READER,
+  STRANGER,
+  aad,
+  client,
+  credentialOf,
+  get,
+  issuer,
+  restError,
+  tls,
+  useVaultWorld,
+  vault,
+} from "./testing.ts";
 
-const STRANGER = "5f6e7d8c-1a2b-4c3d-8e9f-0a1b2c3d4e5f";
-
-const tls = createMockTls();
-let issuer: TestOidcIssuer;
-let aad: MockAad;
-let vault: MockKeyVault;
-
-beforeAll(async () => {
-  trustCaInThisProcess(tls.caPem);
-  issuer = await startTestOidcIssuer({ tls });
-  const federated = [{ issuer: issuer.issuer, subject: SUBJECT }];
-  aad = await startMockAad({
-    tls,
-    tenants: [
-      {
-        id: TENANT,
-        apps: [
-          { clientId: READER, federatedCredentials: federated },
-          { clientId: STRANGER, federatedCredentials: federated },
-        ],
-      },
-    ],
-  });
-  vault = await startMockKeyVault({
-    tls,
-    authority: authorityOf(aad, TENANT),
-    roles: [{ principal: READER }],
-  });
-});
-
-afterAll(async () => {
-  await vault.close();
-  await aad.close();
-  await issuer.close();
-});
-
-beforeEach(() => {
-  vault.clearFaults();
-  vault.setThrottle(undefined);
-  vault.resetCounters();
-  aad.resetCounters();
-});
-
-/** A fresh federated credential of `clientId` at the mock Entra ID `authorityHost`. */
-function credentialOf(
-  clientId = READER,
-  mint: () => Promise<string> = () => issuer.mint({ subject: SUBJECT }),
-  authorityHost = aad.url,
-): ClientAssertionCredential {
-  return new ClientAssertionCredential(TENANT, clientId, mint, {
-    authorityHost,
-    disableInstanceDiscovery: true,
-  });
-}
-
-/** A fresh client, with the options a user pointing at a non-Azure host would set, and quick retries. */
-function client(clientId = READER, extra: { maxRetries?: number } = {}): SecretClient {
-  const credential = credentialOf(clientId);
-  return new SecretClient(vault.url, credential, {
-    disableChallengeResourceVerification: true,
-    retryOptions: { retryDelayInMs: 5, maxRetryDelayInMs: 20, ...extra },
-  });
-}
-
-/** The RestError an SDK call threw. */
-async function restError(
-  promise: Promise<unknown>,
-): Promise<{ statusCode: number; code: string; message: string; details: unknown }> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect((error as Error | undefined)?.name).toBe("RestError");
-  return error as { statusCode: number; code: string; message: string; details: unknown };
-}
-
-/** A raw GET, for wire details the SDK hides. */
-function get(path: string, headers: Record<string, string> = {}): Promise<RawAnswer> {
-  return rawCall(new URL(path, vault.url), { headers });
-}
+useVaultWorld();
 
 describe("reading secrets", () => {
   it("reads the latest version after the bearer challenge", async () => {
@@ -314,268 +244,5 @@ describe("certificate-backed secrets", () => {
     const secret = await client().getSecret("pem-cert");
     expect(secret.properties.contentType).toBe("application/x-pem-file");
     expect(secret.value).toContain("-----BEGIN CERTIFICATE-----");
-  });
-});
-
-describe("request counts", () => {
-  it("costs 2N requests for N parallel first reads, N + 1 when one read goes first", async () => {
-    const names = ["a1", "a2", "a3", "a4", "a5"];
-    for (const n of names) vault.setSecret(n, n);
-
-    await Promise.all(names.map((n) => client().getSecret(n))); // each client is cold
-    const naive = client();
-    vault.resetCounters();
-    await Promise.all(names.map((n) => naive.getSecret(n)));
-    expect(vault.counters()).toMatchObject({ total: 2 * names.length, challenges: names.length });
-
-    const careful = client();
-    vault.resetCounters();
-    aad.resetCounters();
-    const [first, ...rest] = names;
-    await careful.getSecret(first ?? "");
-    await Promise.all(rest.map((n) => careful.getSecret(n)));
-    expect(vault.counters()).toMatchObject({
-      total: names.length + 1,
-      challenges: 1,
-      authenticated: names.length,
-    });
-    expect(aad.counters().tokenRequests).toBe(1);
-
-    // A refresh with the challenge cached: N requests.
-    vault.resetCounters();
-    await Promise.all(names.map((n) => careful.getSecret(n)));
-    expect(vault.counters()).toMatchObject({ total: names.length, challenges: 0 });
-  });
-});
-
-describe("faults", () => {
-  it("429 with Retry-After is retried by the SDK", async () => {
-    vault.setSecret("busy", "ok");
-    vault.injectFault({
-      action: { type: "status", status: 429, retryAfterSeconds: 0 },
-      match: { authenticated: true },
-    });
-    expect((await client().getSecret("busy")).value).toBe("ok");
-    expect(vault.counters()).toMatchObject({
-      faults: 1,
-      byStatus: { "401": 1, "429": 1, "200": 1 },
-    });
-  });
-
-  it("429 without Retry-After is not retried: the SDK throws", async () => {
-    vault.setSecret("busy", "ok");
-    vault.injectFault({ action: { type: "status", status: 429 }, match: { authenticated: true } });
-    const error = await restError(client().getSecret("busy"));
-    expect(error.statusCode).toBe(429);
-    expect(error.code).toBe("Throttled");
-    expect(vault.counters().total).toBe(2); // the challenge and the one throttled read
-  });
-
-  it("503 without Retry-After is retried with backoff; 500 too", async () => {
-    vault.setSecret("flaky", "ok");
-    vault.injectFault({
-      action: { type: "status", status: 503 },
-      match: { authenticated: true },
-      times: 2,
-    });
-    expect((await client().getSecret("flaky")).value).toBe("ok");
-    vault.injectFault({
-      action: { type: "status", status: 500, retryAfterSeconds: 0 },
-      match: { operation: "getSecret" },
-    });
-    expect((await client().getSecret("flaky")).value).toBe("ok");
-    expect(vault.counters().faults).toBe(3);
-  });
-
-  it("5xx beyond the SDK's retries surfaces", async () => {
-    vault.setSecret("down", "x");
-    vault.injectFault({
-      action: { type: "status", status: 503 },
-      match: { secret: "down", authenticated: true },
-      times: 10,
-    });
-    const error = await restError(client(READER, { maxRetries: 1 }).getSecret("down"));
-    expect(error.statusCode).toBe(503);
-  });
-
-  it("a dropped connection is retried", async () => {
-    vault.setSecret("dropped", "ok");
-    vault.injectFault({ action: { type: "drop" }, match: { authenticated: true } });
-    expect((await client().getSecret("dropped")).value).toBe("ok");
-    expect(vault.counters().byStatus).toMatchObject({ dropped: 1 });
-  });
-
-  it("a request that is never answered times out on the client's terms", async () => {
-    vault.setSecret("slow", "ok");
-    vault.injectFault({ action: { type: "hang" }, match: { authenticated: true } });
-    const c = client(READER, { maxRetries: 0 });
-    await expect(c.getSecret("slow", { abortSignal: AbortSignal.timeout(300) })).rejects.toThrow(
-      /abort/i,
-    );
-    expect(vault.counters().byStatus).toMatchObject({ hung: 1 });
-  });
-
-  it("adds latency", async () => {
-    vault.setSecret("late", "ok");
-    const c = client();
-    await c.getSecret("late");
-    vault.injectFault({ action: { type: "latency", ms: 250 } });
-    const started = Date.now();
-    await c.getSecret("late");
-    expect(Date.now() - started).toBeGreaterThanOrEqual(240);
-  });
-
-  it("fails a fraction of requests, reproducibly with a seed", async () => {
-    const seeded = async (): Promise<number[]> => {
-      const v = await startMockKeyVault({ tls, authority: authorityOf(aad, TENANT), seed: 42 });
-      try {
-        v.injectFault({ action: { type: "status", status: 500 }, probability: 0.5 });
-        const statuses: number[] = [];
-        for (let i = 0; i < 20; i++)
-          statuses.push(
-            (await rawCall(new URL("/secrets/x/?api-version=2025-07-01", v.url), {})).status,
-          );
-        return statuses;
-      } finally {
-        await v.close();
-      }
-    };
-    const first = await seeded();
-    expect(first.filter((s) => s === 500).length).toBeGreaterThan(3);
-    expect(first.filter((s) => s === 401).length).toBeGreaterThan(3);
-    expect(await seeded()).toEqual(first);
-  });
-});
-
-describe("throttle", () => {
-  it("enforces N requests per window with 429 Throttled and Retry-After", async () => {
-    vault.setThrottle({ limit: 3, windowMs: 60_000 });
-    const statuses: number[] = [];
-    for (let i = 0; i < 4; i++)
-      statuses.push((await get("/secrets/x/?api-version=2025-07-01")).status);
-    expect(statuses).toEqual([401, 401, 401, 429]);
-    const throttled = await get("/secrets/x/?api-version=2025-07-01");
-    expect(throttled.headers["retry-after"]).toMatch(/^\d+$/);
-    expect(Number(throttled.headers["retry-after"])).toBeGreaterThan(50);
-    expect(throttled.json).toMatchObject({ error: { code: "Throttled" } });
-    expect(vault.counters().throttled).toBe(2);
-  });
-
-  it("the SDK waits out the throttle's Retry-After and succeeds", async () => {
-    vault.setSecret("hot", "ok");
-    const c = client();
-    await c.getSecret("hot"); // the challenge is cached
-    vault.setThrottle({ limit: 1, windowMs: 1000 });
-    await c.getSecret("hot");
-    const started = Date.now();
-    expect((await c.getSecret("hot")).value).toBe("ok");
-    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
-    expect(vault.counters().throttled).toBe(1);
-  });
-});
-
-describe("admin API", () => {
-  it("sets a secret, grants a role and injects a fault over HTTP", async () => {
-    const send = (method: string, path: string, body: unknown): Promise<RawAnswer> => {
-      // Content-Length, because Node sends a DELETE body neither chunked nor sized otherwise.
-      const payload = JSON.stringify(body);
-      const headers = {
-        "content-type": "application/json",
-        "content-length": String(Buffer.byteLength(payload)),
-      };
-      return rawCall(new URL(path, vault.url), { method, headers }, payload);
-    };
-    const put = await send("PUT", "/_mock/secrets/from-admin", {
-      value: "hello",
-      contentType: "text/plain",
-    });
-    expect(put.status).toBe(200);
-    expect(put.json).toMatchObject({
-      name: "from-admin",
-      version: expect.stringMatching(/^[0-9a-f]{32}$/) as unknown,
-    });
-    expect(
-      (await send("POST", "/_mock/roles", { principal: STRANGER, secret: "from-admin" })).status,
-    ).toBe(200);
-    expect((await client(STRANGER).getSecret("from-admin")).value).toBe("hello");
-    expect(
-      (
-        await send("POST", "/_mock/faults", {
-          action: { type: "status", status: 429 },
-          match: { secret: "from-admin", authenticated: true },
-        })
-      ).status,
-    ).toBe(200);
-    expect((await restError(client(STRANGER).getSecret("from-admin"))).statusCode).toBe(429);
-    expect((await send("PATCH", "/_mock/secrets/from-admin", { enabled: false })).status).toBe(200);
-    expect((await restError(client(STRANGER).getSecret("from-admin"))).statusCode).toBe(403);
-    expect((await send("POST", "/_mock/faults", { action: { type: "nope" } })).status).toBe(400);
-    expect(
-      (await send("DELETE", "/_mock/roles", { principal: STRANGER, secret: "from-admin" })).status,
-    ).toBe(200);
-    const revoked = await restError(client(STRANGER).getSecret("from-admin"));
-    expect(revoked.statusCode).toBe(403);
-  });
-});
-
-describe("logs", () => {
-  it("never carry a secret value, an access token or an assertion", async () => {
-    const lines: string[] = [];
-    const sink = { write: (line: string) => lines.push(line) };
-    const logger = createLogger({ name: "test", level: "debug", destination: sink });
-    const loggedAad = await startMockAad({
-      tls,
-      logger,
-      tenants: [
-        {
-          id: TENANT,
-          apps: [
-            {
-              clientId: READER,
-              federatedCredentials: [{ issuer: issuer.issuer, subject: SUBJECT }],
-            },
-          ],
-        },
-      ],
-    });
-    const loggedVault = await startMockKeyVault({
-      tls,
-      logger,
-      authority: authorityOf(loggedAad, TENANT),
-      roles: [{ principal: READER }],
-      secrets: [{ name: "loud", value: "value-that-must-not-leak" }],
-    });
-    try {
-      const assertions: string[] = [];
-      const credential = credentialOf(
-        READER,
-        async () => {
-          const a = await issuer.mint({ subject: SUBJECT });
-          assertions.push(a);
-          return a;
-        },
-        loggedAad.url,
-      );
-      const token = await credential.getToken("https://vault.azure.net/.default");
-      const c = new SecretClient(loggedVault.url, credential, {
-        disableChallengeResourceVerification: true,
-      });
-      expect((await c.getSecret("loud")).value).toBe("value-that-must-not-leak");
-      await c.getSecret("missing").catch(() => undefined);
-      const bad = credentialOf(READER, () => issuer.mint({ subject: "x" }), loggedAad.url);
-      await bad.getToken("https://vault.azure.net/.default").catch(() => undefined);
-
-      const all = lines.join("");
-      expect(all).toContain("mock-key-vault request");
-      expect(all).toContain("mock-aad request");
-      expect(all).not.toContain("value-that-must-not-leak");
-      expect(all).not.toContain(token.token);
-      for (const a of assertions) expect(all).not.toContain(a);
-      // Nothing that looks like a JWT at all.
-      expect(all).not.toMatch(/eyJ[\w-]+\.eyJ[\w-]+\./);
-    } finally {
-      await loggedVault.close();
-      await loggedAad.close();
-    }
   });
 });
