@@ -7,6 +7,7 @@
  */
 import { AkvError, ErrorCode } from "./errors.ts";
 import { Defaults, FORMATS, MODES, type Format, type Mode } from "./names.ts";
+import { ProblemList, UNBOUNDED_PROBLEM_LIMITS } from "./problems.ts";
 import {
   formatSecretRef,
   isRefreshIntervalMs,
@@ -86,19 +87,17 @@ export function parseSpec(json: string): SyncSpec {
   } catch (cause) {
     throw new SpecError([`not JSON (${(cause as Error).message})`]);
   }
-  const problems: string[] = [];
-  const bad = (path: string, expected: string): void => {
-    problems.push(`${path}: expected ${expected}`);
-  };
   if (!isRecord(raw)) throw new SpecError(["expected a JSON object"]);
+  // Every problem, whole: the webhook wrote this spec, so any problem is a bug or a hand edit.
+  const problems = new ProblemList(UNBOUNDED_PROBLEM_LIMITS);
 
   const { vaultUrl, files, mode, refreshIntervalMs, fileMode, outputDir } = raw;
   if (typeof vaultUrl !== "string" || !/^https:\/\/[^/?#@]+$/.test(vaultUrl))
-    bad("vaultUrl", "https://host");
+    problems.addExpected("vaultUrl", "https://host");
   if (typeof mode !== "string" || !(MODES as readonly string[]).includes(mode))
-    bad("mode", MODES.join(" or "));
+    problems.addExpected("mode", MODES.join(" or "));
   if (!isRefreshIntervalMs(refreshIntervalMs)) {
-    bad(
+    problems.addExpected(
       "refreshIntervalMs",
       `an integer from ${Defaults.minRefreshIntervalMs} to ${Defaults.maxRefreshIntervalMs}`,
     );
@@ -109,28 +108,29 @@ export function parseSpec(json: string): SyncSpec {
     fileMode < 0 ||
     fileMode > 0o777
   ) {
-    bad("fileMode", "permission bits 0-0o777");
+    problems.addExpected("fileMode", "permission bits 0-0o777");
   }
   if (typeof outputDir !== "string" || !outputDir.startsWith("/"))
-    bad("outputDir", "an absolute path");
+    problems.addExpected("outputDir", "an absolute path");
 
   const parsedFiles: FileSpec[] = [];
-  if (!Array.isArray(files) || files.length === 0) bad("files", "a non-empty array");
+  if (!Array.isArray(files) || files.length === 0)
+    problems.addExpected("files", "a non-empty array");
   else {
     const names = new Set<string>();
     files.forEach((f: unknown, i) => {
       const file = parseFileSpec(f, `files[${i}]`);
       if ("expected" in file) {
-        bad(file.path, file.expected);
+        problems.addExpected(file.path, file.expected);
         return;
       }
       if (names.has(file.file))
-        bad(`files[${i}].file`, `a unique file name, '${file.file}' is repeated`);
+        problems.addExpected(`files[${i}].file`, `a unique file name, '${file.file}' is repeated`);
       names.add(file.file);
       parsedFiles.push(file);
     });
   }
-  if (problems.length > 0) throw new SpecError(problems);
+  if (problems.count > 0) throw new SpecError(problems.list());
   return deepFreeze({
     vaultUrl: vaultUrl as string,
     files: parsedFiles,

@@ -7,6 +7,7 @@
  */
 import { X509Certificate } from "node:crypto";
 import { AkvError, ErrorCode } from "../common/errors.ts";
+import { ProblemList, UNBOUNDED_PROBLEM_LIMITS } from "../common/problems.ts";
 import { isIP } from "node:net";
 import {
   CERT_MODES,
@@ -154,84 +155,88 @@ export function isQuantity(text: string): boolean {
   return QUANTITY.test(text);
 }
 
-/** Collects problems, each as `VARIABLE: what is expected (got 'value')`. */
-class Problems {
-  readonly list: string[] = [];
-  /** `expected` is a noun phrase (`a port number`), or a sentence starting with `is `. */
-  add(variable: string, value: string | undefined, expected: string): void {
-    const got = value === undefined ? "" : ` (got ${JSON.stringify(value)})`;
-    const phrase = expected.startsWith("is ") ? expected : `expected ${expected}`;
-    this.list.push(`${variable}: ${phrase}${got}`);
-  }
-}
+/**
+ * Collects problems, each as `VARIABLE: expected … (got "value")` or
+ * `VARIABLE: is required`; every one, whole (the operator wrote them all).
+ */
+const newProblems = (): ProblemList => new ProblemList(UNBOUNDED_PROBLEM_LIMITS);
 
 const text = (env: EnvRecord, name: string): string | undefined => {
   const value = env[name]?.trim();
   return value === "" ? undefined : value;
 };
 
-function parseInjection(env: EnvRecord, problems: Problems): InjectionSettings | undefined {
+function parseInjection(env: EnvRecord, problems: ProblemList): InjectionSettings | undefined {
   const image = text(env, WebhookEnv.sidecarImage);
-  if (image === undefined) problems.add(WebhookEnv.sidecarImage, undefined, "is required");
+  if (image === undefined) problems.addFor(WebhookEnv.sidecarImage, "is required");
   else if (/\s/.test(image))
-    problems.add(WebhookEnv.sidecarImage, image, "an image reference without spaces");
+    problems.addExpected(WebhookEnv.sidecarImage, "an image reference without spaces", image);
 
   const pullText = text(env, WebhookEnv.sidecarImagePullPolicy);
   const pullPolicy = pullText === undefined ? undefined : PULL_POLICIES.find((p) => p === pullText);
   if (pullText !== undefined && pullPolicy === undefined) {
-    problems.add(WebhookEnv.sidecarImagePullPolicy, pullText, `one of ${PULL_POLICIES.join(", ")}`);
+    problems.addExpected(
+      WebhookEnv.sidecarImagePullPolicy,
+      `one of ${PULL_POLICIES.join(", ")}`,
+      pullText,
+    );
   }
 
   const suffixesText = text(env, WebhookEnv.vaultSuffixes);
   const suffixes = parseVaultSuffixes(suffixesText);
-  if (!suffixes.ok) problems.add(WebhookEnv.vaultSuffixes, suffixesText, suffixes.expected);
+  if (!suffixes.ok) problems.addExpected(WebhookEnv.vaultSuffixes, suffixes.expected, suffixesText);
 
   const tenantId = text(env, WebhookEnv.tenantId);
-  if (tenantId === undefined) problems.add(WebhookEnv.tenantId, undefined, "is required");
+  if (tenantId === undefined) problems.addFor(WebhookEnv.tenantId, "is required");
   else if (!isTenantId(tenantId))
-    problems.add(WebhookEnv.tenantId, tenantId, "a tenant id (a GUID or a domain name)");
+    problems.addExpected(WebhookEnv.tenantId, "a tenant id (a GUID or a domain name)", tenantId);
 
   const authorityText = text(env, WebhookEnv.authorityHost) ?? DEFAULT_AUTHORITY_HOST;
   const authorityHost = parseAuthorityHost(authorityText);
   if (authorityHost === undefined) {
-    problems.add(
+    problems.addExpected(
       WebhookEnv.authorityHost,
-      authorityText,
       "an https:// URL with no path, query or credentials, like https://login.microsoftonline.com/",
+      authorityText,
     );
   }
 
   const intervalText = text(env, WebhookEnv.refreshInterval) ?? SettingDefaults.refreshInterval;
   const interval = parseRefreshInterval(intervalText);
-  if (!interval.ok) problems.add(WebhookEnv.refreshInterval, intervalText, interval.expected);
+  if (!interval.ok)
+    problems.addExpected(WebhookEnv.refreshInterval, interval.expected, intervalText);
 
   const sizeLimit = text(env, WebhookEnv.tmpfsSizeLimit) ?? Defaults.tmpfsSizeLimit;
   if (!isQuantity(sizeLimit) || /^[0.]+$/.test(sizeLimit)) {
-    problems.add(WebhookEnv.tmpfsSizeLimit, sizeLimit, "a positive Kubernetes quantity like 4Mi");
+    problems.addExpected(
+      WebhookEnv.tmpfsSizeLimit,
+      "a positive Kubernetes quantity like 4Mi",
+      sizeLimit,
+    );
   }
 
   const fileModeText = text(env, WebhookEnv.fileMode);
   const fileMode = fileModeText === undefined ? undefined : parseFileMode(fileModeText);
   if (fileMode !== undefined && !fileMode.ok)
-    problems.add(WebhookEnv.fileMode, fileModeText, fileMode.expected);
+    problems.addExpected(WebhookEnv.fileMode, fileMode.expected, fileModeText);
 
   const ownNamespace = text(env, WebhookEnv.namespace);
   if (ownNamespace !== undefined && !DNS_LABEL.test(ownNamespace))
-    problems.add(
+    problems.addExpected(
       WebhookEnv.namespace,
-      ownNamespace,
       "a lower-case DNS label of at most 63 characters",
+      ownNamespace,
     );
 
   const nativeText = text(env, WebhookEnv.nativeSidecars) ?? "true";
   if (nativeText !== "true" && nativeText !== "false")
-    problems.add(WebhookEnv.nativeSidecars, nativeText, "true or false");
+    problems.addExpected(WebhookEnv.nativeSidecars, "true or false", nativeText);
 
   const resourcesText = text(env, WebhookEnv.sidecarResources);
   const resources =
     resourcesText === undefined ? SettingDefaults.sidecarResources : parseResources(resourcesText);
   if (typeof resources === "string")
-    problems.add(WebhookEnv.sidecarResources, resourcesText, resources);
+    problems.addExpected(WebhookEnv.sidecarResources, resources, resourcesText);
 
   if (
     image === undefined ||
@@ -241,7 +246,7 @@ function parseInjection(env: EnvRecord, problems: Problems): InjectionSettings |
     !interval.ok ||
     typeof resources === "string" ||
     (fileMode !== undefined && !fileMode.ok) ||
-    problems.list.length > 0
+    problems.count > 0
   ) {
     return undefined;
   }
@@ -289,21 +294,21 @@ function parseResources(json: string): ResourceRequirements | string {
   return out;
 }
 
-function parsePort(env: EnvRecord, name: string, fallback: number, problems: Problems): number {
+function parsePort(env: EnvRecord, name: string, fallback: number, problems: ProblemList): number {
   const value = text(env, name);
   if (value === undefined) return fallback;
   const port = /^\d{1,5}$/.test(value) ? Number(value) : Number.NaN;
   if (!(port >= 0 && port <= 65535)) {
-    problems.add(name, value, "a port number 0-65535");
+    problems.addExpected(name, "a port number 0-65535", value);
     return fallback;
   }
   return port;
 }
 
-function fail(problems: Problems): never {
+function fail(problems: ProblemList): never {
   throw new AkvError(
     ErrorCode.SETTINGS_INVALID,
-    `invalid webhook settings: ${problems.list.join("; ")}`,
+    `invalid webhook settings: ${problems.list().join("; ")}`,
   );
 }
 
@@ -313,7 +318,7 @@ function fail(problems: Problems): never {
  * @throws {AkvError} `AKV_SETTINGS_INVALID`, naming every bad variable.
  */
 export function parseInjectionSettings(env: EnvRecord): InjectionSettings {
-  const problems = new Problems();
+  const problems = newProblems();
   const settings = parseInjection(env, problems);
   if (settings === undefined) fail(problems);
   return Object.freeze(settings);
@@ -325,31 +330,31 @@ export function parseInjectionSettings(env: EnvRecord): InjectionSettings {
  * @example parseSettings({ AZURE_TENANT_ID: "…", AKV_INJECTOR_SIDECAR_IMAGE: "…", AKV_INJECTOR_TLS_CERT_FILE: "…", AKV_INJECTOR_TLS_KEY_FILE: "…" })
  */
 export function parseSettings(env: EnvRecord): Settings {
-  const problems = new Problems();
+  const problems = newProblems();
   const tlsCertFile = text(env, WebhookEnv.tlsCertFile);
-  if (tlsCertFile === undefined) problems.add(WebhookEnv.tlsCertFile, undefined, "is required");
+  if (tlsCertFile === undefined) problems.addFor(WebhookEnv.tlsCertFile, "is required");
   const tlsKeyFile = text(env, WebhookEnv.tlsKeyFile);
-  if (tlsKeyFile === undefined) problems.add(WebhookEnv.tlsKeyFile, undefined, "is required");
+  if (tlsKeyFile === undefined) problems.addFor(WebhookEnv.tlsKeyFile, "is required");
   const port = parsePort(env, WebhookEnv.port, SettingDefaults.port, problems);
   const healthPort = parsePort(env, WebhookEnv.healthPort, SettingDefaults.healthPort, problems);
   if (port === healthPort && port !== 0) {
-    problems.add(
+    problems.addExpected(
       WebhookEnv.healthPort,
-      String(healthPort),
       `a port other than ${WebhookEnv.port}'s`,
+      String(healthPort),
     );
   }
   const levelText = text(env, WebhookEnv.logLevel) ?? "info";
   const logLevel = LOG_LEVELS.find((l) => l === levelText);
   if (logLevel === undefined)
-    problems.add(WebhookEnv.logLevel, levelText, `one of ${LOG_LEVELS.join(", ")}`);
+    problems.addExpected(WebhookEnv.logLevel, `one of ${LOG_LEVELS.join(", ")}`, levelText);
   const kubeconfig = text(env, WebhookEnv.kubeconfig);
   const extraCaFile = text(env, WebhookEnv.sidecarExtraCaFile);
 
   const modeText = text(env, WebhookEnv.certMode) ?? SettingDefaults.certMode;
   const certMode = CERT_MODES.find((m) => m === modeText);
   if (certMode === undefined)
-    problems.add(WebhookEnv.certMode, modeText, `one of ${CERT_MODES.join(", ")}`);
+    problems.addExpected(WebhookEnv.certMode, `one of ${CERT_MODES.join(", ")}`, modeText);
   const selfCerts = certMode === "self" ? parseSelfCerts(env, problems) : undefined;
 
   const injection = parseInjection(env, problems);
@@ -359,7 +364,7 @@ export function parseSettings(env: EnvRecord): Settings {
     tlsKeyFile === undefined ||
     logLevel === undefined ||
     certMode === undefined ||
-    problems.list.length > 0
+    problems.count > 0
   ) {
     fail(problems);
   }
@@ -378,12 +383,12 @@ export function parseSettings(env: EnvRecord): Settings {
 }
 
 /** The `self` certificate mode's variables; all but validity and extra SANs are required then. */
-function parseSelfCerts(env: EnvRecord, problems: Problems): SelfCertSettings | undefined {
+function parseSelfCerts(env: EnvRecord, problems: ProblemList): SelfCertSettings | undefined {
   const required = (name: string, pattern: RegExp, expected: string): string | undefined => {
     const value = text(env, name);
     if (value === undefined)
-      problems.add(name, undefined, `is required when ${WebhookEnv.certMode} is self`);
-    else if (!pattern.test(value)) problems.add(name, value, expected);
+      problems.addFor(name, `is required when ${WebhookEnv.certMode} is self`);
+    else if (!pattern.test(value)) problems.addExpected(name, expected, value);
     else return value;
     return undefined;
   };
@@ -395,9 +400,9 @@ function parseSelfCerts(env: EnvRecord, problems: Problems): SelfCertSettings | 
   const namespace = required(WebhookEnv.namespace, DNS_LABEL, label);
   const validityText = text(env, WebhookEnv.certValidity) ?? SettingDefaults.certValidity;
   const validity = parseDuration(validityText);
-  if (!validity.ok) problems.add(WebhookEnv.certValidity, validityText, validity.expected);
+  if (!validity.ok) problems.addExpected(WebhookEnv.certValidity, validity.expected, validityText);
   else if (validity.value < 10_000) {
-    problems.add(WebhookEnv.certValidity, validityText, "a duration of at least 10s");
+    problems.addExpected(WebhookEnv.certValidity, "a duration of at least 10s", validityText);
   }
   const sansText = text(env, WebhookEnv.certExtraSans);
   const extraSans = (sansText ?? "")
@@ -406,7 +411,11 @@ function parseSelfCerts(env: EnvRecord, problems: Problems): SelfCertSettings | 
     .filter((s) => s !== "");
   for (const san of extraSans) {
     if (isIP(san) === 0 && !SAN_DNS.test(san)) {
-      problems.add(WebhookEnv.certExtraSans, sansText, `IP addresses or DNS names, not '${san}'`);
+      problems.addExpected(
+        WebhookEnv.certExtraSans,
+        `IP addresses or DNS names, not '${san}'`,
+        sansText,
+      );
     }
   }
   if (
@@ -436,25 +445,20 @@ function parseSelfCerts(env: EnvRecord, problems: Problems): SelfCertSettings | 
  */
 export function withSidecarExtraCa<T extends InjectionSettings>(settings: T, pem: string): T {
   const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  const problems = new Problems();
+  const problems = newProblems();
   if (blocks.length === 0) {
-    problems.add(
-      WebhookEnv.sidecarExtraCaFile,
-      undefined,
-      "a file of PEM certificates, found none",
-    );
+    problems.addExpected(WebhookEnv.sidecarExtraCaFile, "a file of PEM certificates, found none");
   }
   blocks.forEach((block, i) => {
     try {
       new X509Certificate(block);
     } catch (cause) {
-      problems.add(
+      problems.addExpected(
         WebhookEnv.sidecarExtraCaFile,
-        undefined,
         `PEM certificates; certificate ${i + 1} does not parse (${(cause as Error).message})`,
       );
     }
   });
-  if (problems.list.length > 0) fail(problems);
+  if (problems.count > 0) fail(problems);
   return Object.freeze({ ...settings, sidecarExtraCaPem: `${blocks.join("\n")}\n` });
 }
