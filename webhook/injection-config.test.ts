@@ -1,24 +1,23 @@
 import { describe, expect, it } from "vitest";
 import { Injected, ServiceAccountAnnotation } from "../common/names.ts";
 import { encodeSpec, parseSpec, SpecError } from "../common/spec.ts";
-import { parsePod, type Pod } from "./admission-review.ts";
 import {
   checkMountPath,
   parseInjectionConfig,
   type InjectionConfig,
   type ServiceAccount,
 } from "./injection-config.ts";
-import { CLIENT_ID, TENANT_ID, testPod, testServiceAccount, testSettings } from "./testing.ts";
+import {
+  CLIENT_ID,
+  TENANT_ID,
+  testParsedPod,
+  testServiceAccount,
+  testSettings,
+} from "./testing.ts";
 
 const VERSION = "0123456789abcdef0123456789abcdef";
 const OTHER_CLIENT = "11111111-2222-3333-4444-555555555555";
 const base = { "akv-injector.io/vault": "myvault", "akv-injector.io/secrets": "db-password" };
-
-function podOf(annotations: Record<string, string>, spec: Record<string, unknown> = {}): Pod {
-  const parsed = parsePod(testPod(annotations, spec), "team-a");
-  if (!parsed.ok) throw new Error(parsed.problems.join("; "));
-  return parsed.pod;
-}
 
 function parse(
   annotations: Record<string, string>,
@@ -29,7 +28,7 @@ function parse(
   } = {},
 ) {
   return parseInjectionConfig(
-    podOf(annotations, options.spec),
+    testParsedPod(annotations, options.spec),
     options.sa ?? testServiceAccount(),
     testSettings(options.env),
   );

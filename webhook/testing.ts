@@ -5,7 +5,13 @@
  */
 import fastJsonPatch, { type Operation } from "fast-json-patch";
 import { INJECT_LABEL, ServiceAccountAnnotation } from "../common/names.ts";
-import { ADMISSION_API_VERSION, type AdmissionReviewResponse } from "./admission-review.ts";
+import { ProblemList } from "../common/problems.ts";
+import {
+  ADMISSION_API_VERSION,
+  parsePod,
+  type AdmissionReviewResponse,
+  type Pod,
+} from "./admission-review.ts";
 import type { ServiceAccount } from "./injection-config.ts";
 import type { PatchOperation } from "./patch.ts";
 import { parseInjectionSettings, type InjectionSettings } from "./settings.ts";
@@ -60,6 +66,28 @@ export function testPod(
       ...spec,
     },
   };
+}
+
+/** {@link testPod} as the webhook reads it (in namespace `team-a`). */
+export function testParsedPod(
+  annotations: Record<string, string> = { ...TEST_ANNOTATIONS },
+  spec: Record<string, unknown> = {},
+): Pod {
+  const parsed = parsePod(testPod(annotations, spec), "team-a");
+  if (!parsed.ok) throw new Error(parsed.problems.join("; "));
+  return parsed.pod;
+}
+
+/** Runs one parser with fresh problem and warning lists: its value, and what it found. */
+export function collectProblems<T>(parse: (problems: ProblemList, warnings: ProblemList) => T): {
+  readonly value: T;
+  readonly problems: string[];
+  readonly warnings: string[];
+} {
+  const problems = new ProblemList();
+  const warnings = new ProblemList();
+  const value = parse(problems, warnings);
+  return { value, problems: problems.list(), warnings: warnings.list() };
 }
 
 let uidCounter = 0;
