@@ -3,7 +3,7 @@ import { text } from "node:stream/consumers";
 import { finished } from "node:stream/promises";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { isAkvError } from "../common/errors.ts";
+import { ErrorCode, isAkvError } from "../common/errors.ts";
 import { boundMembers, JsonMemberCounter } from "./member-bound.ts";
 
 const count = (json: string): number => new JsonMemberCounter().feed(Buffer.from(json));
@@ -65,7 +65,7 @@ describe("boundMembers", () => {
     const bounded = boundMembers(source, 3);
     bounded.on("data", (c: Buffer) => seen.push(c.toString()));
     const error = await new Promise((resolve) => bounded.once("error", resolve));
-    expect(isAkvError(error, "AKV_BAD_ADMISSION_REVIEW" as never)).toBe(true);
+    expect(isAkvError(error, ErrorCode.BAD_ADMISSION_REVIEW)).toBe(true);
     expect((error as Error).message).toBe(
       "the AdmissionReview has more than 3 JSON object members, more than any pod Kubernetes stores; akv-injector does not read it",
     );

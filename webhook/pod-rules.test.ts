@@ -30,14 +30,12 @@ describe("findWindowsPod", () => {
 describe("findForbiddenMounts", () => {
   const mount = (name: string, readOnly: boolean) => ({ name, mountPath: "/x", readOnly });
   it("allows read-only mounts of the secrets volume and other volumes read-write", () => {
-    expect(
-      [
-        ...findForbiddenMounts("containers", [
-          { name: "a", volumeMounts: [mount("akv-secrets", true), mount("data", false)] },
-          { name: "b", volumeMounts: undefined },
-        ]),
-      ],
-    ).toEqual([]);
+    expect([
+      ...findForbiddenMounts("containers", [
+        { name: "a", volumeMounts: [mount("akv-secrets", true), mount("data", false)] },
+        { name: "b", volumeMounts: undefined },
+      ]),
+    ]).toEqual([]);
   });
 
   it("refuses the token volume anywhere and the secrets volume read-write, naming each", () => {
@@ -56,16 +54,14 @@ describe("findForbiddenMounts", () => {
   });
 
   it("leaves the injected sidecar's own mounts alone", () => {
-    expect(
-      [
-        ...findForbiddenMounts("initContainers", [
-          {
-            name: "akv-injector",
-            volumeMounts: [mount("akv-secrets", false), mount("akv-injector-token", true)],
-          },
-        ]),
-      ],
-    ).toEqual([]);
+    expect([
+      ...findForbiddenMounts("initContainers", [
+        {
+          name: "akv-injector",
+          volumeMounts: [mount("akv-secrets", false), mount("akv-injector-token", true)],
+        },
+      ]),
+    ]).toEqual([]);
   });
 });
 
