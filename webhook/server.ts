@@ -6,26 +6,28 @@
  *   body that is not an AdmissionReview gets HTTP 400 with a JSON error.
  * - plain HTTP `/healthz`, `/readyz` (a certificate is loaded and the service
  *   account cache has synced), `/metrics` (prom-client).
- * - the certificate and key files are reloaded when they change, with
- *   `setSecureContext`: open connections and in-flight requests keep the old
- *   context, new handshakes get the new one.
+ * - the serving certificate (`serving-certificate.ts`) is wired in: its pair
+ *   goes to `setSecureContext` when the files change (open connections and
+ *   in-flight requests keep the old context, new handshakes get the new one),
+ *   and its hooks feed the metrics here.
  */
-import { X509Certificate, createHash } from "node:crypto";
-import { watch, type FSWatcher } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { STATUS_CODES } from "node:http";
 import type { Server as HttpsServer } from "node:https";
-import { dirname } from "node:path";
 import { performance } from "node:perf_hooks";
-import { createSecureContext, type SecureContextOptions } from "node:tls";
 import { fastify, type FastifyError, type FastifyInstance } from "fastify";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import { AkvError, ErrorCode, isAkvError } from "../common/errors.ts";
-import { WebhookEnv } from "../common/names.ts";
+import { ErrorCode, isAkvError } from "../common/errors.ts";
 import { REDACT_PATHS, type Logger } from "../common/logger.ts";
 import { parseAdmissionReview } from "./admission-review.ts";
 import { boundMembers, MAX_REVIEW_MEMBERS } from "./member-bound.ts";
 import { OUTCOMES, review, type Outcome, type ServiceAccountLookup } from "./review.ts";
+import {
+  loadServingCertificate,
+  secureContextOptions,
+  watchServingCertificate,
+  type CertificateState,
+  type CertificateFiles,
+} from "./serving-certificate.ts";
 import type { InjectionSettings } from "./settings.ts";
 
 /**
@@ -41,22 +43,6 @@ export const BODY_LIMIT = 3 * 1024 * 1024;
  * when Node runs with `--expose-gc` (as Dockerfile.webhook starts it).
  */
 export const LARGE_BODY = 512 * 1024;
-/** TLS floor for the apiserver's connections. */
-const MIN_TLS_VERSION = "TLSv1.2";
-/**
- * TLS 1.2 suites with forward secrecy and authenticated encryption only
- * (ECDHE with AES-GCM or ChaCha20-Poly1305), as Go's crypto/tls client in
- * the apiserver prefers; TLS 1.3's suites are all of that kind already.
- * Node's default list would also take `AES128-SHA` (static RSA, CBC).
- */
-export const TLS12_CIPHERS = [
-  "ECDHE-ECDSA-AES128-GCM-SHA256",
-  "ECDHE-RSA-AES128-GCM-SHA256",
-  "ECDHE-ECDSA-AES256-GCM-SHA384",
-  "ECDHE-RSA-AES256-GCM-SHA384",
-  "ECDHE-ECDSA-CHACHA20-POLY1305",
-  "ECDHE-RSA-CHACHA20-POLY1305",
-].join(":");
 
 /** Outcomes in logs and metrics: the review's, plus `invalid` for a body that is not an AdmissionReview. */
 export type AdmissionOutcome = Outcome | "invalid";
@@ -84,14 +70,6 @@ export interface WebhookServerOptions {
   readonly certificateDebounceMs?: number;
 }
 
-/** What is known about the serving certificate. */
-export interface CertificateState {
-  /** SHA-256 of the certificate's DER, hex. */
-  readonly fingerprint: string;
-  readonly notAfter: Date;
-  readonly loadedAt: Date;
-}
-
 /** The two fastify instances and their shared state. */
 export interface WebhookServer {
   /** HTTPS: `POST /mutate`. */
@@ -114,58 +92,6 @@ export interface WebhookServer {
   }>;
   /** Stops accepting, lets in-flight requests finish, closes both servers and the file watchers. */
   close(): Promise<void>;
-}
-
-interface LoadedCertificate {
-  readonly cert: Buffer;
-  readonly key: Buffer;
-  readonly state: CertificateState;
-}
-
-/**
- * Reads and checks a certificate and key pair: both PEM, the key matching the
- * certificate (OpenSSL checks when building the context).
- * @throws {AkvError} `AKV_TLS_INVALID`.
- */
-export async function loadCertificate(
-  certFile: string,
-  keyFile: string,
-  now: Date,
-): Promise<LoadedCertificate> {
-  let cert: Buffer;
-  let key: Buffer;
-  try {
-    [cert, key] = await Promise.all([readFile(certFile), readFile(keyFile)]);
-  } catch (cause) {
-    throw new AkvError(
-      ErrorCode.TLS_INVALID,
-      `cannot read TLS files: ${(cause as Error).message}`,
-      { cause },
-    );
-  }
-  return checkCertificate(cert, key, now);
-}
-
-function checkCertificate(cert: Buffer, key: Buffer, now: Date): LoadedCertificate {
-  try {
-    createSecureContext({ cert, key });
-    const x509 = new X509Certificate(cert);
-    return {
-      cert,
-      key,
-      state: {
-        fingerprint: createHash("sha256").update(x509.raw).digest("hex"),
-        notAfter: new Date(x509.validTo),
-        loadedAt: now,
-      },
-    };
-  } catch (cause) {
-    throw new AkvError(
-      ErrorCode.TLS_INVALID,
-      `the TLS certificate and key do not form a usable pair: ${(cause as Error).message}`,
-      { cause },
-    );
-  }
 }
 
 function createMetrics(registry: Registry) {
@@ -245,30 +171,26 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
     ]),
   );
 
-  let current: LoadedCertificate | undefined;
-  try {
-    current = await loadCertificate(settings.tlsCertFile, settings.tlsKeyFile, new Date());
-    metrics.certificateExpiry.set(current.state.notAfter.getTime() / 1000);
-    logger.info(
-      { fingerprint: current.state.fingerprint, notAfter: current.state.notAfter.toISOString() },
-      "TLS certificate loaded",
-    );
-  } catch (error) {
-    // Self-managed certificates may be written after start-up: stay unready and watch.
-    logger.error(
-      { code: ErrorCode.TLS_INVALID, reason: (error as Error).message },
-      "no usable TLS certificate yet; not ready",
-    );
-  }
+  const certificateOptions: CertificateFiles = {
+    certFile: settings.tlsCertFile,
+    keyFile: settings.tlsKeyFile,
+    logger,
+    hooks: {
+      inUse: (state) => {
+        metrics.certificateExpiry.set(state.notAfter.getTime() / 1000);
+      },
+      reloaded: (result) => {
+        metrics.reloads.inc({ result });
+      },
+    },
+    pollMs: options.certificatePollMs,
+    debounceMs: options.certificateDebounceMs,
+  };
+  const initial = await loadServingCertificate(certificateOptions);
 
-  const secureOptions = (c: LoadedCertificate | undefined): SecureContextOptions => ({
-    minVersion: MIN_TLS_VERSION,
-    ciphers: TLS12_CIPHERS,
-    ...(c === undefined ? {} : { cert: c.cert, key: c.key }),
-  });
   const bodyLimit = options.bodyLimit ?? BODY_LIMIT;
   const app = fastify({
-    https: secureOptions(current),
+    https: secureContextOptions(initial),
     bodyLimit,
     logger: false,
     // The apiserver gives up after the webhook's timeoutSeconds (at most 30 s).
@@ -277,6 +199,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
     forceCloseConnections: "idle",
   });
   const health = fastify({ logger: false });
+  const certificate = watchServingCertificate(initial, app.server, certificateOptions);
   const maxMembers = options.maxMembers ?? MAX_REVIEW_MEMBERS;
   const collect = (globalThis as { gc?: () => void }).gc;
   if (collect !== undefined) {
@@ -365,7 +288,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
   health.get("/readyz", async (_request, reply) => {
     const reasons: string[] = [];
     if (closing) reasons.push("shutting down");
-    if (current === undefined) reasons.push("no TLS certificate loaded");
+    if (certificate.state() === undefined) reasons.push("no TLS certificate loaded");
     if (!serviceAccounts.isSynced()) reasons.push("service account cache not synced");
     if (reasons.length > 0) return reply.code(503).send({ status: "not ready", reasons });
     return { status: "ready" };
@@ -374,94 +297,12 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
     reply.type(registry.contentType).send(await registry.metrics()),
   );
 
-  // Reloads run one at a time; a file event during a reload queues one more.
-  let reloading: Promise<boolean> = Promise.resolve(false);
-  let lastFailure: string | undefined;
-  const reloadOnce = async (): Promise<boolean> => {
-    let cert: Buffer;
-    let key: Buffer;
-    try {
-      [cert, key] = await Promise.all([
-        readFile(settings.tlsCertFile),
-        readFile(settings.tlsKeyFile),
-      ]);
-    } catch (error) {
-      return failed(`cannot read TLS files: ${(error as Error).message}`);
-    }
-    if (current !== undefined && cert.equals(current.cert) && key.equals(current.key)) return false;
-    let next: LoadedCertificate;
-    try {
-      next = checkCertificate(cert, key, new Date());
-    } catch (error) {
-      // Often a writer caught between the two files; the next event or poll completes it.
-      return failed((error as Error).message);
-    }
-    app.server.setSecureContext(secureOptions(next));
-    current = next;
-    lastFailure = undefined;
-    metrics.reloads.inc({ result: "success" });
-    metrics.certificateExpiry.set(next.state.notAfter.getTime() / 1000);
-    logger.info(
-      { fingerprint: next.state.fingerprint, notAfter: next.state.notAfter.toISOString() },
-      "TLS certificate reloaded",
-    );
-    return true;
-  };
-  const failed = (reason: string): false => {
-    if (reason !== lastFailure) {
-      metrics.reloads.inc({ result: "failure" });
-      logger.warn(
-        { code: ErrorCode.TLS_INVALID, reason },
-        "TLS files not usable; keeping the certificate in use",
-      );
-      lastFailure = reason;
-    }
-    return false;
-  };
-  const reloadCertificate = (): Promise<boolean> => {
-    reloading = reloading.then(reloadOnce, reloadOnce);
-    return reloading;
-  };
-
-  // Kubernetes Secret volumes swap a `..data` symlink in the directory, so the
-  // directory is watched, not the file (whose inode never changes).
-  const debounceMs = options.certificateDebounceMs ?? 50;
-  let debounce: NodeJS.Timeout | undefined;
-  const onChange = (): void => {
-    clearTimeout(debounce);
-    debounce = setTimeout(() => void reloadCertificate(), debounceMs);
-  };
-  const watchers: FSWatcher[] = [];
-  for (const dir of new Set([dirname(settings.tlsCertFile), dirname(settings.tlsKeyFile)])) {
-    try {
-      const watcher = watch(dir, { persistent: false }, onChange);
-      watcher.on("error", (error) => {
-        logger.warn({ dir, reason: error.message }, "TLS directory watch failed; polling only");
-      });
-      watchers.push(watcher);
-    } catch (cause) {
-      throw new AkvError(
-        ErrorCode.TLS_INVALID,
-        `${WebhookEnv.tlsCertFile}, ${WebhookEnv.tlsKeyFile}: cannot watch ${dir}, the directory of the TLS files (${(cause as Error).message})`,
-        { cause },
-      );
-    }
-  }
-  const poll = setInterval(() => void reloadCertificate(), options.certificatePollMs ?? 10_000);
-  poll.unref();
-
-  const stopWatching = (): void => {
-    clearInterval(poll);
-    clearTimeout(debounce);
-    for (const watcher of watchers) watcher.close();
-  };
-
   return {
     app,
     health,
     registry,
-    certificate: () => current?.state,
-    reloadCertificate,
+    certificate: () => certificate.state(),
+    reloadCertificate: () => certificate.reload(),
     listen: async ({ host, port, healthPort }) => {
       await app.listen({ host, port });
       await health.listen({ host, port: healthPort });
@@ -473,10 +314,10 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
     },
     close: async () => {
       closing = true;
-      stopWatching();
+      const stopped = certificate.close();
       await app.close();
       await health.close();
-      await reloading.catch(() => false);
+      await stopped;
     },
   };
 }
