@@ -15,7 +15,7 @@ import {
   ServiceAccountAnnotation,
   WebhookEnv,
 } from "../common/names.ts";
-import { serviceDnsNames } from "../webhook/self-managed-certs.ts";
+import { serviceDnsNames } from "../webhook/cert-reconcile.ts";
 import { parseSettings } from "../webhook/settings.ts";
 import { ensureHelm, lintChart, renderChart, renderNotes, type KubeObject } from "./helm.ts";
 

@@ -1,37 +1,24 @@
 // The certificate manager against an in-process fake Kubernetes API over
-// HTTPS: enough of the apiserver's Secret and MutatingWebhookConfiguration
-// semantics (409 on create of an existing name, 409 on a stale
-// resourceVersion, JSON Patch with `test`) to race two managers for real.
-// The real-apiserver race belongs to the e2e suite.
+// HTTPS (testing-cert-apiserver.ts), which races two managers for real. The
+// decisions alone are in cert-reconcile.test.ts; the real-apiserver race
+// belongs to the e2e suite.
 import { X509Certificate } from "node:crypto";
-import { once } from "node:events";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
-import type { IncomingMessage, ServerResponse } from "node:http";
-import { createServer, type Server } from "node:https";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { KubeConfig } from "@kubernetes/client-node";
-import jsonpatch from "fast-json-patch";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createCertificateAuthority } from "../certs/index.ts";
 import { ErrorCode, isAkvError } from "../common/errors.ts";
 import { createLogger, type Logger } from "../common/logger.ts";
+import { CertSecretKey } from "./cert-objects.ts";
+import { serviceDnsNames } from "./cert-reconcile.ts";
 import {
-  CertSecretKey,
-  caBundleOf,
   ensureSelfManagedCerts,
-  readStoredCerts,
-  reconcileCerts,
-  renewalTime,
-  serviceDnsNames,
   startSelfManagedCerts,
-  type CertRequirements,
   type SelfManagedCertsOptions,
-  type StoredCerts,
 } from "./self-managed-certs.ts";
-import { fakeApiServerTls, fakeKubeConfig } from "./testing-apiserver.ts";
+import { FakeCertApiServer, barrier, status } from "./testing-cert-apiserver.ts";
 
 const NS = "akv-injector";
 const SECRET = "akv-injector-webhook-tls";
@@ -40,207 +27,8 @@ const SERVICE = "akv-injector-webhook";
 const DAY = 86_400_000;
 const START = new Date("2031-05-06T07:08:09.000Z");
 
-type KubeObject = Record<string, unknown> & { metadata: Record<string, unknown> };
-type Handler = (
-  req: IncomingMessage,
-  body: unknown,
-) => { status: number; body: unknown } | undefined;
-
-/** A few routes of the apiserver, in memory. */
-class FakeApiServer {
-  readonly secrets = new Map<string, KubeObject>();
-  readonly configs = new Map<string, KubeObject>();
-  readonly requests: string[] = [];
-  /** Runs before the built-in handling: answer instead, or return undefined to carry on. */
-  intercept: Handler | undefined;
-  /** Awaited before each request is handled: lets a test hold requests to force an interleaving. */
-  gate: ((req: IncomingMessage) => Promise<void>) | undefined;
-  private version = 100;
-  private server: Server | undefined;
-  private caPem = "";
-
-  async start(): Promise<void> {
-    const tls = fakeApiServerTls();
-    this.caPem = tls.caPem;
-    this.server = createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
-      this.handle(req, res).catch((error: unknown) => {
-        res.writeHead(500).end(String(error));
-      });
-    });
-    this.server.listen(0, "127.0.0.1");
-    await once(this.server, "listening");
-  }
-
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise((resolve) => this.server?.close(resolve));
-  }
-
-  kubeConfig(): KubeConfig {
-    const { port } = this.server?.address() as AddressInfo;
-    return fakeKubeConfig(`https://127.0.0.1:${port}`, this.caPem).kubeConfig;
-  }
-
-  nextVersion(): string {
-    this.version += 1;
-    return String(this.version);
-  }
-
-  addConfig(name: string, webhookCount = 2): void {
-    this.configs.set(name, {
-      apiVersion: "admissionregistration.k8s.io/v1",
-      kind: "MutatingWebhookConfiguration",
-      metadata: { name, resourceVersion: this.nextVersion() },
-      webhooks: Array.from({ length: webhookCount }, (_, i) => ({
-        name: `pods-${i}.akv-injector.io`,
-        admissionReviewVersions: ["v1"],
-        sideEffects: "None",
-        clientConfig: { service: { name: SERVICE, namespace: NS, path: "/mutate", port: 443 } },
-      })),
-    });
-  }
-
-  /** The stored configuration's webhooks, to edit in place. */
-  webhooks(name: string): { clientConfig: { caBundle?: string } }[] {
-    return (this.configs.get(name)?.webhooks ?? []) as { clientConfig: { caBundle?: string } }[];
-  }
-
-  /** The stored Secret's data, to edit in place. */
-  secretData(): Record<string, string> {
-    return (this.secrets.get(`${NS}/${SECRET}`)?.data ?? {}) as Record<string, string>;
-  }
-
-  caBundles(name: string): (string | undefined)[] {
-    const webhooks = this.webhooks(name);
-    return webhooks.map((w) =>
-      w.clientConfig.caBundle === undefined ? undefined : decode(w.clientConfig.caBundle),
-    );
-  }
-
-  secretText(key: string): string {
-    return decode(this.secretData()[key] ?? "");
-  }
-
-  writes(): string[] {
-    return this.requests.filter((r) => !r.startsWith("GET "));
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const text = Buffer.concat(chunks).toString("utf8");
-    const body: unknown = text === "" ? undefined : JSON.parse(text);
-    const path = new URL(req.url ?? "/", "https://x").pathname;
-    this.requests.push(`${req.method ?? ""} ${path}`);
-    await this.gate?.(req);
-    const answer = this.intercept?.(req, body) ?? this.route(req.method ?? "", path, body, req);
-    res
-      .writeHead(answer.status, { "content-type": "application/json" })
-      .end(JSON.stringify(answer.body));
-  }
-
-  private route(
-    method: string,
-    path: string,
-    body: unknown,
-    req: IncomingMessage,
-  ): { status: number; body: unknown } {
-    let match = /^\/api\/v1\/namespaces\/([^/]+)\/secrets(?:\/([^/]+))?$/.exec(path);
-    if (match) {
-      const [, ns = "", name] = match;
-      if (method === "POST") {
-        const secret = structuredClone(body) as KubeObject;
-        const key = `${ns}/${String(secret.metadata.name)}`;
-        if (this.secrets.has(key))
-          return status(
-            409,
-            "AlreadyExists",
-            `secrets "${String(secret.metadata.name)}" already exists`,
-          );
-        secret.metadata.resourceVersion = this.nextVersion();
-        this.secrets.set(key, secret);
-        return { status: 201, body: secret };
-      }
-      const key = `${ns}/${name ?? ""}`;
-      const existing = this.secrets.get(key);
-      if (existing === undefined)
-        return status(404, "NotFound", `secrets "${name ?? ""}" not found`);
-      if (method === "GET") return { status: 200, body: existing };
-      if (method === "PUT") {
-        const secret = structuredClone(body) as KubeObject;
-        if (secret.metadata.resourceVersion !== existing.metadata.resourceVersion) {
-          return status(
-            409,
-            "Conflict",
-            "the object has been modified; please apply your changes to the latest version and try again",
-          );
-        }
-        secret.metadata.resourceVersion = this.nextVersion();
-        this.secrets.set(key, secret);
-        return { status: 200, body: secret };
-      }
-    }
-    match =
-      /^\/apis\/admissionregistration\.k8s\.io\/v1\/mutatingwebhookconfigurations\/([^/]+)$/.exec(
-        path,
-      );
-    if (match) {
-      const name = match[1] ?? "";
-      const existing = this.configs.get(name);
-      if (existing === undefined) return status(404, "NotFound", "not found");
-      if (method === "GET") return { status: 200, body: existing };
-      if (method === "PATCH") {
-        expect(req.headers["content-type"]).toBe("application/json-patch+json");
-        try {
-          const patched = jsonpatch.applyPatch(
-            structuredClone(existing),
-            body as jsonpatch.Operation[],
-            true,
-          ).newDocument;
-          patched.metadata.resourceVersion = this.nextVersion();
-          this.configs.set(name, patched);
-          return { status: 200, body: patched };
-        } catch (error) {
-          // As kube-apiserver 1.36 (measured): a failed `test`, like any patch error, is 422.
-          return status(422, "Invalid", String(error));
-        }
-      }
-    }
-    return status(404, "NotFound", `no route for ${method} ${path}`);
-  }
-}
-
-function status(code: number, reason: string, message: string): { status: number; body: unknown } {
-  return {
-    status: code,
-    body: { kind: "Status", apiVersion: "v1", status: "Failure", reason, message, code },
-  };
-}
-
-function decode(b64: string): string {
-  return Buffer.from(b64, "base64").toString("utf8");
-}
-
-/** A gate that holds the first `count` matching requests until all have arrived. */
-function barrier(
-  count: number,
-  matches: (req: IncomingMessage) => boolean,
-): (req: IncomingMessage) => Promise<void> {
-  let waiting = 0;
-  let release: () => void = () => undefined;
-  const all = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  return async (req) => {
-    if (!matches(req) || waiting >= count) return;
-    waiting += 1;
-    if (waiting === count) release();
-    await all;
-  };
-}
-
 describe("self-managed certificates", () => {
-  const api = new FakeApiServer();
+  const api = new FakeCertApiServer({ namespace: NS, secretName: SECRET, serviceName: SERVICE });
   let dir: string;
   let now: Date;
   let logLines: string[];
@@ -585,75 +373,5 @@ describe("self-managed certificates", () => {
     const logs = logLines.join("");
     expect(logs).not.toContain("PRIVATE KEY");
     expect(logs).not.toContain(api.secretText(CertSecretKey.tlsKey).split("\n")[1]);
-  });
-});
-
-describe("reconcileCerts", () => {
-  const requirements: CertRequirements = {
-    dnsNames: serviceDnsNames("svc", "ns"),
-    ipAddresses: [],
-    servingValidityMs: 10 * DAY,
-    caValidityMs: 100 * DAY,
-  };
-  const made = reconcileCerts(undefined, requirements, START);
-
-  it("makes a CA and a serving certificate from nothing", () => {
-    expect(made.reason).toBe("no certificates yet");
-    expect(made.certs.caCertPems).toHaveLength(1);
-    const leaf = new X509Certificate(made.certs.tlsCertPem);
-    expect(leaf.validToDate.getTime()).toBe(START.getTime() + 10 * DAY);
-    expect(new X509Certificate(made.certs.caCertPems[0] ?? "").validToDate.getTime()).toBe(
-      START.getTime() + 100 * DAY,
-    );
-  });
-
-  it("keeps what is fine, to the millisecond before renewal", () => {
-    const renewAt = renewalTime(new X509Certificate(made.certs.tlsCertPem));
-    expect(renewAt.getTime()).toBe(START.getTime() + (10 * DAY * 2) / 3);
-    const kept = reconcileCerts(made.certs, requirements, new Date(renewAt.getTime() - 1));
-    expect(kept).toEqual({ certs: made.certs, reason: undefined });
-    expect(reconcileCerts(made.certs, requirements, renewAt).reason).toBe(
-      "the serving certificate is due for renewal",
-    );
-  });
-
-  it("renews the CA before it would cut a serving certificate short", () => {
-    const at = new Date(START.getTime() + 91 * DAY);
-    const next = reconcileCerts(made.certs, requirements, at);
-    // 2/3 of 100 days came first.
-    expect(next.reason).toBe("the CA is due for renewal");
-    const longServing = { ...requirements, servingValidityMs: 50 * DAY };
-    expect(
-      reconcileCerts(made.certs, longServing, new Date(START.getTime() + 60 * DAY)).reason,
-    ).toBe("the CA expires before a new serving certificate would");
-  });
-
-  it("refuses a serving certificate from another CA or with a foreign key", () => {
-    const other = reconcileCerts(undefined, requirements, START).certs;
-    const mixed: StoredCerts = {
-      ...made.certs,
-      tlsCertPem: other.tlsCertPem,
-      tlsKeyPem: other.tlsKeyPem,
-    };
-    expect(reconcileCerts(mixed, requirements, START).reason).toBe(
-      "the serving certificate was not issued by the CA",
-    );
-    const wrongKey: StoredCerts = { ...made.certs, tlsKeyPem: other.tlsKeyPem };
-    expect(reconcileCerts(wrongKey, requirements, START).reason).toBe(
-      "the serving key does not match its certificate",
-    );
-  });
-
-  it("round-trips through the Secret's data", () => {
-    const data = {
-      [CertSecretKey.caCert]: Buffer.from(caBundleOf(made.certs)).toString("base64"),
-      [CertSecretKey.caKey]: Buffer.from(made.certs.caKeyPem).toString("base64"),
-      [CertSecretKey.tlsCert]: Buffer.from(made.certs.tlsCertPem).toString("base64"),
-      [CertSecretKey.tlsKey]: Buffer.from(made.certs.tlsKeyPem).toString("base64"),
-    };
-    expect(readStoredCerts({ data })).toEqual(made.certs);
-    expect(
-      readStoredCerts({ data: { [CertSecretKey.caCert]: data[CertSecretKey.caCert] } }),
-    ).toBeUndefined();
   });
 });

@@ -12,14 +12,13 @@
  * patched with a `test` of its `resourceVersion` first. Whatever order two
  * replicas run in, they end with one Secret and one caBundle.
  *
- * Renewal keeps the CA, so the caBundle stays valid while replicas pick the
- * new serving certificate up one by one. When the CA itself is renewed (at two
- * thirds of its ten years), the old CA stays in the bundle until it expires,
- * so a replica still serving a certificate of the old CA is trusted meanwhile.
+ * This file is the I/O: the apiserver calls, the TLS files and the timer,
+ * with the clock read here alone. What the certificates should be, and when
+ * to look again, is decided in `cert-reconcile.ts`; the objects' shapes are in
+ * `cert-objects.ts`.
  */
-import { X509Certificate, createPrivateKey, randomBytes } from "node:crypto";
+import { X509Certificate, randomBytes } from "node:crypto";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { isIP } from "node:net";
 import { dirname } from "node:path";
 import {
   AdmissionregistrationV1Api,
@@ -30,39 +29,19 @@ import {
   type KubeConfig,
   type V1MutatingWebhookConfiguration,
 } from "@kubernetes/client-node";
-import {
-  CLOCK_SKEW_MS,
-  createCertificateAuthority,
-  createServingCertificate,
-  type CertificateAndKey,
-} from "../certs/index.ts";
 import { AkvError, ErrorCode } from "../common/errors.ts";
 import type { Logger } from "../common/logger.ts";
+import { caBundleOf, caBundlePatch, readStoredCerts, secretDataOf } from "./cert-objects.ts";
+import {
+  certRequirements,
+  checkIntervals,
+  nextCheckDelay,
+  reconcileCerts,
+  renewalTime,
+  type CaBundleOutcome,
+  type StoredCerts,
+} from "./cert-reconcile.ts";
 
-/** Keys of the certificate Secret; `tls.crt`/`tls.key`/`ca.crt` as cert-manager writes them, plus the CA's key. */
-export const CertSecretKey = {
-  /** PEM bundle of trusted CAs, the signing CA first; the caBundle published to the apiserver. */
-  caCert: "ca.crt",
-  /** PKCS#8 PEM key of the first CA in `ca.crt`. */
-  caKey: "ca.key",
-  /** PEM serving certificate (leaf). */
-  tlsCert: "tls.crt",
-  /** PKCS#8 PEM serving key. */
-  tlsKey: "tls.key",
-} as const;
-
-/** Default lifetime of the serving certificate (a year); renewed at two thirds. */
-export const DEFAULT_SERVING_VALIDITY_MS = 365 * 86_400_000;
-/** Default lifetime of the CA (ten years); renewed at two thirds. */
-export const DEFAULT_CA_VALIDITY_MS = 3650 * 86_400_000;
-/** Longest pause between two checks. */
-export const DEFAULT_CHECK_INTERVAL_MS = 30_000;
-/** Pause before retrying a failed pass, or one that found no webhook configuration to patch. */
-export const DEFAULT_RETRY_INTERVAL_MS = 5_000;
-/** Fraction of a certificate's lifetime after which it is renewed. */
-export const RENEW_AT_FRACTION = 2 / 3;
-
-const DAY_MS = 86_400_000;
 const MAX_ATTEMPTS = 5;
 
 /** Where the certificates live and what they are for. */
@@ -84,40 +63,16 @@ export interface SelfManagedCertsOptions {
   readonly logger: Logger;
   /** The clock; default the system's. */
   readonly clock?: () => Date;
-  /** Default {@link DEFAULT_SERVING_VALIDITY_MS}. */
+  /** Default `DEFAULT_SERVING_VALIDITY_MS` (`cert-reconcile.ts`). */
   readonly servingValidityMs?: number;
-  /** Default {@link DEFAULT_CA_VALIDITY_MS}. */
+  /** Default `DEFAULT_CA_VALIDITY_MS` (`cert-reconcile.ts`). */
   readonly caValidityMs?: number;
   /** Extra SANs: IP addresses become IP SANs, anything else a DNS SAN (`127.0.0.1` for a URL webhook in tests). */
   readonly extraSans?: readonly string[];
-  /** Default {@link DEFAULT_CHECK_INTERVAL_MS}, and never more than a sixth of the serving lifetime. */
+  /** Default `DEFAULT_CHECK_INTERVAL_MS` (`cert-reconcile.ts`), and never more than a sixth of the serving lifetime. */
   readonly checkIntervalMs?: number;
-  /** Default {@link DEFAULT_RETRY_INTERVAL_MS}. */
+  /** Default `DEFAULT_RETRY_INTERVAL_MS` (`cert-reconcile.ts`). */
   readonly retryIntervalMs?: number;
-}
-
-/** The certificates as the Secret holds them. */
-export interface StoredCerts {
-  /** Trusted CAs, the signing one first (more than one only while a CA rotation settles). */
-  readonly caCertPems: readonly string[];
-  readonly caKeyPem: string;
-  readonly tlsCertPem: string;
-  readonly tlsKeyPem: string;
-}
-
-/** What a serving certificate must be. */
-export interface CertRequirements {
-  readonly dnsNames: readonly string[];
-  readonly ipAddresses: readonly string[];
-  readonly servingValidityMs: number;
-  readonly caValidityMs: number;
-}
-
-/** The outcome of {@link reconcileCerts}: what the Secret should hold, and why it changes (if it does). */
-export interface Reconciled {
-  readonly certs: StoredCerts;
-  /** Why the stored certificates had to change; `undefined` when they are fine as they are. */
-  readonly reason: string | undefined;
 }
 
 /** What one pass did. */
@@ -129,7 +84,7 @@ export interface EnsureResult {
   /** Whether the TLS files were (re)written. */
   readonly filesWritten: boolean;
   /** `patched`, `unchanged`, or `missing` when the webhook configuration does not exist (yet). */
-  readonly caBundle: "patched" | "unchanged" | "missing";
+  readonly caBundle: CaBundleOutcome;
   /** When the serving certificate is due for renewal. */
   readonly renewAt: Date;
 }
@@ -144,213 +99,6 @@ export interface SelfManagedCerts {
   stop(): Promise<void>;
 }
 
-/** The Service's DNS names, short to fully qualified: `svc`, `svc.ns`, `svc.ns.svc`, `svc.ns.svc.cluster.local`. */
-export function serviceDnsNames(serviceName: string, namespace: string): string[] {
-  return [
-    serviceName,
-    `${serviceName}.${namespace}`,
-    `${serviceName}.${namespace}.svc`,
-    `${serviceName}.${namespace}.svc.cluster.local`,
-  ];
-}
-
-/** When a certificate is due for renewal: two thirds into its life (counted from issue, not the skew-adjusted notBefore). */
-export function renewalTime(cert: X509Certificate): Date {
-  const notAfter = cert.validToDate.getTime();
-  const issued = Math.min(cert.validFromDate.getTime() + CLOCK_SKEW_MS, notAfter);
-  return new Date(issued + (notAfter - issued) * RENEW_AT_FRACTION);
-}
-
-/**
- * Decides what the Secret should hold at `now`, given what it holds
- * (`undefined`: missing or unreadable). Pure but for the randomness of new
- * keys: it keeps what is fine, renews the serving certificate with the same
- * CA when it is due, unreadable, mismatched or lacks a required name, renews
- * the CA (keeping the old one in the bundle while it is valid) when that is
- * due or too short-lived for a full serving certificate, and drops expired
- * CAs from the bundle.
- */
-export function reconcileCerts(
-  stored: StoredCerts | undefined,
-  requirements: CertRequirements,
-  now: Date,
-): Reconciled {
-  const nowMs = now.getTime();
-  const ca = stored && readCa(stored);
-  const caReason =
-    stored === undefined
-      ? "no certificates yet"
-      : ca === undefined
-        ? "the stored CA is unreadable or does not match its key"
-        : checkCa(ca.cert, requirements, nowMs);
-
-  // Every CA still valid stays trusted, the signing one first.
-  const keep = (pems: readonly string[]): string[] =>
-    pems.filter((pem) => {
-      const cert = tryX509(pem);
-      return cert !== undefined && cert.validToDate.getTime() > nowMs;
-    });
-
-  if (stored === undefined || ca === undefined || caReason !== undefined) {
-    const newCa = createCertificateAuthority({
-      commonName: "akv-injector-ca",
-      now,
-      validityDays: requirements.caValidityMs / DAY_MS,
-    });
-    return {
-      certs: {
-        caCertPems: [newCa.certPem, ...keep(stored?.caCertPems ?? [])],
-        caKeyPem: newCa.keyPem,
-        ...newServing(newCa, requirements, now),
-      },
-      reason: caReason ?? "the CA must be renewed",
-    };
-  }
-
-  const caCertPems = keep(ca.pems);
-  const servingReason = checkServing(ca.cert, stored, requirements, nowMs);
-  if (servingReason !== undefined) {
-    return {
-      certs: {
-        caCertPems,
-        caKeyPem: stored.caKeyPem,
-        ...newServing({ certPem: ca.pems[0], keyPem: stored.caKeyPem }, requirements, now),
-      },
-      reason: servingReason,
-    };
-  }
-  if (caCertPems.length !== stored.caCertPems.length) {
-    return { certs: { ...stored, caCertPems }, reason: "an expired CA left the bundle" };
-  }
-  return { certs: stored, reason: undefined };
-}
-
-/** Why the CA must be replaced, or `undefined` when it can stay. */
-function checkCa(
-  ca: X509Certificate,
-  requirements: CertRequirements,
-  nowMs: number,
-): string | undefined {
-  const notAfter = ca.validToDate.getTime();
-  if (nowMs >= notAfter) return "the CA has expired";
-  if (nowMs >= renewalTime(ca).getTime()) return "the CA is due for renewal";
-  if (notAfter - nowMs < requirements.servingValidityMs) {
-    return "the CA expires before a new serving certificate would";
-  }
-  return undefined;
-}
-
-/** Why the stored serving certificate cannot stay, or `undefined` when it can. */
-function checkServing(
-  ca: X509Certificate,
-  stored: StoredCerts,
-  requirements: CertRequirements,
-  nowMs: number,
-): string | undefined {
-  const cert = tryX509(stored.tlsCertPem);
-  if (cert === undefined) return "the serving certificate is unreadable";
-  try {
-    if (!cert.checkPrivateKey(createPrivateKey(stored.tlsKeyPem))) {
-      return "the serving key does not match its certificate";
-    }
-  } catch {
-    return "the serving key is unreadable";
-  }
-  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) {
-    return "the serving certificate was not issued by the CA";
-  }
-  for (const name of requirements.dnsNames) {
-    if (cert.checkHost(name, { subject: "never", wildcards: false }) === undefined) {
-      return `the serving certificate lacks the DNS name ${name}`;
-    }
-  }
-  for (const ip of requirements.ipAddresses) {
-    if (cert.checkIP(ip) === undefined) return `the serving certificate lacks the IP address ${ip}`;
-  }
-  if (nowMs < cert.validFromDate.getTime()) return "the serving certificate is not valid yet";
-  if (nowMs >= cert.validToDate.getTime()) return "the serving certificate has expired";
-  if (nowMs >= renewalTime(cert).getTime()) return "the serving certificate is due for renewal";
-  return undefined;
-}
-
-function newServing(
-  ca: CertificateAndKey,
-  requirements: CertRequirements,
-  now: Date,
-): { tlsCertPem: string; tlsKeyPem: string } {
-  const serving = createServingCertificate(ca, {
-    dnsNames: requirements.dnsNames,
-    ipAddresses: requirements.ipAddresses,
-    now,
-    validityDays: requirements.servingValidityMs / DAY_MS,
-  });
-  return { tlsCertPem: serving.certPem, tlsKeyPem: serving.keyPem };
-}
-
-/** The signing CA (first of the bundle) when it is a CA and matches the stored key. */
-function readCa(
-  stored: StoredCerts,
-): { cert: X509Certificate; pems: readonly [string, ...string[]] } | undefined {
-  const [first, ...rest] = stored.caCertPems;
-  const cert = first === undefined ? undefined : tryX509(first);
-  if (first === undefined || cert === undefined || !cert.ca) return undefined;
-  try {
-    if (!cert.checkPrivateKey(createPrivateKey(stored.caKeyPem))) return undefined;
-  } catch {
-    return undefined;
-  }
-  return { cert, pems: [first, ...rest] };
-}
-
-function tryX509(pem: string): X509Certificate | undefined {
-  try {
-    return new X509Certificate(pem);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Reads the Secret's data; `undefined` when a key is missing (the whole set is then made anew). */
-export function readStoredCerts(secret: {
-  readonly data?: Readonly<Record<string, string>> | undefined;
-}): StoredCerts | undefined {
-  const data = secret.data ?? {};
-  const get = (key: string): string | undefined => {
-    const value = data[key];
-    return value === undefined ? undefined : Buffer.from(value, "base64").toString("utf8");
-  };
-  const caBundle = get(CertSecretKey.caCert);
-  const caKeyPem = get(CertSecretKey.caKey);
-  const tlsCertPem = get(CertSecretKey.tlsCert);
-  const tlsKeyPem = get(CertSecretKey.tlsKey);
-  if (
-    caBundle === undefined ||
-    caKeyPem === undefined ||
-    tlsCertPem === undefined ||
-    tlsKeyPem === undefined
-  ) {
-    return undefined;
-  }
-  const caCertPems =
-    caBundle.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? [];
-  return { caCertPems, caKeyPem, tlsCertPem, tlsKeyPem };
-}
-
-/** The caBundle text: every trusted CA, signing one first. */
-export function caBundleOf(certs: StoredCerts): string {
-  return certs.caCertPems.map((pem) => (pem.endsWith("\n") ? pem : `${pem}\n`)).join("");
-}
-
-function secretData(certs: StoredCerts): Record<string, string> {
-  const b64 = (text: string): string => Buffer.from(text, "utf8").toString("base64");
-  return {
-    [CertSecretKey.caCert]: b64(caBundleOf(certs)),
-    [CertSecretKey.caKey]: b64(certs.caKeyPem),
-    [CertSecretKey.tlsCert]: b64(certs.tlsCertPem),
-    [CertSecretKey.tlsKey]: b64(certs.tlsKeyPem),
-  };
-}
-
 /**
  * One pass: read the Secret (creating or renewing it as needed, yielding to a
  * replica that wrote first), write the TLS files if they differ, and patch
@@ -363,7 +111,7 @@ export async function ensureSelfManagedCerts(
 ): Promise<EnsureResult> {
   const { namespace, secretName, logger } = options;
   const clock = options.clock ?? (() => new Date());
-  const requirements = requirementsOf(options);
+  const requirements = certRequirements(options);
   const core = options.kubeConfig.makeApiClient(CoreV1Api);
   const admission = options.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
 
@@ -393,7 +141,7 @@ export async function ensureSelfManagedCerts(
       kind: "Secret",
       type: "kubernetes.io/tls",
       metadata,
-      data: secretData(next),
+      data: secretDataOf(next),
     });
     const won =
       current === undefined
@@ -450,15 +198,7 @@ export async function startSelfManagedCerts(
   options: SelfManagedCertsOptions,
 ): Promise<SelfManagedCerts> {
   const clock = options.clock ?? (() => new Date());
-  const servingValidityMs = options.servingValidityMs ?? DEFAULT_SERVING_VALIDITY_MS;
-  const checkIntervalMs = Math.max(
-    1,
-    Math.min(options.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS, servingValidityMs / 6),
-  );
-  const retryIntervalMs = Math.min(
-    options.retryIntervalMs ?? DEFAULT_RETRY_INTERVAL_MS,
-    checkIntervalMs,
-  );
+  const intervals = checkIntervals(options);
 
   let inFlight: Promise<EnsureResult> | undefined;
   const ensure = (): Promise<EnsureResult> => {
@@ -473,10 +213,7 @@ export async function startSelfManagedCerts(
   let timer: NodeJS.Timeout | undefined;
   const schedule = (result: EnsureResult | undefined): void => {
     if (stopped) return;
-    let delay = retryIntervalMs;
-    if (result !== undefined && result.caBundle !== "missing") {
-      delay = Math.min(checkIntervalMs, Math.max(0, result.renewAt.getTime() - clock().getTime()));
-    }
+    const delay = nextCheckDelay(result, clock(), intervals);
     timer = setTimeout(() => {
       ensure().then(schedule, (error: unknown) => {
         options.logger.error({ err: error }, "webhook certificate check failed; retrying");
@@ -501,19 +238,6 @@ export async function startSelfManagedCerts(
       clearTimeout(timer);
       await inFlight?.catch(() => undefined);
     },
-  };
-}
-
-function requirementsOf(options: SelfManagedCertsOptions): CertRequirements {
-  const extra = options.extraSans ?? [];
-  return {
-    dnsNames: [
-      ...serviceDnsNames(options.serviceName, options.namespace),
-      ...extra.filter((san) => isIP(san) === 0),
-    ],
-    ipAddresses: extra.filter((san) => isIP(san) !== 0),
-    servingValidityMs: options.servingValidityMs ?? DEFAULT_SERVING_VALIDITY_MS,
-    caValidityMs: options.caValidityMs ?? DEFAULT_CA_VALIDITY_MS,
   };
 }
 
@@ -542,17 +266,15 @@ async function writeSecret(write: () => Promise<unknown>, what: string): Promise
 }
 
 /**
- * Patches `caBundle` into every webhook whose bundle differs, guarded by a
- * `test` of the resourceVersion it read, so a concurrent change (a `helm
- * upgrade`, another replica) makes it read again rather than write blind.
+ * Patches `caBundle` into every webhook whose bundle differs ({@link caBundlePatch}),
+ * reading again when a concurrent change failed the patch's `test`.
  */
 async function patchCaBundle(
   admission: AdmissionregistrationV1Api,
   name: string,
   caBundle: string,
   logger: Logger,
-): Promise<EnsureResult["caBundle"]> {
-  const wanted = Buffer.from(caBundle, "utf8").toString("base64");
+): Promise<CaBundleOutcome> {
   for (let attempt = 1; ; attempt++) {
     let config: V1MutatingWebhookConfiguration;
     try {
@@ -561,20 +283,11 @@ async function patchCaBundle(
       if (statusOf(error) === 404) return "missing";
       throw kubernetesError(`read MutatingWebhookConfiguration ${name}`, error);
     }
-    const webhooks = config.webhooks ?? [];
-    const operations: object[] = webhooks.flatMap((webhook, index) =>
-      webhook.clientConfig.caBundle === wanted
-        ? []
-        : [{ op: "add", path: `/webhooks/${index}/clientConfig/caBundle`, value: wanted }],
-    );
-    if (operations.length === 0) return "unchanged";
-    const body = [
-      { op: "test", path: "/metadata/resourceVersion", value: config.metadata?.resourceVersion },
-      ...operations,
-    ];
+    const patch = caBundlePatch(config, caBundle);
+    if (patch === undefined) return "unchanged";
     try {
-      await admission.patchMutatingWebhookConfiguration({ name, body });
-      logger.info({ webhookConfiguration: name, webhooks: operations.length }, "caBundle patched");
+      await admission.patchMutatingWebhookConfiguration({ name, body: patch.body });
+      logger.info({ webhookConfiguration: name, webhooks: patch.webhooks }, "caBundle patched");
       return "patched";
     } catch (error) {
       const status = statusOf(error);
