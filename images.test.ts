@@ -26,7 +26,7 @@ import { build as esbuild } from "esbuild";
 import { describe, expect, it } from "vitest";
 import { Injected } from "./common/names.ts";
 import { BUNDLE_CHUNK_DIRS, BUNDLE_ENTRIES, type BundleBin } from "./scripts/bundles.ts";
-import { sidecarBuildOptions } from "./sidecar/bundle.ts";
+import { sidecarBuildOptions } from "./scripts/sidecar-bundle.ts";
 
 const ROOT = dirname(fileURLToPath(import.meta.url));
 const UID = "65532";
@@ -210,7 +210,7 @@ describe.each([
     const files = new Set([
       "scripts/build.ts",
       "scripts/bundles.ts",
-      "sidecar/bundle.ts",
+      "scripts/sidecar-bundle.ts",
       ...Object.values(buildEntries).flatMap((e) => [...sourcesOf(e)]),
     ]);
     expect(files).toContain("common/names.ts");

@@ -12,11 +12,7 @@ export default {
   mutate: [
     "{common,certs,webhook,sidecar}/**/*.ts",
     "!**/*.test.ts",
-    // Test support and the process entry points, which only wire the rest.
-    "!webhook/testing*.ts",
-    "!sidecar/test-helpers.ts",
-    "!sidecar/mock-fixture.ts",
-    "!sidecar/bundle.ts",
+    // The process entry points, which only wire the rest (test support lives in testing/).
     "!**/main.ts",
   ],
   checkers: [],

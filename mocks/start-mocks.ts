@@ -1,6 +1,6 @@
 /**
  * The one way the mocks start together, whoever starts them: the sidecar's
- * tests and benches (sidecar/mock-fixture.ts), the e2e installation and the
+ * tests and benches (testing/sidecar-world.ts), the e2e installation and the
  * demo (e2e/cluster/environment.ts), the process and kind (main.ts, through
  * config.ts). Both mocks serve one certificate, so clients trust one CA; a
  * Key Vault started next to the mock Entra ID verifies tokens with its keys

@@ -2,13 +2,13 @@
  * Bundles each process into ESM under dist/ with esbuild: the images copy
  * these files alone (no node_modules, no npm), and a process starts faster
  * from one bundle than from thousands of module loads. The sidecar, started
- * once per pod across a fleet, gets the tuned layout of sidecar/bundle.ts
+ * once per pod across a fleet, gets the tuned layout of scripts/sidecar-bundle.ts
  * (a tiny entry for the probe, chunks loaded on demand).
  */
 import { build, type BuildOptions } from "esbuild";
 import { chmod, readFile, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { sidecarBuildOptions } from "../sidecar/bundle.ts";
+import { sidecarBuildOptions } from "./sidecar-bundle.ts";
 import { BUNDLE_ENTRIES } from "./bundles.ts";
 
 const pkg = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8")) as {

@@ -7,7 +7,7 @@
  * elsewhere with a note, and failed in CI, which runs as root.
  */
 import { describe, expect, it } from "vitest";
-import { canMountTmpfs, runInTmpfs, tmpfsTestMode, TMPFS_UNAVAILABLE } from "./test-helpers.ts";
+import { canMountTmpfs, runInTmpfs, tmpfsTestMode, TMPFS_UNAVAILABLE } from "../testing/sidecar.ts";
 
 /** One step of the script: publish one file of `kib` KiB, or leave what a killed publish would. */
 type Step =

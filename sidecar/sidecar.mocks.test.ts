@@ -30,7 +30,7 @@ import type { FileSpec, SyncSpec } from "../common/spec.ts";
 import { readDockerfile } from "../e2e/cluster/images.ts";
 import { trustCaInThisProcess } from "../mocks/tls.ts";
 import { runSidecar } from "./app.ts";
-import { sidecarBuildOptions } from "./bundle.ts";
+import { sidecarBuildOptions } from "../scripts/sidecar-bundle.ts";
 import {
   CLIENT_ID,
   rawFiles,
@@ -38,8 +38,8 @@ import {
   SUBJECT,
   TENANT_ID,
   type MockWorld,
-} from "./mock-fixture.ts";
-import { canMountTmpfs, tmpfsTestMode, TMPFS_UNAVAILABLE } from "./test-helpers.ts";
+} from "../testing/sidecar-world.ts";
+import { canMountTmpfs, tmpfsTestMode, TMPFS_UNAVAILABLE } from "../testing/sidecar.ts";
 
 let world: MockWorld;
 let bundle: string;
@@ -252,7 +252,7 @@ describe("the bundled sidecar against mock Entra ID and Key Vault", () => {
     expect(world.aad.counters().tokenRequests).toBe(1);
   });
 
-  it("a sync loads none of the Node modules the bundle keeps out (sidecar/bundle.ts)", async () => {
+  it("a sync loads none of the Node modules the bundle keeps out (scripts/sidecar-bundle.ts)", async () => {
     for (let i = 0; i < 3; i++) secret(`mod${i}`, `m-${i}`);
     const hook = join(world.dir, "module-list.cjs");
     await writeFile(

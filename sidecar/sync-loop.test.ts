@@ -4,7 +4,7 @@ import type { FileSpec, SyncSpec } from "../common/spec.ts";
 import type { CertsApi } from "./render.ts";
 import { SourceError } from "./secret-source.ts";
 import { computeDelay, runSyncLoop, syncOnce, systemClock, type SyncDeps } from "./sync-loop.ts";
-import { createSinkLogger, FakeClock, FakeSource } from "./test-helpers.ts";
+import { createSinkLogger, FakeClock, FakeSource } from "../testing/sidecar.ts";
 
 const V = "0123456789abcdef0123456789abcdef";
 const names = (n: number): string[] => Array.from({ length: n }, (_, i) => `s${i}`);

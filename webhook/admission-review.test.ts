@@ -9,7 +9,7 @@ import {
   patchResponse,
   refuseResponse,
 } from "./admission-review.ts";
-import { testPod, testReview } from "./testing.ts";
+import { testPod, testReview } from "../testing/webhook.ts";
 
 function parseError(body: unknown): string {
   try {

@@ -13,7 +13,7 @@ import {
   testParsedPod,
   testServiceAccount,
   testSettings,
-} from "./testing.ts";
+} from "../testing/webhook.ts";
 
 const VERSION = "0123456789abcdef0123456789abcdef";
 const OTHER_CLIENT = "11111111-2222-3333-4444-555555555555";

@@ -11,8 +11,8 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createCertificateAuthority, createServingCertificate } from "../certs/index.ts";
-import { FakeApiServer, fakeKubeConfig, fakeServiceAccount } from "./testing-apiserver.ts";
-import { CLIENT_ID, testPod, testReview } from "./testing.ts";
+import { FakeApiServer, fakeKubeConfig, fakeServiceAccount } from "../testing/webhook-apiserver.ts";
+import { CLIENT_ID, testPod, testReview } from "../testing/webhook.ts";
 
 const MAIN = new URL("main.ts", import.meta.url).pathname;
 

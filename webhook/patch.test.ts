@@ -17,7 +17,7 @@ import {
   testPod,
   testServiceAccount,
   testSettings,
-} from "./testing.ts";
+} from "../testing/webhook.ts";
 import { createCertificateAuthority } from "../certs/index.ts";
 
 interface Container {

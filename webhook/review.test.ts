@@ -12,7 +12,7 @@ import {
   testReview,
   testServiceAccount,
   testSettings,
-} from "./testing.ts";
+} from "../testing/webhook.ts";
 
 function deps(
   accounts: ServiceAccount[] = [testServiceAccount()],

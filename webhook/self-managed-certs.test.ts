@@ -1,5 +1,5 @@
 // The certificate manager against an in-process fake Kubernetes API over
-// HTTPS (testing-cert-apiserver.ts), which races two managers for real. The
+// HTTPS (testing/cert-apiserver.ts), which races two managers for real. The
 // decisions alone are in cert-reconcile.test.ts; the real-apiserver race
 // belongs to the e2e suite.
 import { X509Certificate } from "node:crypto";
@@ -18,7 +18,7 @@ import {
   startSelfManagedCerts,
   type SelfManagedCertsOptions,
 } from "./self-managed-certs.ts";
-import { FakeCertApiServer, barrier, status } from "./testing-cert-apiserver.ts";
+import { FakeCertApiServer, barrier, status } from "../testing/cert-apiserver.ts";
 
 const NS = "akv-injector";
 const SECRET = "akv-injector-webhook-tls";

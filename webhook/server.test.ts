@@ -19,7 +19,7 @@ import {
   LARGE_BODY,
   type WebhookServer,
 } from "./server.ts";
-import { bodyArbitrary, checkAnswer } from "./testing-arbitraries.ts";
+import { bodyArbitrary, checkAnswer } from "../testing/webhook-arbitraries.ts";
 import {
   TEST_ANNOTATIONS as annotations,
   applyTestPatch,
@@ -28,7 +28,7 @@ import {
   testReview,
   testServiceAccount,
   testSettings,
-} from "./testing.ts";
+} from "../testing/webhook.ts";
 
 interface Pki {
   readonly ca: CertificateAndKey;

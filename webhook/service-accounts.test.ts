@@ -10,7 +10,7 @@ import {
   describeError,
   type ServiceAccountInformer,
 } from "./service-accounts.ts";
-import { FakeApiServer, fakeKubeConfig, fakeServiceAccount } from "./testing-apiserver.ts";
+import { FakeApiServer, fakeKubeConfig, fakeServiceAccount } from "../testing/webhook-apiserver.ts";
 
 const silent = pino({ level: "silent" });
 const sa = (

@@ -10,7 +10,7 @@ import {
   SettingDefaults,
   withSidecarExtraCa,
 } from "./settings.ts";
-import { TENANT_ID } from "./testing.ts";
+import { TENANT_ID } from "../testing/webhook.ts";
 
 const required = {
   AKV_INJECTOR_TLS_CERT_FILE: "/tls/tls.crt",

@@ -13,7 +13,7 @@
  * Run: `node bench/sidecar/floor.ts [runs]` (Node 24). Prints a table.
  */
 import { spawn } from "node:child_process";
-import { rawFiles, startMockWorld, CLIENT_ID, TENANT_ID } from "../../sidecar/mock-fixture.ts";
+import { rawFiles, startMockWorld, CLIENT_ID, TENANT_ID } from "../../testing/sidecar-world.ts";
 import { choosePinning, median } from "./harness.ts";
 
 const RUNS = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 9);

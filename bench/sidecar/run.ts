@@ -45,9 +45,9 @@ import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/pr
 import { cpus, loadavg, release, totalmem } from "node:os";
 import { isAbsolute, join } from "node:path";
 import { build } from "esbuild";
-import { sidecarBuildOptions } from "../../sidecar/bundle.ts";
+import { sidecarBuildOptions } from "../../scripts/sidecar-bundle.ts";
 import { choosePinning, median } from "./harness.ts";
-import { rawFiles, startMockWorld, type MockWorld } from "../../sidecar/mock-fixture.ts";
+import { rawFiles, startMockWorld, type MockWorld } from "../../testing/sidecar-world.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const args = process.argv.slice(2);

@@ -14,8 +14,8 @@ import fc from "fast-check";
 import { pino } from "pino";
 import { createLogger } from "../../common/logger.ts";
 import { createWebhookServer } from "../../webhook/server.ts";
-import { bodyArbitrary, checkAnswer } from "../../webhook/testing-arbitraries.ts";
-import { testServiceAccount, testSettings } from "../../webhook/testing.ts";
+import { bodyArbitrary, checkAnswer } from "../../testing/webhook-arbitraries.ts";
+import { testServiceAccount, testSettings } from "../../testing/webhook.ts";
 import { describeRun, writeSection } from "./results.ts";
 import { writeServingCertificate } from "./tls.ts";
 
@@ -87,7 +87,7 @@ try {
 ${describeRun()}
 
 Command: \`node bench/webhook/fuzz.ts --runs ${runs} --seed ${seed}\` (the real webhook server through
-\`inject()\`; bodies from \`webhook/testing-arbitraries.ts\`: reviews with every field possibly missing or of
+\`inject()\`; bodies from \`testing/webhook-arbitraries.ts\`: reviews with every field possibly missing or of
 the wrong type, pods with random annotations under the prefix and odd container shapes, any JSON, text that is
 not JSON, other content types).
 

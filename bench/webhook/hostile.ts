@@ -20,7 +20,7 @@ import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { JsonMemberCounter, MAX_REVIEW_MEMBERS } from "../../webhook/member-bound.ts";
 import { BODY_LIMIT } from "../../webhook/server.ts";
-import { TEST_ANNOTATIONS, testPod, testReview } from "../../webhook/testing.ts";
+import { TEST_ANNOTATIONS, testPod, testReview } from "../../testing/webhook.ts";
 import { describeRun, writeSection } from "./results.ts";
 import { writeServingCertificate } from "./tls.ts";
 

@@ -8,7 +8,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Pool } from "undici";
-import { testPod, testReview } from "../../webhook/testing.ts";
+import { testPod, testReview } from "../../testing/webhook.ts";
 
 /** Which answer a body is meant to get. */
 export type Expected = "injected" | "skipped" | "refused";

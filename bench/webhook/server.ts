@@ -19,7 +19,7 @@ import { createLogger } from "../../common/logger.ts";
 import { createServiceAccountCache } from "../../webhook/service-accounts.ts";
 import type { ServiceAccount } from "../../webhook/injection-config.ts";
 import { BODY_LIMIT, createWebhookServer } from "../../webhook/server.ts";
-import { testServiceAccount, testSettings } from "../../webhook/testing.ts";
+import { testServiceAccount, testSettings } from "../../testing/webhook.ts";
 
 const [mode, dir] = process.argv.slice(2);
 if ((mode !== "full" && mode !== "baseline") || dir === undefined) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { collectProblems } from "../testing.ts";
+import { collectProblems } from "../../testing/webhook.ts";
 import { parseFileModeAnnotation } from "./file-mode.ts";
 
 const closed = (mode: string): string =>

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ProblemList } from "../../common/problems.ts";
 import { formatSecretRef } from "../../common/refs.ts";
 import type { FileSpec } from "../../common/spec.ts";
-import { collectProblems } from "../testing.ts";
+import { collectProblems } from "../../testing/webhook.ts";
 import { sortAnnotationKeys } from "./annotations.ts";
 import { parseFileAnnotations } from "./files.ts";
 

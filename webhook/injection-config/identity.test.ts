@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ServiceAccountAnnotation } from "../../common/names.ts";
-import { CLIENT_ID, TENANT_ID, collectProblems, testParsedPod } from "../testing.ts";
+import { CLIENT_ID, TENANT_ID, collectProblems, testParsedPod } from "../../testing/webhook.ts";
 import { resolveClientId, resolveTenantId, type ServiceAccount } from "./identity.ts";
 
 const OTHER_CLIENT = "11111111-2222-3333-4444-555555555555";

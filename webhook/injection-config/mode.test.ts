@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Mode } from "../../common/names.ts";
-import { collectProblems } from "../testing.ts";
+import { collectProblems } from "../../testing/webhook.ts";
 import { parseModeAnnotation, parseRefreshIntervalAnnotation } from "./mode.ts";
 
 const WHY =

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { collectProblems, testParsedPod } from "../testing.ts";
+import { collectProblems, testParsedPod } from "../../testing/webhook.ts";
 import { checkMountClashes, checkMountPath, parseMountPathAnnotation } from "./mount-path.ts";
 import type { TargetContainer } from "./targets.ts";
 

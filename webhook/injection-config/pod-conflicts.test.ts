@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { collectProblems, testParsedPod } from "../testing.ts";
+import { collectProblems, testParsedPod } from "../../testing/webhook.ts";
 import { checkPodConflicts } from "./pod-conflicts.ts";
 
 const WINDOWS =

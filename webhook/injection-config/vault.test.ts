@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseVaultSuffixes, type VaultSuffix } from "../../common/refs.ts";
-import { collectProblems } from "../testing.ts";
+import { collectProblems } from "../../testing/webhook.ts";
 import { parseVaultAnnotation } from "./vault.ts";
 
 function suffixes(text: string): readonly VaultSuffix[] {

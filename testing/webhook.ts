@@ -11,10 +11,10 @@ import {
   parsePod,
   type AdmissionReviewResponse,
   type Pod,
-} from "./admission-review.ts";
-import type { ServiceAccount } from "./injection-config.ts";
-import type { PatchOperation } from "./patch.ts";
-import { parseInjectionSettings, type InjectionSettings } from "./settings.ts";
+} from "../webhook/admission-review.ts";
+import type { ServiceAccount } from "../webhook/injection-config.ts";
+import type { PatchOperation } from "../webhook/patch.ts";
+import { parseInjectionSettings, type InjectionSettings } from "../webhook/settings.ts";
 
 export const CLIENT_ID = "4d0e2f2a-7f44-4d9b-9bd8-0e0b8a1f3c11";
 export const TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47";

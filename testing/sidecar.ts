@@ -10,8 +10,8 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { createLogger, type Logger } from "../common/logger.ts";
 import { formatSecretRef, type SecretRef } from "../common/refs.ts";
-import type { FetchedSecret, FetchOptions, SecretSource } from "./secret-source.ts";
-import type { Clock } from "./sync-loop.ts";
+import type { FetchedSecret, FetchOptions, SecretSource } from "../sidecar/secret-source.ts";
+import type { Clock } from "../sidecar/sync-loop.ts";
 
 interface Timer {
   readonly at: number;

@@ -1,45 +1,13 @@
 /**
- * How the sidecar should be bundled for a fast start and a small footprint
- * (measured in bench/sidecar/RESULTS.md). Used by scripts/build.ts, the
- * integration tests and the bench. What a plain esbuild bundle does not do:
- *
- * - Code splitting. `probe` runs every few seconds in every starting pod and
- *   must not compile the Azure SDKs: with splitting, `sidecar.mjs` is a 2 KB
- *   entry and `run` imports its chunk; node-forge (half a megabyte) is its own
- *   chunk, loaded only when a `pem`/`cert`/`key` file exists. The chunks sit
- *   in `sidecar-chunks/` beside the entry, and an image must copy both.
- * - Node built-ins through `require`. An ESM `import … from "node:http"`
- *   builds an ESM facade that reads every export of `node:http`, including
- *   the lazy getters that load Node's whole bundled undici (fetch,
- *   WebSocket): ~4 MiB and milliseconds the sidecar never uses. The SDKs'
- *   built-in imports are rewritten to `require()` of the same module, and
- *   only the exports the bundle imports are read.
- * - Built-ins a sync never calls, loaded at first use: `assert`,
- *   `child_process`, `fs/promises` and `zlib` are imported at load by the
- *   SDKs' developer and file-based credentials, the HTTP client's gzip path
- *   and pino's file stream, and cost ~3 MiB and ~3 ms to load (with what they
- *   load in turn). Their modules are stand-ins that `require()` the real one
- *   on first use.
- * - Modules the sidecar never runs, replaced by small stand-ins:
- *   jsonwebtoken (msal-node signs certificate credentials' assertions with it;
- *   ours is the service-account token), `debug` (the proxy agents' debug
- *   output: the sidecar logs through pino), `open` (the interactive browser
- *   credential's; with it go a chunk of browser launchers whose shared
- *   chunk loaded `fs/promises` at start), `thread-stream` (pino transports)
- *   and, for pino alone, `worker_threads` (pino asks `isMainThread`: the
- *   sidecar's entry is always a process's main thread). Each loaded `tty`,
- *   `worker_threads`, `fs/promises` or more.
- * - No lazy `FormData` global. The HTTP runtime of the SDKs checks
- *   `typeof FormData` on every request; in Node that global is a lazy getter
- *   that loads the whole bundled undici (~12 ms and ~3 MiB at the first
- *   request, measured). The check is rewritten to
- *   `Object.prototype.toString.call(body) === "[object FormData]"`, true for
- *   exactly the same bodies (a FormData's `Symbol.toStringTag`) without
- *   touching the global.
- *
- * `sidecar.mocks.test.ts` checks which Node modules a real sync loads;
- * `bundle.test.ts` that the stand-ins behave as the modules they replace
- * where the bundled code uses them, and load at first use.
+ * The esbuild options and plugins that make the sidecar start fast and
+ * small: code splitting, Node built-ins through `require`, built-ins loaded
+ * at first use, stand-ins for modules a sync never runs, and no lazy
+ * `FormData` global. Why each, and what it saves, is in docs/sidecar.md
+ * ("What the bundle leaves out") and bench/sidecar/RESULTS.md. Used by
+ * scripts/build.ts, the integration tests and the bench;
+ * `sidecar/sidecar.mocks.test.ts` checks which Node modules a real sync
+ * loads, `sidecar-bundle.test.ts` that the stand-ins behave as the modules
+ * they replace.
  */
 import { readFile } from "node:fs/promises";
 import { builtinModules, createRequire } from "node:module";
@@ -136,7 +104,7 @@ export const builtinsAsRequire: Plugin = {
   },
 };
 
-/** CommonJS stand-ins, by module name (see the file's comment for why each is safe). */
+/** CommonJS stand-ins, by module name (docs/sidecar.md says why each is safe). */
 const STAND_INS: Readonly<Record<string, string>> = {
   jsonwebtoken:
     'const fail = () => { throw new Error("jsonwebtoken is not in the sidecar bundle: certificate credentials are not used"); };\nmodule.exports = { sign: fail, verify: fail, decode: fail };\n',
@@ -193,7 +161,9 @@ export const noLazyFormData: Plugin = {
     build.onLoad({ filter: FORM_DATA_FILES }, async (args) => {
       const text = await readFile(args.path, "utf8");
       if (!text.includes(FORM_DATA_CHECK)) {
-        throw new Error(`${args.path} no longer has the FormData check that bundle.ts rewrites`);
+        throw new Error(
+          `${args.path} no longer has the FormData check that sidecar-bundle.ts rewrites`,
+        );
       }
       return {
         contents: text.replaceAll(

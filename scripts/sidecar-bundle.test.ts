@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LAZY_BUILTINS, sidecarBuildOptions } from "./bundle.ts";
+import { LAZY_BUILTINS, sidecarBuildOptions } from "./sidecar-bundle.ts";
 
 /** Uses each replaced or lazy module the way the bundled SDKs do, and reports what happened. */
 const ESM_USER = `

@@ -13,7 +13,7 @@ import type { AddressInfo } from "node:net";
 import type { KubeConfig } from "@kubernetes/client-node";
 import jsonpatch from "fast-json-patch";
 import { expect } from "vitest";
-import { fakeApiServerTls, fakeKubeConfig } from "./testing-apiserver.ts";
+import { fakeApiServerTls, fakeKubeConfig } from "./webhook-apiserver.ts";
 
 export type KubeObject = Record<string, unknown> & { metadata: Record<string, unknown> };
 export type Handler = (

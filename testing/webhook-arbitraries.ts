@@ -11,8 +11,8 @@ import {
   INJECT_LABEL,
   STATUS_ANNOTATION,
 } from "../common/names.ts";
-import { ADMISSION_API_VERSION } from "./admission-review.ts";
-import { applyTestPatch } from "./testing.ts";
+import { ADMISSION_API_VERSION } from "../webhook/admission-review.ts";
+import { applyTestPatch } from "./webhook.ts";
 
 const keySuffix = fc.oneof(
   fc.constantFrom("a", "db-password", "app.env", "..", ".", "../x", "a/b", "", "x~y", "é"),
