@@ -1,3 +1,4 @@
+// Over 400 lines on purpose: the tests of the library's one public module, each certificate checked by OpenSSL through node:crypto.
 // What certs/ makes is checked with node:crypto and OpenSSL, never with
 // node-forge, so a forge bug cannot hide behind a forge-based check.
 import { execFileSync } from "node:child_process";

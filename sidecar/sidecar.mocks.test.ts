@@ -4,6 +4,8 @@
  * mocks' CA through NODE_EXTRA_CA_CERTS, as a user behind a private CA
  * would), and, for the fault cases that need short timeouts, `runSidecar` in
  * this process.
+ *
+ * Over 400 lines on purpose: the sidecar's process against the mocks, end to end; its cases share one mock world and one build of the bundle, which are slow to start.
  */
 import { spawn, type ChildProcessByStdio } from "node:child_process";
 import type { Readable } from "node:stream";

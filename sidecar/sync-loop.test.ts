@@ -1,3 +1,4 @@
+// Over 400 lines on purpose: the sync loop's schedule, retries and deadlines, on one fake clock and one fake source.
 import { describe, expect, it, vi } from "vitest";
 import { AkvError, ErrorCode, isAkvError } from "../common/errors.ts";
 import type { FileSpec, SyncSpec } from "../common/spec.ts";

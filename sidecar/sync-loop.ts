@@ -19,6 +19,8 @@
  *
  * Time comes from an injected {@link Clock}, randomness from `random`, so
  * tests run the schedule without waiting.
+ *
+ * Over 400 lines on purpose: the schedule, the per-read retries, the Retry-After pause and the publish retry share one clock, one deadline and one stop signal; apart, each would need the others' state.
  */
 import { AkvError, ErrorCode, isAkvError } from "../common/errors.ts";
 import type { Logger } from "../common/logger.ts";

@@ -6,6 +6,8 @@
  * AdmissionReview is the caller's bug (HTTP 400, {@link parseAdmissionReview}
  * throws), while a pod of an odd shape is the user's (an admission refusal
  * that `kubectl` shows, from {@link parsePod}).
+ *
+ * Over 400 lines on purpose: the envelope's checks and the pod reader share the shape helpers and the contract they check; split, the contract would be read in two places.
  */
 import { AkvError, ErrorCode } from "../common/errors.ts";
 import { ProblemList } from "../common/problems.ts";

@@ -1,3 +1,4 @@
+// Over 400 lines on purpose: the cases of the whole composition (every refusal of the contract, every annotation); each concern's table test sits beside its parser in injection-config/.
 import { describe, expect, it } from "vitest";
 import { Injected, ServiceAccountAnnotation } from "../common/names.ts";
 import { encodeSpec, parseSpec, SpecError } from "../common/spec.ts";

@@ -1,3 +1,4 @@
+// Over 400 lines on purpose: the HTTP contract (status codes, bodies, logs, metrics, TLS reload) shares one harness of a real HTTPS server.
 import { mkdir, mkdtemp, readlink, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { Agent, request as httpsRequest, type RequestOptions } from "node:https";
 import { tmpdir } from "node:os";

@@ -4,6 +4,8 @@
  * reads the one file a setting names (the sidecars' extra CA bundle) itself.
  * Every problem is reported at once, each naming its variable, so a broken
  * chart value is fixed in one round trip instead of one per restart.
+ *
+ * Over 400 lines on purpose: every setting's parser and message sit together, as the chart's values table does, so a new setting is one read of one file.
  */
 import { X509Certificate } from "node:crypto";
 import { AkvError, ErrorCode } from "../common/errors.ts";
