@@ -24,7 +24,8 @@ import {
   STATUS_INJECTED,
 } from "../common/names.ts";
 import { parseSpec } from "../common/spec.ts";
-import { startEnvironment, type Environment, type Workload } from "./cluster/environment.ts";
+import { startEnvironment, type Environment } from "./cluster/environment.ts";
+import type { Workload } from "./cluster/workload.ts";
 import {
   buildPod,
   eventually,

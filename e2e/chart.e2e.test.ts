@@ -17,7 +17,7 @@ import { createCertificateAuthority } from "../certs/index.ts";
 import { renderChart } from "../charts/helm.ts";
 import { INJECT_LABEL } from "../common/names.ts";
 import { startControlPlane, type ControlPlane } from "./cluster/control-plane.ts";
-import { applyObjects, ensureNamespace } from "./cluster/environment.ts";
+import { applyObjects, ensureNamespace } from "./cluster/objects.ts";
 
 let cp: ControlPlane;
 

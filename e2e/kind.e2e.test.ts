@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { renderChart, type KubeObject } from "../charts/helm.ts";
 import { startControlPlane, type ControlPlane } from "./cluster/control-plane.ts";
-import { applyObjects, ensureNamespace } from "./cluster/environment.ts";
+import { applyObjects, ensureNamespace } from "./cluster/objects.ts";
 import { REPO_ROOT } from "./host/repo.ts";
 import { Kind, kindValues, makeMocksTls, mocksManifests, type KindState } from "./kind/setup.ts";
 

@@ -13,7 +13,8 @@ import { request as httpsRequest } from "node:https";
 import { connect } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Injected } from "../common/names.ts";
-import { RELEASE, startEnvironment, type Environment } from "./cluster/environment.ts";
+import { startEnvironment, type Environment } from "./cluster/environment.ts";
+import { RELEASE } from "./cluster/release.ts";
 import { buildPod, eventually, WORKLOAD, type ScenarioContext } from "./scenarios.ts";
 
 /** Short enough to renew within the test (at two thirds: 20 s), long enough to serve meanwhile. */
