@@ -107,6 +107,8 @@ function secretOptionsOf(body: Record<string, unknown>): SecretOptions {
 }
 
 function certificateOf(body: Record<string, unknown>): CertificateInput {
+  // Both fields are checked before either is used: a non-string `pem` next to
+  // a good `pkcs12Base64` is refused, not ignored (operations.test.ts).
   const pkcs12Base64 = optionalString(body, "pkcs12Base64");
   const pem = optionalString(body, "pem");
   if (pkcs12Base64 !== undefined) return { pkcs12Base64 };

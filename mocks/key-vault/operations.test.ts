@@ -6,6 +6,11 @@
  */
 import { SecretClient } from "@azure/keyvault-secrets";
 import { describe, expect, it } from "vitest";
+import {
+  createCertificateAuthority,
+  createPkcs12,
+  createServingCertificate,
+} from "../../certs/index.ts";
 import { createLogger } from "../../common/logger.ts";
 import { startMockAad } from "../aad/index.ts";
 import { authorityOf } from "../start-mocks.ts";
@@ -185,16 +190,17 @@ describe("throttle", () => {
 });
 
 describe("admin API", () => {
-  it("sets a secret, grants a role and injects a fault over HTTP", async () => {
-    const send = (method: string, path: string, body: unknown): Promise<RawAnswer> => {
-      // Content-Length, because Node sends a DELETE body neither chunked nor sized otherwise.
-      const payload = JSON.stringify(body);
-      const headers = {
-        "content-type": "application/json",
-        "content-length": String(Buffer.byteLength(payload)),
-      };
-      return rawCall(new URL(path, vault.url), { method, headers }, payload);
+  const send = (method: string, path: string, body: unknown): Promise<RawAnswer> => {
+    // Content-Length, because Node sends a DELETE body neither chunked nor sized otherwise.
+    const payload = JSON.stringify(body);
+    const headers = {
+      "content-type": "application/json",
+      "content-length": String(Buffer.byteLength(payload)),
     };
+    return rawCall(new URL(path, vault.url), { method, headers }, payload);
+  };
+
+  it("sets a secret, grants a role and injects a fault over HTTP", async () => {
     const put = await send("PUT", "/_mock/secrets/from-admin", {
       value: "hello",
       contentType: "text/plain",
@@ -225,6 +231,21 @@ describe("admin API", () => {
     ).toBe(200);
     const revoked = await restError(client(STRANGER).getSecret("from-admin"));
     expect(revoked.statusCode).toBe(403);
+  });
+
+  it("refuses a certificate whose pem is not a string, even next to a valid pkcs12Base64", async () => {
+    const now = new Date();
+    const ca = createCertificateAuthority({ commonName: "admin CA", now });
+    const leaf = createServingCertificate(ca, { dnsNames: ["admin.example"], now });
+    const pkcs12Base64 = createPkcs12({ keyPem: leaf.keyPem, certPems: [leaf.certPem] });
+
+    const refused = await send("PUT", "/_mock/certificates/mixed", { pkcs12Base64, pem: 5 });
+    expect(refused).toMatchObject({ status: 400, json: { error: "'pem' must be a string" } });
+
+    // The refused call stored nothing: the next good one is the only version.
+    const stored = await send("PUT", "/_mock/certificates/mixed", { pkcs12Base64 });
+    expect(stored.status).toBe(200);
+    expect(vault.versions("mixed")).toEqual([(stored.json as { version: string }).version]);
   });
 });
 
