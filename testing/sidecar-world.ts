@@ -5,7 +5,7 @@
  * CA, plus a minted service-account token in a file and the environment the
  * webhook would give the sidecar. Not shipped.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, realpath, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SidecarEnv } from "../common/names.ts";
@@ -128,4 +128,32 @@ export function rawFiles(n: number, prefix = "s"): FileSpec[] {
     format: "raw",
     source: { kind: "secret", ref: { name: `${prefix}${i}` } },
   }));
+}
+
+/** The published set, read as an app would: through `..data`, again if a publish removed it mid-read. */
+export async function readSet(dir: string): Promise<Record<string, string>> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const data = await realpath(join(dir, "..data"));
+      const out: Record<string, string> = {};
+      for (const name of await readdir(data)) out[name] = await readFile(join(data, name), "utf8");
+      return out;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT" || attempt === 20) throw error;
+    }
+  }
+}
+
+/** Polls `fn` until it returns something other than undefined. */
+export async function waitFor<T>(
+  fn: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

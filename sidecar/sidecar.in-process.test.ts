@@ -1,0 +1,238 @@
+/**
+ * The sidecar's own code in this process (`runSidecar`, the credential), with
+ * the real SDKs against the mocks over real HTTPS and short timeouts: faults
+ * and how each is retried, Entra ID outages, a failing refresh keeping the
+ * last good files, and the token exchange. The bundled process is tested in
+ * sidecar.mocks.test.ts; this file runs the source, so mutation testing
+ * covers it (vitest.mutation.config.ts).
+ */
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ErrorCode, isAkvError } from "../common/errors.ts";
+import { SidecarEnv } from "../common/names.ts";
+import type { SyncSpec } from "../common/spec.ts";
+import { trustCaInThisProcess } from "../mocks/tls.ts";
+import {
+  CLIENT_ID,
+  rawFiles,
+  readSet,
+  startMockWorld,
+  SUBJECT,
+  TENANT_ID,
+  type MockWorld,
+  waitFor,
+} from "../testing/sidecar-world.ts";
+import { runSidecar } from "./app.ts";
+
+let world: MockWorld;
+/** Every line the sidecar logged in this file: checked for values and tokens at the end. */
+const allOutput: string[] = [];
+const values = new Map<string, string>();
+const secret = (name: string, value: string): string => {
+  values.set(name, value);
+  world.vault.setSecret(name, value);
+  return value;
+};
+const outputDirOf = (env: Record<string, string>): string =>
+  (JSON.parse(env[SidecarEnv.spec] ?? "{}") as SyncSpec).outputDir;
+
+beforeAll(async () => {
+  world = await startMockWorld();
+  trustCaInThisProcess(world.caPem);
+}, 60_000);
+
+afterAll(async () => {
+  await world.close();
+});
+
+describe("faults, in process with short timeouts (real SDKs, real HTTPS)", () => {
+  const tuning = {
+    attemptTimeoutMs: 1500,
+    fetchBackoff: { baseMs: 50, capMs: 400 },
+    syncBackoff: { baseMs: 50, capMs: 400 },
+  };
+  const runWithSink = async (spec: Partial<SyncSpec> & Pick<SyncSpec, "files">) => {
+    const { Writable } = await import("node:stream");
+    let text = "";
+    const sink = new Writable({
+      write(c: Buffer, _e, cb) {
+        text += c.toString();
+        cb();
+      },
+    });
+    const env = world.env(spec);
+    const error = await runSidecar({
+      env,
+      signal: new AbortController().signal,
+      logDestination: sink,
+      tuning,
+    }).catch((e: unknown) => e);
+    allOutput.push(text);
+    return { error, dir: outputDirOf(env), text };
+  };
+
+  const cases: [string, Parameters<MockWorld["vault"]["injectFault"]>[0]][] = [
+    [
+      "429 with Retry-After",
+      {
+        action: { type: "status", status: 429, retryAfterSeconds: 1 },
+        match: { authenticated: true },
+        times: 2,
+      },
+    ],
+    [
+      "429 without Retry-After",
+      { action: { type: "status", status: 429 }, match: { authenticated: true }, times: 3 },
+    ],
+    ["503", { action: { type: "status", status: 503 }, match: { authenticated: true }, times: 3 }],
+    [
+      "500 on the challenge",
+      { action: { type: "status", status: 500 }, match: { authenticated: false }, times: 1 },
+    ],
+    ["latency", { action: { type: "latency", ms: 300 }, times: 4 }],
+    ["dropped connections", { action: { type: "drop" }, match: { authenticated: true }, times: 2 }],
+    ["no answer (timeout)", { action: { type: "hang" }, match: { authenticated: true }, times: 1 }],
+  ];
+  for (const [name, fault] of cases) {
+    it(`${name}: retried; all files written, none partial`, async () => {
+      for (let i = 0; i < 4; i++) secret(`f${i}`, `fault-value-${i}`);
+      world.vault.clearFaults();
+      world.vault.injectFault(fault);
+      const t = Date.now();
+      const { error, dir, text } = await runWithSink({ files: rawFiles(4, "f") });
+      expect(error, text).toBeUndefined();
+      expect(await readSet(dir)).toEqual(
+        Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`f${i}`, `fault-value-${i}`])),
+      );
+      if (name === "429 with Retry-After") expect(Date.now() - t).toBeGreaterThanOrEqual(1000);
+      expect(world.vault.faults()).toHaveLength(0);
+      world.vault.clearFaults();
+    });
+  }
+
+  it("AAD outage (503 on the token endpoint) is retried", async () => {
+    secret("aad-a", "A");
+    // With Retry-After: without one, MSAL refuses every request for 60 s on its own (its throttle cache).
+    world.aad.injectFault({
+      action: { type: "status", status: 503, retryAfterSeconds: 1 },
+      times: 1,
+    });
+    const { error, dir, text } = await runWithSink({
+      files: [{ file: "a", format: "raw", source: { kind: "secret", ref: { name: "aad-a" } } }],
+    });
+    expect(error, text).toBeUndefined();
+    expect(await readSet(dir)).toEqual({ a: "A" });
+  });
+
+  it("after a good sync, a failing refresh keeps every file as it was", async () => {
+    for (let i = 0; i < 3; i++) secret(`k${i}`, `keep-${i}`);
+    const stop = new AbortController();
+    const { Writable } = await import("node:stream");
+    let text = "";
+    const sink = new Writable({
+      write(c: Buffer, _e, cb) {
+        text += c.toString();
+        cb();
+      },
+    });
+    const env = world.env({ files: rawFiles(3, "k"), mode: "sidecar", refreshIntervalMs: 1000 });
+    const dir = outputDirOf(env);
+    const running = runSidecar({ env, signal: stop.signal, logDestination: sink, tuning });
+    await waitFor(() => (existsSync(join(dir, "..data")) ? true : undefined));
+    const before = await readSet(dir);
+    world.vault.injectFault({
+      action: { type: "status", status: 503 },
+      match: { secret: "k1" },
+      probability: 1,
+    });
+    secret("k0", "k0-rotated-value");
+    await waitFor(() => (text.includes("keeping the last good files") ? true : undefined), 10_000);
+    expect(await readSet(dir)).toEqual(before);
+    world.vault.clearFaults();
+    await waitFor(
+      async () => ((await readSet(dir)).k0 === "k0-rotated-value" ? true : undefined),
+      10_000,
+    );
+    stop.abort();
+    await running;
+    allOutput.push(text);
+  }, 30_000);
+
+  it("a token prefetch and the Key Vault client's own call cost one token request (real MSAL)", async () => {
+    const { createCredential, withTokenPrefetch } = await import("./credential.ts");
+    const make = () =>
+      withTokenPrefetch(
+        createCredential({
+          tenantId: TENANT_ID,
+          clientId: CLIENT_ID,
+          tokenFile: world.tokenFile,
+          authorityHost: world.aad.url,
+          disableInstanceDiscovery: true,
+          readFile: (p) => readFile(p, "utf8"),
+          now: Date.now,
+        }),
+        TENANT_ID,
+      );
+    const scope = "https://vault.azure.net/.default";
+    const asKeyVaultDoes = { enableCae: true, tenantId: TENANT_ID };
+    // The client's call while the prefetch is in flight: shared.
+    world.aad.resetCounters();
+    const inFlight = make();
+    inFlight.prefetch(scope);
+    const a = await inFlight.getToken([scope], asKeyVaultDoes);
+    expect(world.aad.counters().tokenRequests).toBe(1);
+    // The client's call after the prefetch settled: MSAL's cache.
+    world.aad.resetCounters();
+    const settled = make();
+    settled.prefetch(scope);
+    await new Promise((r) => setTimeout(r, 500));
+    const b = await settled.getToken([scope], asKeyVaultDoes);
+    expect(world.aad.counters().tokenRequests).toBe(1);
+    expect(a?.token).toBeTruthy();
+    expect(b?.token).toBeTruthy();
+  });
+
+  it("the token file is read afresh for every exchange", async () => {
+    const { createCredential } = await import("./credential.ts");
+    let reads = 0;
+    const credential = createCredential({
+      tenantId: TENANT_ID,
+      clientId: CLIENT_ID,
+      tokenFile: world.tokenFile,
+      authorityHost: world.aad.url,
+      disableInstanceDiscovery: true,
+      readFile: async (p) => {
+        reads++;
+        return readFile(p, "utf8");
+      },
+      now: Date.now,
+    });
+    await credential.getToken("https://vault.azure.net/.default");
+    const first = reads;
+    expect(first).toBeGreaterThan(0);
+    // A second scope is a second exchange: the file is read again, and a
+    // token that changed in between (the kubelet rotated it) is what is sent.
+    await world.writeToken({ subject: "system:serviceaccount:other:rotated" });
+    const error = await credential
+      .getToken("https://graph.microsoft.com/.default")
+      .catch((e: unknown) => e);
+    expect(reads).toBeGreaterThan(first);
+    expect(isAkvError(error, ErrorCode.AUTH_FAILED)).toBe(true);
+    expect((error as Error).message).toContain("subject 'system:serviceaccount:other:rotated'");
+    await world.writeToken({ subject: SUBJECT });
+  });
+});
+
+describe("redaction", () => {
+  it("no secret value or token appeared in anything the sidecar logged in this file", async () => {
+    const text = allOutput.join("\n");
+    expect(text.length).toBeGreaterThan(1000);
+    for (const [name, value] of values) {
+      if (value.length >= 4) expect(text, `value of ${name}`).not.toContain(value.trim());
+    }
+    expect(text).not.toMatch(/eyJ[\w-]{10,}\.eyJ[\w-]{10,}/);
+    expect(text).not.toContain((await readFile(world.tokenFile, "utf8")).slice(0, 40));
+  });
+});
