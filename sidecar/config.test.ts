@@ -171,3 +171,108 @@ describe("parseSidecarConfig", () => {
     );
   });
 });
+
+describe("parseSidecarConfig: each bad variable, by its whole message", () => {
+  const prefix = "invalid sidecar configuration: ";
+  it.each<[string, Record<string, string | undefined>, string]>([
+    [
+      "no client id",
+      { [SidecarEnv.clientId]: undefined },
+      "AZURE_CLIENT_ID: expected the managed identity's client id, a GUID",
+    ],
+    [
+      "a blank client id",
+      { [SidecarEnv.clientId]: "   " },
+      "AZURE_CLIENT_ID: expected the managed identity's client id, a GUID",
+    ],
+    [
+      "a client id with more around the GUID",
+      { [SidecarEnv.clientId]: "x00000000-0000-0000-0000-0000000000c1" },
+      "AZURE_CLIENT_ID: expected the managed identity's client id, a GUID",
+    ],
+    [
+      "a client id with a digit too many",
+      { [SidecarEnv.clientId]: "00000000-0000-0000-0000-0000000000c10" },
+      "AZURE_CLIENT_ID: expected the managed identity's client id, a GUID",
+    ],
+    [
+      "no tenant",
+      { [SidecarEnv.tenantId]: undefined },
+      "AZURE_TENANT_ID: expected the Entra tenant id, a GUID or a domain name",
+    ],
+    [
+      "a tenant that is one label",
+      { [SidecarEnv.tenantId]: "contoso" },
+      "AZURE_TENANT_ID: expected the Entra tenant id, a GUID or a domain name",
+    ],
+    [
+      "a tenant domain with a leading dot",
+      { [SidecarEnv.tenantId]: ".contoso.com" },
+      "AZURE_TENANT_ID: expected the Entra tenant id, a GUID or a domain name",
+    ],
+    [
+      "a tenant domain with a label ending in a hyphen",
+      { [SidecarEnv.tenantId]: "contoso-.com" },
+      "AZURE_TENANT_ID: expected the Entra tenant id, a GUID or a domain name",
+    ],
+    [
+      "a relative token file",
+      { [SidecarEnv.federatedTokenFile]: "token" },
+      "AZURE_FEDERATED_TOKEN_FILE: expected the absolute path of the projected service-account token",
+    ],
+    [
+      "no token file",
+      { [SidecarEnv.federatedTokenFile]: undefined },
+      "AZURE_FEDERATED_TOKEN_FILE: expected the absolute path of the projected service-account token",
+    ],
+    [
+      "an http authority",
+      { [SidecarEnv.authorityHost]: "http://login.microsoftonline.com/" },
+      "AZURE_AUTHORITY_HOST: expected an https:// URL with no path, query or credentials, like https://login.microsoftonline.com/",
+    ],
+    [
+      "no spec",
+      { [SidecarEnv.spec]: undefined },
+      "AKV_INJECTOR_SPEC: expected the sync spec as JSON (set by the webhook)",
+    ],
+    [
+      "extra CA text without a certificate",
+      { [SidecarEnv.extraCaCerts]: "not a certificate" },
+      "AKV_INJECTOR_EXTRA_CA_CERTS: expected PEM text with one or more BEGIN CERTIFICATE blocks",
+    ],
+    [
+      "an unknown log level",
+      { [SidecarEnv.logLevel]: "verbose" },
+      "AKV_INJECTOR_LOG_LEVEL: expected fatal, error, warn, info, debug, trace, silent",
+    ],
+  ])("%s", (_, over, problem) => {
+    expect(problemOf(env(over))).toBe(`${prefix}${problem}`);
+  });
+
+  it("names a vault outside the allowed suffixes, listing them", () => {
+    const evil = { ...spec, vaultUrl: "https://evil.example.com" };
+    expect(problemOf(env({ [SidecarEnv.vaultSuffixes]: ".vault.azure.net,127.0.0.1" }, evil))).toBe(
+      `${prefix}AKV_INJECTOR_SPEC: vaultUrl: expected a vault under the allowed suffixes (.vault.azure.net, 127.0.0.1), not https://evil.example.com`,
+    );
+  });
+
+  it("lists every problem at once, joined with '; '", () => {
+    expect(problemOf(env({ [SidecarEnv.clientId]: "x", [SidecarEnv.logLevel]: "loud" }))).toBe(
+      `${prefix}AZURE_CLIENT_ID: expected the managed identity's client id, a GUID; AKV_INJECTOR_LOG_LEVEL: expected fatal, error, warn, info, debug, trace, silent`,
+    );
+  });
+
+  it("takes values with white space around them, and tenant domains of several labels", () => {
+    const c = parseSidecarConfig(
+      env({
+        [SidecarEnv.clientId]: "  00000000-0000-0000-0000-0000000000C1 ",
+        [SidecarEnv.tenantId]: " contoso.onmicrosoft.com ",
+        [SidecarEnv.logLevel]: " debug ",
+      }),
+    );
+    expect(c.clientId).toBe("00000000-0000-0000-0000-0000000000C1");
+    expect(c.tenantId).toBe("contoso.onmicrosoft.com");
+    expect(c.logLevel).toBe("debug");
+    expect(parseSidecarConfig(env({ [SidecarEnv.tenantId]: "a-b.c" })).tenantId).toBe("a-b.c");
+  });
+});
