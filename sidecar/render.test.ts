@@ -205,3 +205,150 @@ describe("renderFiles", () => {
     });
   });
 });
+
+describe("renderFiles: each refusal by its whole message", () => {
+  const now = new Date();
+  const ca = certs.createCertificateAuthority({ commonName: "msg-ca", now });
+  const leaf = certs.createServingCertificate(ca, { dnsNames: ["msg.example"], now });
+
+  it.each<[string, FileSpec, SecretValues, string]>([
+    [
+      "invalid base64",
+      file("key.bin", "blob", "base64-decode"),
+      new Map([["blob", secret("not base64!")]]),
+      `file 'key.bin': secret 'blob' (version ${V}) is not valid base64 (standard alphabet, padded; line breaks allowed) for format base64-decode`,
+    ],
+    [
+      "a pem of a key alone",
+      file("p", "k", "pem"),
+      new Map([["k", secret(leaf.keyPem, "application/x-pem-file")]]),
+      `file 'p': secret 'k' (version ${V}) holds no certificate for format pem`,
+    ],
+    [
+      "a cert of a key alone",
+      file("c", "k", "cert"),
+      new Map([["k", secret(leaf.keyPem, "application/x-pem-file")]]),
+      `file 'c': secret 'k' (version ${V}) holds no certificate for format cert`,
+    ],
+    [
+      "a key of certificates alone",
+      file("k", "ca", "key"),
+      new Map([["ca", secret(ca.certPem)]]),
+      `file 'k': secret 'ca' (version ${V}) holds no private key for format key`,
+    ],
+  ])("%s", (_, spec, values, message) => {
+    const error = failure(() => renderFiles([spec], values, { certs }));
+    expect(isAkvError(error, ErrorCode.FORMAT_FAILED)).toBe(true);
+    expect(error.message).toBe(message);
+    expect(error.cause).toBeUndefined();
+  });
+
+  it("a value that is no certificate: the parser's reason, and the parser's error as the cause", () => {
+    const error = failure(() =>
+      renderFiles(
+        [file("tls.pem", "tls", "pem")],
+        new Map([["tls", secret("bm90IGEgY2VydA==", "application/x-pkcs12")]]),
+        { certs },
+      ),
+    );
+    const cause = error.cause as Error;
+    expect(cause).toBeInstanceOf(Error);
+    expect(error.message).toBe(
+      `file 'tls.pem': secret 'tls' (version ${V}) is not a certificate-backed secret (PKCS#12 or PEM) for format pem: ${cause.message}`,
+    );
+  });
+
+  it("a certificate format without the certificate functions names the format", () => {
+    const error = failure(() =>
+      renderFiles([file("tls.key", "tls", "key")], new Map([["tls", secret(leaf.keyPem)]])),
+    );
+    expect(error.message).toBe(
+      `file 'tls.key': secret 'tls' (version ${V}) needs the certificate functions for format key`,
+    );
+  });
+
+  it("a secret the loop did not fetch is named (a bug, never the user's)", () => {
+    const error = failure(() => renderFiles([file("a", "missing")], new Map()));
+    expect(isAkvError(error, ErrorCode.FORMAT_FAILED)).toBe(true);
+    expect(error.message).toBe("file 'a': secret 'missing' was not fetched");
+  });
+});
+
+describe("renderFiles: how a value is read", () => {
+  const now = new Date();
+  const ca = certs.createCertificateAuthority({ commonName: "read-ca", now });
+  const leaf = certs.createServingCertificate(ca, { dnsNames: ["read.example"], now });
+
+  it("takes PEM text with white space before it, without a content type", () => {
+    const out = renderFiles(
+      [file("c", "p", "cert")],
+      new Map([["p", secret(`\n  ${leaf.certPem}`)]]),
+      { certs },
+    );
+    expect(new X509Certificate(out.get("c") ?? "").subject).toContain("read.example");
+  });
+
+  it("reads a value labelled PKCS#12 as PKCS#12, even when it looks like PEM", () => {
+    const error = failure(() =>
+      renderFiles(
+        [file("c", "p", "cert")],
+        new Map([["p", secret(leaf.certPem, "application/x-pkcs12")]]),
+        { certs },
+      ),
+    );
+    expect(error.message).toContain("is not a certificate-backed secret (PKCS#12 or PEM)");
+  });
+
+  it("ends every PEM block with a line break and joins them with nothing else", () => {
+    const key = leaf.keyPem.trimEnd();
+    const cert = leaf.certPem.trimEnd();
+    const out = renderFiles(
+      [file("p", "b", "pem")],
+      new Map([["b", secret(`${key}\n${cert}`, "application/x-pem-file")]]),
+      { certs },
+    );
+    const text = out.get("p")?.toString() ?? "";
+    expect(text.endsWith("-----END CERTIFICATE-----\n")).toBe(true);
+    expect(text).toContain("-----END PRIVATE KEY-----\n-----BEGIN CERTIFICATE-----");
+  });
+
+  it("renders a template exactly as large as the bound, and refuses one byte more", () => {
+    const parts = parseTemplate('{{ secret "a" }}-{{ secret "a" }}');
+    if (!parts.ok) throw new Error(parts.expected);
+    const spec: FileSpec = {
+      file: "t",
+      format: "raw",
+      source: { kind: "template", parts: parts.value },
+    };
+    const values: SecretValues = new Map([["a", secret("abc")]]);
+    expect(renderFiles([spec], values, { maxBytes: 7 }).get("t")?.toString()).toBe("abc-abc");
+    expect(failure(() => renderFiles([spec], values, { maxBytes: 6 })).message).toBe(
+      "file 't' (at least 7 bytes) brings the files to at least 7 bytes, more than the volume's 6 bytes; nothing is published",
+    );
+  });
+
+  it("counts UTF-8 bytes, not characters, in a template", () => {
+    const parts = parseTemplate('é{{ secret "a" }}');
+    if (!parts.ok) throw new Error(parts.expected);
+    const spec: FileSpec = {
+      file: "t",
+      format: "raw",
+      source: { kind: "template", parts: parts.value },
+    };
+    const out = renderFiles([spec], new Map([["a", secret("ü")]]), { maxBytes: 4 });
+    expect(out.get("t")).toEqual(Buffer.from("éü", "utf8"));
+  });
+
+  it("needs the certificate functions for each certificate format, and only those", () => {
+    for (const format of ["pem", "cert", "key"] as const)
+      expect(needsCerts([file("x", "x", format)])).toBe(true);
+    for (const format of ["raw", "base64-decode"] as const)
+      expect(needsCerts([file("x", "x", format)])).toBe(false);
+  });
+
+  it("decodes the two padded endings of base64", () => {
+    expect(decodeBase64Strict("aA==")).toEqual(Buffer.from("h"));
+    expect(decodeBase64Strict("aGk=")).toEqual(Buffer.from("hi"));
+    expect(decodeBase64Strict("aGk")).toBeUndefined();
+  });
+});
