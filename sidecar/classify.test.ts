@@ -3,7 +3,13 @@ import { describe, expect, it } from "vitest";
 import { ErrorCode } from "../common/errors.ts";
 import { classifyAuthError, decodeJwtClaims, readAssertion } from "./credential.ts";
 import { classifyKeyVaultError, createWarmUpGate } from "./key-vault-source.ts";
-import { isRetryable, parseRetryAfter, SourceError } from "./secret-source.ts";
+import {
+  isRetryable,
+  parseRetryAfter,
+  retryAfterOf,
+  SourceError,
+  statusOf,
+} from "./secret-source.ts";
 
 const vaultUrl = "https://myvault.vault.azure.net";
 const clientId = "00000000-0000-0000-0000-0000000000c1";
@@ -231,5 +237,46 @@ describe("credential helpers", () => {
     ).toBe(ErrorCode.AUTH_FAILED);
     const own = new SourceError(ErrorCode.TOKEN_FILE_UNREADABLE, "empty");
     expect(classifyAuthError(Object.assign(new Error("w"), { cause: own }), ctx)).toBe(own);
+  });
+});
+
+describe("parseRetryAfter: every form a service sends", () => {
+  const now = Date.UTC(2026, 10, 30, 12, 0, 0);
+  it.each<[string | null | undefined, "s" | "ms", number | undefined]>([
+    [null, "s", undefined],
+    [undefined, "s", undefined],
+    ["5", "s", 5000],
+    [" 5 ", "s", 5000],
+    ["1.25", "s", 1250],
+    ["1.5", "ms", 2],
+    ["1500", "ms", 1500],
+    ["5x", "s", undefined],
+    ["x5", "s", undefined],
+    [new Date(now + 10_000).toUTCString(), "s", 10_000],
+    [new Date(now - 10_000).toUTCString(), "s", 0],
+    // A date is no millisecond header's value.
+    [new Date(now + 10_000).toUTCString(), "ms", undefined],
+    ["soon", "s", undefined],
+  ])("%s (%s) → %s", (text, unit, expected) => {
+    expect(parseRetryAfter(text, now, unit)).toBe(expected);
+  });
+});
+
+describe("SourceError", () => {
+  it("keeps the cause only when there is one, with the status and the wait asked", () => {
+    const cause = new Error("socket hang up");
+    const withCause = new SourceError(ErrorCode.UNAVAILABLE, "down", {
+      status: 503,
+      retryAfterMs: 2000,
+      cause,
+    });
+    expect(withCause.cause).toBe(cause);
+    expect(statusOf(withCause)).toBe(503);
+    expect(retryAfterOf(withCause)).toBe(2000);
+    const without = new SourceError(ErrorCode.UNAVAILABLE, "down");
+    expect("cause" in without).toBe(false);
+    expect(statusOf(without)).toBeUndefined();
+    expect(statusOf(new Error("plain"))).toBeUndefined();
+    expect(retryAfterOf(new Error("plain"))).toBeUndefined();
   });
 });
