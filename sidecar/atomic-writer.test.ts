@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ErrorCode, isAkvError } from "../common/errors.ts";
-import { DATA_LINK, publishFiles, type PublishStep } from "./atomic-writer.ts";
+import { DATA_LINK, publishFiles, readVolumeBytes, type PublishStep } from "./atomic-writer.ts";
 
 /**
  * Reads the published set while the main thread publishes, two ways:
@@ -356,5 +356,83 @@ describe("publishFiles", () => {
     expect(report.failed).toEqual([]);
     expect(report.reads).toBeGreaterThan(200);
     expect(report.seen.length).toBeGreaterThan(1);
+  });
+});
+
+describe("publishFiles: what counts as a change, and what it leaves alone", () => {
+  it("a set with the same number of files under other names is a change", async () => {
+    await publishFiles(dir, files({ a: "1", b: "2" }), { mode: 0o644, now });
+    const next = await publishFiles(dir, files({ a: "1", c: "2" }), { mode: 0o644, now });
+    expect(next.changed).toBe(true);
+    expect(await visible()).toEqual({ a: "1", c: "2" });
+  });
+
+  it("one file of several with new contents is a change", async () => {
+    await publishFiles(dir, files({ a: "1", b: "2" }), { mode: 0o644, now });
+    const next = await publishFiles(dir, files({ a: "1", b: "3" }), { mode: 0o644, now });
+    expect(next.changed).toBe(true);
+    expect(await visible()).toEqual({ a: "1", b: "3" });
+  });
+
+  it("keeps a visible link that is already right (the same inode), and relinks one that is not", async () => {
+    await publishFiles(dir, files({ a: "1" }), { mode: 0o644, now });
+    const before = await lstat(join(dir, "a"));
+    await publishFiles(dir, files({ a: "2" }), { mode: 0o644, now });
+    expect((await lstat(join(dir, "a"))).ino).toBe(before.ino);
+    await rm(join(dir, "a"));
+    await symlink("elsewhere", join(dir, "a"));
+    await publishFiles(dir, files({ a: "2" }), { mode: 0o644, now });
+    expect(await readlink(join(dir, "a"))).toBe(`${DATA_LINK}/a`);
+  });
+
+  it("removes only names that are exactly a timestamped folder, and never hidden names of others", async () => {
+    const { mkdir } = await import("node:fs/promises");
+    for (const name of ["x..2020_01_01_00_00_00.1", "..2020_01_01_00_00_00.1x"])
+      await mkdir(join(dir, name));
+    await publishFiles(dir, files({ a: "1" }), { mode: 0o644, now });
+    await symlink(`${DATA_LINK}/a`, join(dir, "..mine"));
+    await publishFiles(dir, files({ b: "1" }), { mode: 0o644, now });
+    const names = await readdir(dir);
+    expect(names).toContain("x..2020_01_01_00_00_00.1");
+    expect(names).toContain("..2020_01_01_00_00_00.1x");
+    expect(names).toContain("..mine");
+  });
+
+  it("refuses a bad name with its own message, not as a failed write", async () => {
+    await expect(publishFiles(dir, files({ "..data": "x" }), { mode: 0o644, now })).rejects.toThrow(
+      /^cannot publish '\.\.data': /,
+    );
+  });
+
+  it("says which file system call failed, keeping it as the cause", async () => {
+    const notADir = join(dir, "plain-file");
+    await writeFile(notADir, "x");
+    const error = (await publishFiles(notADir, files({ a: "1" }), { mode: 0o644, now }).catch(
+      (e: unknown) => e,
+    )) as Error & { code: string };
+    expect(isAkvError(error, ErrorCode.PUBLISH_FAILED)).toBe(true);
+    expect(error.message).toBe(
+      `cannot publish 1 file(s) to ${notADir} (ENOTDIR); the previous files stay`,
+    );
+    expect((error.cause as NodeJS.ErrnoException).code).toBe("ENOTDIR");
+  });
+});
+
+describe("readVolumeBytes", () => {
+  it("is the size of the file system holding the folder", async () => {
+    const { statfsSync } = await import("node:fs");
+    const fs = statfsSync(dir);
+    expect(readVolumeBytes(dir)).toBe(fs.blocks * fs.bsize);
+  });
+
+  it("asks the nearest existing parent of a folder not made yet", async () => {
+    const { statfsSync } = await import("node:fs");
+    const fs = statfsSync(dir);
+    expect(readVolumeBytes(join(dir, "not", "yet"))).toBe(fs.blocks * fs.bsize);
+  });
+
+  it("is undefined where the path cannot be asked (a file in the way)", async () => {
+    await writeFile(join(dir, "f"), "x");
+    expect(readVolumeBytes(join(dir, "f", "below"))).toBeUndefined();
   });
 });
