@@ -228,3 +228,212 @@ describe("responses", () => {
     expect(describePod({ name: undefined, generateName: undefined })).toBe("(unnamed)");
   });
 });
+
+describe("parseAdmissionReview: each field's rule", () => {
+  const withRequest = (over: Record<string, unknown>) => {
+    const review = valid();
+    return { ...review, request: { ...review.request, ...over } };
+  };
+
+  it("takes a uid of 256 characters and refuses one of 257", () => {
+    expect(parseAdmissionReview(withRequest({ uid: "u".repeat(256) })).request.uid).toHaveLength(
+      256,
+    );
+    expect(parseError(withRequest({ uid: "u".repeat(257) }))).toBe(
+      "not a valid AdmissionReview: request.uid must be a non-empty string",
+    );
+  });
+
+  it.each<[string, Record<string, unknown>, string]>([
+    ["an empty operation", { operation: "" }, "request.operation must be a non-empty string"],
+    ["no operation", { operation: undefined }, "request.operation must be a non-empty string"],
+    ["a dryRun that is not a boolean", { dryRun: "yes" }, "request.dryRun must be a boolean"],
+    [
+      "a kind group that is not a string",
+      { kind: { group: 1 } },
+      "request.kind.group must be a string",
+    ],
+    [
+      "a kind version that is not a string",
+      { kind: { version: 1 } },
+      "request.kind.version must be a string",
+    ],
+    [
+      "a kind kind that is not a string",
+      { kind: { kind: 1 } },
+      "request.kind.kind must be a string",
+    ],
+    [
+      "a resource that is not a string",
+      { resource: { resource: 1 } },
+      "request.resource.resource must be a string",
+    ],
+    [
+      "a subResource that is not a string",
+      { subResource: 1 },
+      "request.subResource must be a string",
+    ],
+    ["a name that is not a string", { name: 1 }, "request.name must be a string"],
+    ["a namespace that is not a string", { namespace: 1 }, "request.namespace must be a string"],
+  ])("refuses %s, naming the field", (_, over, message) => {
+    expect(parseError(withRequest(over))).toBe(`not a valid AdmissionReview: ${message}`);
+  });
+
+  it("reads a null dryRun as false and true as true; absent strings as empty", () => {
+    expect(parseAdmissionReview(withRequest({ dryRun: null })).request.dryRun).toBe(false);
+    expect(parseAdmissionReview(withRequest({ dryRun: true })).request.dryRun).toBe(true);
+    const { request } = parseAdmissionReview(
+      withRequest({ name: null, subResource: undefined, kind: {}, resource: {} }),
+    );
+    expect(request).toMatchObject({
+      name: "",
+      subResource: "",
+      kind: { group: "", version: "", kind: "" },
+      resource: "",
+    });
+  });
+
+  it.each<[string, Record<string, unknown>]>([
+    ["another group", { kind: { group: "apps", version: "v1", kind: "Pod" } }],
+    ["another kind", { kind: { group: "", version: "v1", kind: "Service" } }],
+    ["another resource", { resource: { group: "", version: "v1", resource: "services" } }],
+    ["a subresource", { subResource: "status" }],
+    ["another operation", { operation: "UPDATE" }],
+  ])("is no pod create with %s", (_, over) => {
+    expect(isPodCreate(parseAdmissionReview(withRequest(over)).request)).toBe(false);
+  });
+});
+
+describe("parsePod: odd shapes read as the apiserver would leave them", () => {
+  const read = (pod: unknown, namespace = "team-a") => {
+    const parsed = parsePod(pod, namespace);
+    if (!parsed.ok) throw new Error(parsed.problems.join("; "));
+    return parsed.pod;
+  };
+
+  it("names: an empty name or generateName is none; a pod without either is unnamed", () => {
+    const pod = read(testPod(null, {}, { name: "", generateName: "" }));
+    expect(pod.name).toBeUndefined();
+    expect(pod.generateName).toBeUndefined();
+    expect(describePod(pod)).toBe("(unnamed)");
+    expect(describePod(read(testPod(null, {}, { name: "", generateName: "web-" })))).toBe("web-*");
+    expect(read(testPod(null, {}, { name: 5, generateName: 6 }))).toMatchObject({
+      name: undefined,
+      generateName: undefined,
+    });
+  });
+
+  it("the namespace: the request's, else the pod's own, else default", () => {
+    expect(read(testPod(null, {}, { namespace: "own" }), "").namespace).toBe("own");
+    expect(read(testPod(null, {}, { namespace: "" }), "").namespace).toBe("default");
+    expect(read(testPod(null, {}, { namespace: 7 }), "").namespace).toBe("default");
+    expect(read(testPod(null, {}, { namespace: "own" }), "req").namespace).toBe("req");
+  });
+
+  it("labels and annotations: null is none; the limit counts keys and values, up to exactly 256 KiB", () => {
+    expect(read(testPod(null, {}, { labels: null, annotations: null })).annotations).toEqual({});
+    // Keys and values together, up to exactly Kubernetes' 256 KiB.
+    const refused = parsePod(
+      testPod(null, {}, { annotations: { a: "x".repeat(256 * 1024) } }),
+      "t",
+    );
+    expect(refused.ok).toBe(false);
+    const atLimit = parsePod(
+      testPod(null, {}, { annotations: { a: "x".repeat(256 * 1024 - 1) } }),
+      "t",
+    );
+    expect(atLimit.ok).toBe(true);
+  });
+
+  it("containers: odd mounts read as empty names and paths, a missing list as none", () => {
+    const pod = read(
+      testPod(null, {
+        containers: [
+          {
+            name: "app",
+            volumeMounts: [
+              5,
+              { name: 1, mountPath: 2 },
+              { name: "d", mountPath: "/d", readOnly: "yes" },
+            ],
+          },
+          { name: "bare", volumeMounts: null },
+        ],
+        initContainers: null,
+      }),
+    );
+    expect(pod.containers).toEqual([
+      {
+        name: "app",
+        volumeMounts: [
+          { name: "", mountPath: "", readOnly: false },
+          { name: "", mountPath: "", readOnly: false },
+          { name: "d", mountPath: "/d", readOnly: false },
+        ],
+      },
+      { name: "bare", volumeMounts: undefined },
+    ]);
+    expect(pod.initContainers).toEqual([]);
+  });
+
+  it("refuses containers without a name and lists that are not lists, each by its path", () => {
+    const parsed = parsePod(
+      testPod(null, { containers: [{ image: "x" }, { name: "" }], initContainers: {}, volumes: 3 }),
+      "t",
+    );
+    expect(parsed).toEqual({
+      ok: false,
+      problems: [
+        "spec.containers[0].name: expected a container name",
+        "spec.containers[1].name: expected a container name",
+        "spec.initContainers: expected a list",
+        "spec.volumes: expected a list",
+      ],
+    });
+    expect(parsePod(testPod(null, {}, {}), "t").ok).toBe(true);
+    expect(parsePod({ metadata: 5, spec: { containers: [] } }, "t")).toEqual({
+      ok: false,
+      problems: ["metadata: expected an object"],
+    });
+  });
+
+  it("volumes, fsGroup, service account and OS: odd values read as not said", () => {
+    const pod = read(
+      testPod(null, {
+        volumes: [{ name: "data" }, { name: 3 }, 4],
+        securityContext: { fsGroup: "2000" },
+        serviceAccountName: "",
+        serviceAccount: "legacy",
+        os: { name: 5 },
+        nodeSelector: { "kubernetes.io/os": 5 },
+        affinity: {
+          nodeAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: {
+              nodeSelectorTerms: [
+                { matchExpressions: "x" },
+                {
+                  matchExpressions: [
+                    { key: "kubernetes.io/os", operator: "In", values: ["linux", 7] },
+                  ],
+                },
+                {
+                  matchExpressions: [{ key: "kubernetes.io/os", operator: "In", values: "linux" }],
+                },
+              ],
+            },
+          },
+        },
+      }),
+    );
+    expect(pod.volumeNames).toEqual(["data", "", ""]);
+    expect(pod.fsGroup).toBeUndefined();
+    expect(pod.serviceAccountName).toBe("legacy");
+    expect(pod.os).toEqual({
+      name: undefined,
+      nodeSelector: undefined,
+      affinityTerms: [undefined, ["linux"], undefined],
+    });
+    expect(read(testPod(null, { serviceAccountName: "" })).serviceAccountName).toBe("default");
+    expect(read(testPod(null, { securityContext: { fsGroup: 2000 } })).fsGroup).toBe(2000);
+  });
+});
