@@ -309,3 +309,181 @@ describe("identifier checks", () => {
     expect(isQuantity(text)).toBe(expected);
   });
 });
+
+describe("the shapes settings take, at their edges", () => {
+  const ok = (env: Record<string, string>) => parseSettings({ ...required, ...env });
+  const self = {
+    AKV_INJECTOR_CERT_MODE: "self",
+    AKV_INJECTOR_CERT_SECRET: "akv-injector-tls",
+    AKV_INJECTOR_WEBHOOK_CONFIG_NAME: "akv-injector",
+    AKV_INJECTOR_SERVICE_NAME: "akv-injector",
+    AKV_INJECTOR_NAMESPACE: "akv-system",
+  };
+
+  it.each([
+    ["4d0e2f2a-7f44-4d9b-9bd8-0e0b8a1f3c11", true],
+    ["4D0E2F2A-7F44-4D9B-9BD8-0E0B8A1F3C11", true],
+    ["x4d0e2f2a-7f44-4d9b-9bd8-0e0b8a1f3c11", false],
+    ["4d0e2f2a-7f44-4d9b-9bd8-0e0b8a1f3c11x", false],
+    ["4d0e2f2a-7f44-4d9b-9bd8", false],
+  ])("isClientId(%s) is %s", (text, expected) => {
+    expect(isClientId(text)).toBe(expected);
+  });
+
+  it.each([
+    ["contoso.onmicrosoft.com", true],
+    ["a.b", true],
+    ["contoso", false],
+    ["-contoso.com", false],
+    ["contoso-.com", false],
+    ["contoso.com-", false],
+    ["contoso..com", false],
+    [`${"a".repeat(63)}.com`, true],
+    [`${"a".repeat(64)}.com`, false],
+    [`${"a".repeat(63)}.${"b".repeat(63)}.${"c".repeat(63)}.${"d".repeat(61)}`, true],
+    [`${"a".repeat(63)}.${"b".repeat(63)}.${"c".repeat(63)}.${"d".repeat(62)}`, false],
+    ["contoso.com/../x", false],
+  ])("isTenantId(%s) is %s", (text, expected) => {
+    expect(isTenantId(text)).toBe(expected);
+  });
+
+  it.each([
+    ["64Mi", true],
+    ["100m", true],
+    ["1.5", true],
+    ["1.", true],
+    [".5", true],
+    [".55Gi", true],
+    ["1.25Gi", true],
+    ["1e3", true],
+    ["1E-3", true],
+    ["x64Mi", false],
+    ["64Mix", false],
+    [".", false],
+    ["1.5.5", false],
+    ["Mi", false],
+  ])("isQuantity(%s) is %s", (text, expected) => {
+    expect(isQuantity(text)).toBe(expected);
+  });
+
+  it.each(["0", "65535", "8443"])("takes port %s", (port) => {
+    expect(ok({ AKV_INJECTOR_PORT: port, AKV_INJECTOR_HEALTH_PORT: "1" }).port).toBe(Number(port));
+  });
+
+  it.each(["65536", "-1", "1x", "x1", "123456", ""])("refuses port %j", (port) => {
+    if (port === "") {
+      expect(ok({ AKV_INJECTOR_PORT: port }).port).toBe(8443);
+      return;
+    }
+    expect(settingsError({ ...required, AKV_INJECTOR_PORT: port })).toBe(
+      `invalid webhook settings: AKV_INJECTOR_PORT: expected a port number 0-65535 (got ${JSON.stringify(port)})`,
+    );
+  });
+
+  it("takes the same port for both servers only when both are 0 (any free port)", () => {
+    expect(ok({ AKV_INJECTOR_PORT: "0", AKV_INJECTOR_HEALTH_PORT: "0" }).port).toBe(0);
+    expect(
+      settingsError({ ...required, AKV_INJECTOR_PORT: "9000", AKV_INJECTOR_HEALTH_PORT: "9000" }),
+    ).toContain("AKV_INJECTOR_HEALTH_PORT");
+  });
+
+  it.each([
+    ["0", false],
+    ["0.0", false],
+    ["00", false],
+    ["10Mi", true],
+    ["0.5Mi", true],
+    ["100", true],
+  ])("tmpfs size limit %s: taken %s", (limit, taken) => {
+    if (taken) expect(ok({ AKV_INJECTOR_TMPFS_SIZE_LIMIT: limit }).tmpfsSizeLimit).toBe(limit);
+    else
+      expect(settingsError({ ...required, AKV_INJECTOR_TMPFS_SIZE_LIMIT: limit })).toContain(
+        "AKV_INJECTOR_TMPFS_SIZE_LIMIT: ",
+      );
+  });
+
+  it.each([
+    ['{"requests":{"cpu":"10m"}}', true],
+    ['{"requests":{"cpu":10}}', true],
+    ['{"limits":{"example.com/gpu":"1"}}', true],
+    ['{"requests":{"cpu":"ten"}}', false],
+    ['{"requests":{"-cpu":"1"}}', false],
+    ['{"requests":{"cpu-":"1"}}', false],
+    ['{"requests":[]}', false],
+    ['{"requests":null}', false],
+    ['{"requests":"1"}', false],
+    ["[]", false],
+    ["null", false],
+    ["{", false],
+  ])("sidecar resources %s: taken %s", (json, taken) => {
+    if (taken) ok({ AKV_INJECTOR_SIDECAR_RESOURCES: json });
+    else
+      expect(settingsError({ ...required, AKV_INJECTOR_SIDECAR_RESOURCES: json })).toContain(
+        "AKV_INJECTOR_SIDECAR_RESOURCES: ",
+      );
+  });
+
+  it.each([
+    ["AKV_INJECTOR_NAMESPACE", "a", true],
+    ["AKV_INJECTOR_NAMESPACE", "a".repeat(63), true],
+    ["AKV_INJECTOR_NAMESPACE", "a".repeat(64), false],
+    ["AKV_INJECTOR_NAMESPACE", "a-", false],
+    ["AKV_INJECTOR_CERT_SECRET", "a", true],
+    ["AKV_INJECTOR_CERT_SECRET", "a.b-c", true],
+    ["AKV_INJECTOR_CERT_SECRET", "a.", false],
+    ["AKV_INJECTOR_CERT_SECRET", "a".repeat(254), false],
+    ["AKV_INJECTOR_CERT_SECRET", "a".repeat(253), true],
+    ["AKV_INJECTOR_CERT_EXTRA_SANS", "*.example.com", true],
+    ["AKV_INJECTOR_CERT_EXTRA_SANS", "a", true],
+    ["AKV_INJECTOR_CERT_EXTRA_SANS", "x.*.example.com", false],
+    ["AKV_INJECTOR_CERT_EXTRA_SANS", "a-.example.com", false],
+    ["AKV_INJECTOR_CERT_EXTRA_SANS", "example.com.", false],
+    ["AKV_INJECTOR_CERT_VALIDITY", "10s", true],
+  ])("self mode %s=%s: taken %s", (name, value, taken) => {
+    const env = { ...required, ...self, [name]: value };
+    if (taken) expect(parseSettings(env).selfCerts).toBeDefined();
+    else expect(settingsError(env)).toContain(`${name}: `);
+  });
+
+  it("a namespace of its own is a DNS label, and only set when given", () => {
+    expect(ok({ AKV_INJECTOR_NAMESPACE: "akv-system" }).ownNamespace).toBe("akv-system");
+    expect("ownNamespace" in ok({})).toBe(false);
+    expect(settingsError({ ...required, AKV_INJECTOR_NAMESPACE: "Bad" })).toContain(
+      "AKV_INJECTOR_NAMESPACE: ",
+    );
+  });
+
+  it("optional settings appear only when set", () => {
+    const s = ok({});
+    for (const key of ["sidecarImagePullPolicy", "kubeconfig", "selfCerts", "sidecarExtraCaFile"])
+      expect(key in s, key).toBe(false);
+    expect(ok({ AKV_INJECTOR_SIDECAR_IMAGE_PULL_POLICY: "Always" }).sidecarImagePullPolicy).toBe(
+      "Always",
+    );
+    expect(ok({ KUBECONFIG: "/k" }).kubeconfig).toBe("/k");
+    expect(ok({ AKV_INJECTOR_SIDECAR_EXTRA_CA_FILE: "/ca.pem" }).sidecarExtraCaFile).toBe(
+      "/ca.pem",
+    );
+  });
+
+  it("refresh intervals at the range's ends", () => {
+    expect(ok({ AKV_INJECTOR_REFRESH_INTERVAL: "1s" }).refreshIntervalMs).toBe(1000);
+    expect(ok({ AKV_INJECTOR_REFRESH_INTERVAL: "480h" }).refreshIntervalMs).toBe(480 * 3_600_000);
+    expect(settingsError({ ...required, AKV_INJECTOR_REFRESH_INTERVAL: "999ms" })).toBe(
+      'invalid webhook settings: AKV_INJECTOR_REFRESH_INTERVAL: expected a duration from 1s to 480h (got "999ms")',
+    );
+  });
+
+  it("names the log levels it takes", () => {
+    expect(settingsError({ ...required, AKV_INJECTOR_LOG_LEVEL: "loud" })).toBe(
+      'invalid webhook settings: AKV_INJECTOR_LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent (got "loud")',
+    );
+  });
+
+  it("the extra CA bundle: each certificate, one per line, ending in a line break", () => {
+    const ca1 = createCertificateAuthority({ commonName: "one", now: new Date() }).certPem.trim();
+    const ca2 = createCertificateAuthority({ commonName: "two", now: new Date() }).certPem.trim();
+    const s = withSidecarExtraCa(parseInjectionSettings(required), `junk\n${ca1}\nmore\n${ca2}`);
+    expect(s.sidecarExtraCaPem).toBe(`${ca1}\n${ca2}\n`);
+  });
+});
