@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
 import type { PodOs } from "./admission-review.ts";
-import { findForbiddenMounts, findSystemMountPath, findWindowsPod } from "./pod-rules.ts";
+import {
+  findForbiddenMounts,
+  findSystemMountPath,
+  findWindowsPod,
+  isInjectedPod,
+} from "./pod-rules.ts";
 
 const os = (o: Partial<PodOs>): { os: PodOs } => ({
   os: { name: undefined, nodeSelector: undefined, affinityTerms: [], ...o },
@@ -92,5 +97,72 @@ describe("findSystemMountPath", () => {
     "/run/secrets/app",
   ])("allows %s", (path) => {
     expect(findSystemMountPath(path)).toBeUndefined();
+  });
+});
+
+describe("pod rules, by their whole words", () => {
+  it.each([
+    "/bin",
+    "/boot",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/root",
+    "/run",
+    "/sbin",
+    "/usr",
+    "/var",
+    "/var/lib",
+    "/var/run",
+    "/var/run/secrets",
+    "/run/secrets",
+  ])("covers the system folder %s", (path) => {
+    expect(findSystemMountPath(path)).toBe(
+      `covers the system folder ${path}, which the app's image needs`,
+    );
+  });
+
+  it.each([
+    ["/proc/1", "/proc"],
+    ["/sys", "/sys"],
+    ["/dev/shm", "/dev"],
+    ["/var/run/secrets/kubernetes.io/serviceaccount", "/var/run/secrets/kubernetes.io"],
+    ["/run/secrets/kubernetes.io", "/run/secrets/kubernetes.io"],
+  ])("%s is inside %s", (path, tree) => {
+    expect(findSystemMountPath(path)).toBe(
+      `is inside ${tree}, which belongs to the kernel or to Kubernetes`,
+    );
+  });
+
+  const windows = (value: string) =>
+    `the pod runs on Windows (${value}), and akv-injector's sidecar runs on Linux nodes only; remove the label akv-injector.io/inject from this pod`;
+
+  it("names how the pod says it runs on Windows", () => {
+    expect(findWindowsPod(os({ name: "windows" }))).toEqual({
+      field: "spec.os.name",
+      text: windows("spec.os.name: windows"),
+    });
+    expect(findWindowsPod(os({ nodeSelector: "windows" }))).toEqual({
+      field: "spec.nodeSelector",
+      text: windows("kubernetes.io/os: windows"),
+    });
+    expect(findWindowsPod(os({ affinityTerms: [["windows"], ["windows", "other"]] }))).toEqual({
+      field: "spec.affinity.nodeAffinity",
+      text: windows("required node affinity kubernetes.io/os in [windows, other]"),
+    });
+  });
+
+  it("an injected pod has both the sidecar and the secrets volume", () => {
+    const sidecar = { name: "akv-injector", volumeMounts: undefined };
+    expect(isInjectedPod({ initContainers: [sidecar], volumeNames: ["akv-secrets"] })).toBe(true);
+    expect(isInjectedPod({ initContainers: [sidecar], volumeNames: [] })).toBe(false);
+    expect(
+      isInjectedPod({
+        initContainers: [{ name: "other", volumeMounts: undefined }],
+        volumeNames: ["akv-secrets"],
+      }),
+    ).toBe(false);
   });
 });
