@@ -1,7 +1,7 @@
 import { createHttpHeaders, createPipelineRequest, RestError } from "@azure/core-rest-pipeline";
 import { describe, expect, it } from "vitest";
 import { ErrorCode } from "../common/errors.ts";
-import { classifyAuthError, decodeJwtClaims, readAssertion } from "./credential.ts";
+import { causeChain, classifyAuthError, decodeJwtClaims, readAssertion } from "./credential.ts";
 import { classifyKeyVaultError, createWarmUpGate } from "./key-vault-source.ts";
 import {
   isRetryable,
@@ -278,5 +278,148 @@ describe("SourceError", () => {
     expect(statusOf(without)).toBeUndefined();
     expect(statusOf(new Error("plain"))).toBeUndefined();
     expect(retryAfterOf(new Error("plain"))).toBeUndefined();
+  });
+});
+
+describe("classifyAuthError: each kind of failure, by its code and whole message", () => {
+  const cid = "11111111-2222-4333-8444-555555555555";
+  const base = {
+    clientId: cid,
+    tenantId: "tenant-1",
+    authorityHost: "https://login.example/",
+    claims: { iss: "https://oidc/", sub: "system:serviceaccount:a:b", aud: "api://x" },
+    now,
+  };
+  const err = (message: string, fields: Record<string, unknown> = {}) =>
+    Object.assign(new Error(message), fields);
+  const where = "Entra ID at https://login.example/";
+
+  it.each<[string, unknown, ErrorCode, string]>([
+    [
+      "429",
+      err("x", { statusCode: 429 }),
+      ErrorCode.THROTTLED,
+      `${where} throttled the token request (429)`,
+    ],
+    [
+      "429 as status",
+      err("x", { status: 429 }),
+      ErrorCode.THROTTLED,
+      `${where} throttled the token request (429)`,
+    ],
+    [
+      "500",
+      err("x", { statusCode: 500 }),
+      ErrorCode.UNAVAILABLE,
+      `${where} is unavailable: status 500`,
+    ],
+    [
+      "a status of 0 is none",
+      err("socket hang up", { statusCode: 0 }),
+      ErrorCode.UNAVAILABLE,
+      `${where} is unavailable: no answer (socket hang up)`,
+    ],
+    [
+      "a transient AADSTS code without a status (MSAL's throttle cache)",
+      err("first\nAADSTS90033: A transient error has occurred. Please try again."),
+      ErrorCode.UNAVAILABLE,
+      `${where} is unavailable: AADSTS90033: A transient error has occurred. Please try again.`,
+    ],
+    [
+      "a transient OAuth error code",
+      err("Server busy", { errorCode: "temporarily_unavailable" }),
+      ErrorCode.UNAVAILABLE,
+      `${where} is unavailable: no answer (temporarily_unavailable)`,
+    ],
+    [
+      "a network code",
+      err("x", { code: "ECONNREFUSED" }),
+      ErrorCode.UNAVAILABLE,
+      `${where} is unavailable: no answer (ECONNREFUSED)`,
+    ],
+    [
+      "an abort",
+      Object.assign(new Error("The operation was aborted"), { name: "AbortError" }),
+      ErrorCode.UNAVAILABLE,
+      `${where} is unavailable: no answer (The operation was aborted)`,
+    ],
+    [
+      "a timeout",
+      Object.assign(new Error("late"), { name: "TimeoutError" }),
+      ErrorCode.UNAVAILABLE,
+      `${where} is unavailable: no answer (late)`,
+    ],
+    [
+      "'timed out' in a cause",
+      err("outer", { cause: new Error("request timed out") }),
+      ErrorCode.UNAVAILABLE,
+      `${where} is unavailable: no answer (outer)`,
+    ],
+    [
+      "'timeout' in a message",
+      err("timeout"),
+      ErrorCode.UNAVAILABLE,
+      `${where} is unavailable: no answer (timeout)`,
+    ],
+    [
+      "a refusal with a status",
+      err("AADSTS700016: Application with identifier 'x' was not found.", { statusCode: 400 }),
+      ErrorCode.AUTH_FAILED,
+      `${where} refused the token exchange for client id ${cid} in tenant tenant-1 (status 400): AADSTS700016: Application with identifier 'x' was not found.`,
+    ],
+    [
+      "a refusal without a status, its first non-empty line",
+      err("\n  invalid_client: bad  \nmore"),
+      ErrorCode.AUTH_FAILED,
+      `${where} refused the token exchange for client id ${cid} in tenant tenant-1: invalid_client: bad`,
+    ],
+    [
+      "a refusal whose text starts before the AADSTS code",
+      err("ServerError: invalid_request: AADSTS50020: User account does not exist.", {
+        statusCode: 400,
+      }),
+      ErrorCode.AUTH_FAILED,
+      `${where} refused the token exchange for client id ${cid} in tenant tenant-1 (status 400): AADSTS50020: User account does not exist.`,
+    ],
+    [
+      "a federation mismatch with a live token",
+      err(
+        "AADSTS700213: No matching federated identity record found for presented assertion subject.",
+        { statusCode: 400 },
+      ),
+      ErrorCode.AUTH_FAILED,
+      `${where} refused the token exchange for client id ${cid} in tenant tenant-1 (status 400): AADSTS700213: No matching federated identity record found for presented assertion subject.; the service-account token has issuer 'https://oidc/', subject 'system:serviceaccount:a:b', audience 'api://x' and a federated identity credential of client id ${cid} must match all three`,
+    ],
+  ])("%s", (_, error, code, message) => {
+    const e = classifyAuthError(error, base);
+    expect(e.code).toBe(code);
+    expect(e.message).toBe(message);
+    expect(e.cause).toBe(error);
+  });
+
+  it("keeps the status it read, and says '?' for claims it does not have", () => {
+    const e = classifyAuthError(err("AADSTS70021: no match", { statusCode: 401 }), {
+      ...base,
+      claims: undefined,
+    });
+    expect(e.status).toBe(401);
+    expect(e.message).toContain("issuer '?', subject '?', audience '?'");
+    expect(e.message).not.toContain("expired");
+  });
+
+  it("cuts a long first line at 300 characters", () => {
+    const e = classifyAuthError(err(`invalid_grant: ${"x".repeat(400)}`), base);
+    expect(e.message.endsWith(`${"x".repeat(285)}…`)).toBe(true);
+  });
+
+  it("follows causes at most eight deep, and through a cycle", () => {
+    const a = err("a");
+    const b = err("b", { cause: a });
+    (a as { cause?: unknown }).cause = b;
+    expect(causeChain(b)).toEqual([b, a]);
+    let deep: unknown = err("bottom", { statusCode: 503 });
+    for (let i = 0; i < 10; i++) deep = err(`level ${String(i)}`, { cause: deep });
+    expect(causeChain(deep)).toHaveLength(8);
+    expect(causeChain(null)).toEqual([]);
   });
 });
