@@ -423,3 +423,121 @@ describe("classifyAuthError: each kind of failure, by its code and whole message
     expect(causeChain(null)).toEqual([]);
   });
 });
+
+describe("classifyKeyVaultError: each answer, by its code and whole message", () => {
+  const secret = `secret 'db' in Key Vault ${vaultUrl}`;
+  it.each<[string, unknown, string | undefined, ErrorCode, string]>([
+    [
+      "404 of a latest version",
+      restError(404),
+      undefined,
+      ErrorCode.SECRET_NOT_FOUND,
+      `${secret} does not exist (404): check the secret name`,
+    ],
+    [
+      "404 of a pinned version",
+      restError(404),
+      "0123456789abcdef0123456789abcdef",
+      ErrorCode.SECRET_NOT_FOUND,
+      `secret 'db/0123456789abcdef0123456789abcdef' in Key Vault ${vaultUrl} does not exist (404): check the secret name and version`,
+    ],
+    [
+      "429 without a wait",
+      restError(429),
+      undefined,
+      ErrorCode.THROTTLED,
+      `Key Vault ${vaultUrl} throttled reading ${secret} (429)`,
+    ],
+    [
+      "429 with x-ms-retry-after-ms",
+      restError(429, { "x-ms-retry-after-ms": "250" }),
+      undefined,
+      ErrorCode.THROTTLED,
+      `Key Vault ${vaultUrl} throttled reading ${secret} (429, retry after 250 ms)`,
+    ],
+    [
+      "408",
+      restError(408),
+      undefined,
+      ErrorCode.UNAVAILABLE,
+      `Key Vault ${vaultUrl} is unavailable (status 408) reading ${secret}`,
+    ],
+    [
+      "500",
+      restError(500),
+      undefined,
+      ErrorCode.UNAVAILABLE,
+      `Key Vault ${vaultUrl} is unavailable (status 500) reading ${secret}`,
+    ],
+    [
+      "499 is a refusal",
+      restError(499),
+      undefined,
+      ErrorCode.KEY_VAULT_REFUSED,
+      `reading ${secret} was refused (status 499)`,
+    ],
+    [
+      "400 with the service's code",
+      restError(400, {}, "BadParameter"),
+      undefined,
+      ErrorCode.KEY_VAULT_REFUSED,
+      `reading ${secret} was refused (status 400 BadParameter)`,
+    ],
+    [
+      "401",
+      restError(401),
+      undefined,
+      ErrorCode.KEY_VAULT_REFUSED,
+      `reading ${secret} was refused (status 401): the vault did not accept the Entra token (wrong tenant or audience?)`,
+    ],
+    [
+      "a challenge for another resource",
+      Object.assign(new Error("outer"), {
+        cause: new Error("The challenge resource 'x' does not match"),
+      }),
+      undefined,
+      ErrorCode.KEY_VAULT_REFUSED,
+      `Key Vault ${vaultUrl} sent a bearer challenge for a resource that does not match its host`,
+    ],
+    [
+      "no answer, with a code",
+      Object.assign(new Error("connect"), { code: "ECONNREFUSED" }),
+      undefined,
+      ErrorCode.UNAVAILABLE,
+      `Key Vault ${vaultUrl} could not be reached reading ${secret} (ECONNREFUSED)`,
+    ],
+    [
+      "no answer, by the error's name",
+      Object.assign(new Error("late"), { name: "TimeoutError" }),
+      undefined,
+      ErrorCode.UNAVAILABLE,
+      `Key Vault ${vaultUrl} could not be reached reading ${secret} (TimeoutError)`,
+    ],
+    [
+      "no answer, not even an Error",
+      "boom",
+      undefined,
+      ErrorCode.UNAVAILABLE,
+      `Key Vault ${vaultUrl} could not be reached reading ${secret} (error)`,
+    ],
+  ])("%s", (_, error, version, code, message) => {
+    const e = kv(error, version);
+    expect(e.code).toBe(code);
+    expect(e.message).toBe(message);
+    expect(e.cause).toBe(error);
+  });
+
+  it("keeps the status and a 5xx's Retry-After", () => {
+    const e = kv(restError(503, { "retry-after": "7" }));
+    expect(e.status).toBe(503);
+    expect(e.retryAfterMs).toBe(7000);
+    expect(kv(restError(404)).status).toBe(404);
+    expect(kv(restError(401)).status).toBe(401);
+    expect(kv(restError(403)).status).toBe(403);
+  });
+
+  it("finds the RestError among the causes", () => {
+    const e = kv(Object.assign(new Error("wrapped"), { cause: restError(403) }));
+    expect(e.code).toBe(ErrorCode.SECRET_FORBIDDEN);
+  });
+});
