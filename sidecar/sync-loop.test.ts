@@ -543,3 +543,96 @@ describe("runSyncLoop", () => {
     });
   });
 });
+
+describe("sync loop: errors and log lines, by their words", () => {
+  it("one refusal is thrown as it is; several are joined, the first as the cause", async () => {
+    const one = harness(specOf(["a", "b"]));
+    const refusal = forbidden("a");
+    one.source.answers.set("a", refusal);
+    one.source.set("b", "B");
+    expect(
+      await one.clock
+        .run(syncOnce(one.deps, new AbortController().signal))
+        .catch((e: unknown) => e),
+    ).toBe(refusal);
+
+    const two = harness(specOf(["a", "b"]));
+    const first = forbidden("a");
+    two.source.answers.set("a", first);
+    two.source.answers.set("b", forbidden("b"));
+    const error = (await two.clock
+      .run(syncOnce(two.deps, new AbortController().signal))
+      .catch((e: unknown) => e)) as AkvError;
+    expect(error.code).toBe(ErrorCode.SECRET_FORBIDDEN);
+    expect(error.message).toBe(
+      "reading secret 'a' was refused (403); reading secret 'b' was refused (403)",
+    );
+    expect(error.cause).toBe(first);
+  });
+
+  it("a read failing with something unknown is reported as that secret's failure, with its cause", async () => {
+    const h = harness(specOf(["a"]));
+    const odd = new TypeError("odd");
+    h.source.answers.set("a", odd);
+    const error = (await h.clock
+      .run(syncOnce(h.deps, new AbortController().signal))
+      .catch((e: unknown) => e)) as AkvError;
+    expect(error.message).toBe("reading secret 'a' failed: odd");
+    expect(error.cause).toBe(odd);
+  });
+
+  it("a sync asked to stop before it starts says so, and reads nothing", async () => {
+    const h = harness(specOf(["a"]));
+    h.source.set("a", "A");
+    const stop = new AbortController();
+    stop.abort();
+    const error = (await h.clock
+      .run(syncOnce(h.deps, stop.signal))
+      .catch((e: unknown) => e)) as AkvError;
+    expect(error.code).toBe(ErrorCode.UNAVAILABLE);
+    expect(error.message).toBe("sync aborted: shutting down");
+    expect(h.source.calls).toEqual([]);
+  });
+
+  it("logs the first sync as 'published files', a refresh without change as 'files unchanged', with the time it took", async () => {
+    const h = harness(specOf(["a"]));
+    h.source.set("a", "A");
+    const stop = new AbortController();
+    const loop = runSyncLoop(h.deps, stop.signal);
+    while (h.log.lines().filter((l) => l.event === "refreshed").length < 1) {
+      await new Promise((r) => setImmediate(r));
+      if (h.clock.pending > 0) h.clock.advanceToNext();
+    }
+    stop.abort();
+    await loop;
+    const lines = h.log.lines();
+    const synced = lines.find((l) => l.event === "synced");
+    const refreshed = lines.find((l) => l.event === "refreshed");
+    expect(synced).toMatchObject({ msg: "published files", changed: true, files: 1, ms: 0 });
+    expect(refreshed).toMatchObject({ msg: "files unchanged", changed: false, ms: 0 });
+  });
+
+  it("a failed first sync is logged without 'keeping the last good files'", async () => {
+    const h = harness(specOf(["a"]));
+    h.source.answers.set("a", (call) =>
+      call < 4 ? unavailable() : { value: "A", contentType: undefined, version: V },
+    );
+    const stop = new AbortController();
+    const loop = runSyncLoop(h.deps, stop.signal);
+    while (h.published.length < 1) {
+      await new Promise((r) => setImmediate(r));
+      if (h.clock.pending > 0) h.clock.advanceToNext();
+    }
+    stop.abort();
+    await loop;
+    const failed = h.log
+      .lines()
+      .find((l) => typeof l.msg === "string" && l.msg.startsWith("sync failed"));
+    expect(failed).toMatchObject({
+      msg: "sync failed, retrying: unavailable (503)",
+      failures: 1,
+      code: ErrorCode.UNAVAILABLE,
+      status: 503,
+    });
+  });
+});
