@@ -240,6 +240,38 @@ describe("describeError", () => {
   });
 });
 
+describe("describeError: the shapes errors come in", () => {
+  it.each<[string, unknown, string]>([
+    [
+      "a body already parsed",
+      Object.assign(new Error("HTTP-Code: 404"), { code: 404, body: { message: "not found" } }),
+      "HTTP 404: not found",
+    ],
+    [
+      "a body that is not JSON",
+      Object.assign(new Error("HTTP-Code: 502"), { code: 502, body: "<html>" }),
+      "HTTP 502",
+    ],
+    [
+      "a body whose message is not a string",
+      Object.assign(new Error("Bad"), { code: 400, body: { message: 5 } }),
+      "HTTP 400: Bad",
+    ],
+    ["a null body", Object.assign(new Error("Bad"), { code: 400, body: null }), "HTTP 400: Bad"],
+    ["an empty first line", Object.assign(new Error(""), { statusCode: 503 }), "HTTP 503"],
+    ["a cause that is not an Error", new Error("fetch failed", { cause: "reset" }), "fetch failed"],
+    ["a long message", new Error("x".repeat(400)), "x".repeat(300)],
+    [
+      "a long apiserver message",
+      Object.assign(new Error("e"), { code: 403, body: { message: "m".repeat(400) } }),
+      `HTTP 403: ${"m".repeat(290)}`,
+    ],
+    ["a long thing that is no Error", "y".repeat(400), "y".repeat(300)],
+  ])("%s", (_, error, expected) => {
+    expect(describeError(error)).toBe(expected);
+  });
+});
+
 describe("createKubernetesServiceAccountCache (real client, loopback apiserver)", () => {
   it("lists, watches, reads live on a miss, and says 404 is absent", async () => {
     const api = new FakeApiServer();
