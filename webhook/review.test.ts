@@ -127,6 +127,24 @@ describe("review", () => {
       expect(ro.response.response.allowed).toBe(true);
     });
 
+    it("joins every problem of one request with '; ', and answers with the refusal", async () => {
+      const pod = await injectedPod();
+      const result = await run(
+        debug(pod, [
+          { name: "akv-injector-token", mountPath: "/t" },
+          { name: "akv-secrets", mountPath: "/s" },
+        ]),
+      );
+      expect(result.message).toBe(
+        'spec.ephemeralContainers[0].volumeMounts: container "debugger" mounts volume "akv-injector-token", which only the injected sidecar may mount; spec.ephemeralContainers[0].volumeMounts: container "debugger" mounts volume "akv-secrets" read-write, and only the injected sidecar writes to it: set readOnly: true, or leave the mount to akv-injector.io/containers',
+      );
+      expect(result.response.response).toMatchObject({
+        allowed: false,
+        status: { code: 400, message: result.message },
+      });
+      expect(result.warnings).toEqual([]);
+    });
+
     it("leaves pods it did not inject alone, whatever their volumes are called", async () => {
       const pod = testPod(null, { volumes: [{ name: "akv-injector-token", emptyDir: {} }] });
       const result = await run(debug(pod, [{ name: "akv-injector-token", mountPath: "/t" }]));
@@ -385,5 +403,53 @@ describe("review: bounded answers to hostile pods", () => {
     expect(result.outcome).toBe("refused");
     expect(size(result.response)).toBeLessThan(MAX_ANSWER);
     expect(result.message).toMatch(/and 4980 more$/);
+  });
+});
+
+describe("review: the pod a result names", () => {
+  it.each<[string, unknown, { name?: string }, string]>([
+    ["the request's name first", testPod(annotations, {}, { name: "own" }), { name: "req" }, "req"],
+    ["else the pod's own", testPod(annotations, {}, { name: "own" }), { name: "" }, "own"],
+    [
+      "else its generateName",
+      testPod(annotations, {}, { name: 5, generateName: "web-" }),
+      { name: "" },
+      "web-*",
+    ],
+    ["a pod without metadata", { spec: {} }, { name: "" }, "(unnamed)"],
+    ["not even an object", "junk", { name: "" }, "(unnamed)"],
+  ])("%s", async (_, pod, overrides, expected) => {
+    const result = await run(testReview(pod, overrides));
+    expect(result.pod).toBe(expected);
+    if (result.outcome === "skipped") expect(result.warnings).toEqual([]);
+  });
+
+  it("an unchanged reinvocation has no warnings and no message", async () => {
+    const pod = testPod(annotations);
+    const first = await run(testReview(pod));
+    const result = await run(testReview(applyTestPatch(pod, decodePatch(first.response))));
+    expect(result.outcome).toBe("unchanged");
+    expect(result.warnings).toEqual([]);
+    expect(result.message).toBeUndefined();
+  });
+
+  it("a reinvocation refused names its problems joined with '; '", async () => {
+    const pod = testPod(annotations);
+    const first = await run(testReview(pod));
+    const injected = applyTestPatch(pod, decodePatch(first.response)) as {
+      metadata: { annotations: Record<string, string> };
+      spec: { containers: Record<string, unknown>[] };
+    };
+    injected.metadata.annotations["akv-injector.io/mount-path"] = "relative";
+    injected.spec.containers.push({
+      name: "t",
+      volumeMounts: [{ name: "akv-injector-token", mountPath: "/t" }],
+    });
+    const result = await run(testReview(injected));
+    expect(result.outcome).toBe("refused");
+    expect(result.message).toBe(
+      "spec.containers[1].volumeMounts: container \"t\" mounts volume \"akv-injector-token\", which only the injected sidecar may mount; akv-injector.io/mount-path: expected an absolute directory like /mnt/secrets, without '.' or '..' segments",
+    );
+    expect(result.warnings).toEqual([]);
   });
 });
