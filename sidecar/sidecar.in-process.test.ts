@@ -225,6 +225,86 @@ describe("faults, in process with short timeouts (real SDKs, real HTTPS)", () =>
   });
 });
 
+describe("runSidecar's own log lines", () => {
+  const run = async (env: Record<string, string>, signal = new AbortController().signal) => {
+    const { Writable } = await import("node:stream");
+    let text = "";
+    const sink = new Writable({
+      write(c: Buffer, _e, cb) {
+        text += c.toString();
+        cb();
+      },
+    });
+    const error = await runSidecar({ env, signal, logDestination: sink }).catch((e: unknown) => e);
+    allOutput.push(text);
+    const lines = text
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    return { error, lines };
+  };
+
+  it("says what it starts with, and 'done' when init mode is through", async () => {
+    secret("log-a", "log-value-a");
+    const env = world.env({
+      files: [{ file: "a", format: "raw", source: { kind: "secret", ref: { name: "log-a" } } }],
+      mode: "init",
+    });
+    const spec = JSON.parse(env[SidecarEnv.spec] ?? "{}") as SyncSpec;
+    const { error, lines } = await run(env);
+    expect(error).toBeUndefined();
+    expect(lines[0]).toMatchObject({
+      event: "start",
+      msg: "starting",
+      vault: spec.vaultUrl,
+      mode: "init",
+      files: ["a"],
+      refreshIntervalMs: spec.refreshIntervalMs,
+      clientId: CLIENT_ID,
+      tenantId: TENANT_ID,
+      // Normalized, as the SDK wants it: with its trailing slash.
+      authorityHost: `${(env[SidecarEnv.authorityHost] ?? "").replace(/\/$/, "")}/`,
+      // The mocks are no Entra ID and no Azure vault: both SDK checks are off, and it says so.
+      instanceDiscovery: false,
+      challengeResourceVerification: false,
+    });
+    expect(typeof lines[0]?.volumeBytes).toBe("number");
+    expect(lines.at(-1)).toMatchObject({ event: "stop", msg: "done" });
+  });
+
+  it("logs a fatal error once with its code and status, then throws it", async () => {
+    const env = world.env({
+      files: [{ file: "m", format: "raw", source: { kind: "secret", ref: { name: "never-set" } } }],
+      mode: "init",
+    });
+    const { error, lines } = await run(env);
+    expect(isAkvError(error, ErrorCode.SECRET_NOT_FOUND)).toBe(true);
+    const failed = lines.filter((l) => l.event === "failed");
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatchObject({
+      code: ErrorCode.SECRET_NOT_FOUND,
+      status: 404,
+      msg: (error as Error).message,
+    });
+  });
+
+  it("says 'stopping: signal' when stopped in sidecar mode", async () => {
+    secret("log-b", "log-value-b");
+    const env = world.env({
+      files: [{ file: "b", format: "raw", source: { kind: "secret", ref: { name: "log-b" } } }],
+      mode: "sidecar",
+      refreshIntervalMs: 60_000,
+    });
+    const stop = new AbortController();
+    const running = run(env, stop.signal);
+    await waitFor(() => (existsSync(join(outputDirOf(env), "..data")) ? true : undefined));
+    stop.abort();
+    const { error, lines } = await running;
+    expect(error).toBeUndefined();
+    expect(lines.at(-1)).toMatchObject({ event: "stop", msg: "stopping: signal" });
+  });
+});
+
 describe("redaction", () => {
   it("no secret value or token appeared in anything the sidecar logged in this file", async () => {
     const text = allOutput.join("\n");
