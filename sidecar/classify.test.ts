@@ -541,3 +541,78 @@ describe("classifyKeyVaultError: each answer, by its code and whole message", ()
     expect(e.code).toBe(ErrorCode.SECRET_FORBIDDEN);
   });
 });
+
+describe("classifyAuthError: every code it knows", () => {
+  const ctx = {
+    clientId: "c",
+    tenantId: "t",
+    authorityHost: "https://login.example/",
+    claims: { iss: "i", sub: "s", aud: "a", exp: 1_700_000_000 },
+    now: 1_800_000_000_000,
+  };
+
+  it.each(["70021", "700211", "700212", "700213", "700024", "70025"])(
+    "AADSTS%s is a federation mismatch, explained with the claims and when the token expired",
+    (code) => {
+      const e = classifyAuthError(
+        Object.assign(new Error(`AADSTS${code}: no`), { statusCode: 400 }),
+        ctx,
+      );
+      expect(e.code).toBe(ErrorCode.AUTH_FAILED);
+      expect(e.message).toContain(
+        "a federated identity credential of client id c must match all three",
+      );
+      expect(e.message).toContain(
+        "; the token expired at 2023-11-14T22:13:20.000Z (is the kubelet rotating it?)",
+      );
+    },
+  );
+
+  it("another AADSTS code is no federation mismatch", () => {
+    const e = classifyAuthError(
+      Object.assign(new Error("AADSTS700016: no"), { statusCode: 400 }),
+      ctx,
+    );
+    expect(e.message).not.toContain("federated identity credential");
+  });
+
+  it.each(["90033", "50000", "90006", "50196"])("AADSTS%s without a status is retried", (code) => {
+    expect(classifyAuthError(new Error(`AADSTS${code}: try again`), ctx).code).toBe(
+      ErrorCode.UNAVAILABLE,
+    );
+  });
+
+  it.each(["temporarily_unavailable", "server_error"])("OAuth error %s is retried", (code) => {
+    expect(classifyAuthError(Object.assign(new Error("x"), { errorCode: code }), ctx).code).toBe(
+      ErrorCode.UNAVAILABLE,
+    );
+  });
+
+  it.each([
+    "ECONNREFUSED",
+    "ECONNRESET",
+    "ETIMEDOUT",
+    "ENOTFOUND",
+    "EAI_AGAIN",
+    "EPIPE",
+    "ENETUNREACH",
+    "EHOSTUNREACH",
+    "UND_ERR_SOCKET",
+    "REQUEST_SEND_ERROR",
+    "network_error",
+    "endpoints_resolution_error",
+    "openid_config_error",
+  ])("network code %s is retried, and named", (code) => {
+    const e = classifyAuthError(Object.assign(new Error("failed"), { code }), ctx);
+    expect(e.code).toBe(ErrorCode.UNAVAILABLE);
+    expect(e.message).toBe(
+      `Entra ID at https://login.example/ is unavailable: no answer (${code})`,
+    );
+  });
+
+  it("an unknown code is a refusal", () => {
+    expect(
+      classifyAuthError(Object.assign(new Error("failed"), { code: "EWEIRD" }), ctx).code,
+    ).toBe(ErrorCode.AUTH_FAILED);
+  });
+});
