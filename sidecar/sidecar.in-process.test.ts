@@ -6,10 +6,14 @@
  * sidecar.mocks.test.ts; this file runs the source, so mutation testing
  * covers it (vitest.mutation.config.ts).
  */
+import { X509Certificate } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { Writable } from "node:stream";
+import { getCACertificates } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as certs from "../certs/index.ts";
 import { ErrorCode, isAkvError } from "../common/errors.ts";
 import { SidecarEnv } from "../common/names.ts";
 import type { SyncSpec } from "../common/spec.ts";
@@ -37,6 +41,15 @@ const secret = (name: string, value: string): string => {
 };
 const outputDirOf = (env: Record<string, string>): string =>
   (JSON.parse(env[SidecarEnv.spec] ?? "{}") as SyncSpec).outputDir;
+
+/** A log destination that keeps the lines for the redaction check. */
+const devNull = (): Writable =>
+  new Writable({
+    write(c: Buffer, _e, cb) {
+      allOutput.push(c.toString());
+      cb();
+    },
+  });
 
 beforeAll(async () => {
   world = await startMockWorld();
@@ -302,6 +315,55 @@ describe("runSidecar's own log lines", () => {
     const { error, lines } = await running;
     expect(error).toBeUndefined();
     expect(lines.at(-1)).toMatchObject({ event: "stop", msg: "stopping: signal" });
+  });
+});
+
+describe("runSidecar: what it loads and trusts", () => {
+  it("loads the certificate functions for a certificate file, and writes its key and chain", async () => {
+    const now = new Date();
+    const ca = certs.createCertificateAuthority({ commonName: "inproc-ca", now });
+    const leaf = certs.createServingCertificate(ca, { dnsNames: ["inproc.example"], now });
+    world.vault.addCertificate("inproc-tls", {
+      keyPem: leaf.keyPem,
+      certPems: [leaf.certPem, ca.certPem],
+    });
+    const env = world.env({
+      files: [
+        {
+          file: "tls.crt",
+          format: "cert",
+          source: { kind: "secret", ref: { name: "inproc-tls" } },
+        },
+      ],
+      mode: "init",
+    });
+    await runSidecar({ env, signal: new AbortController().signal, logDestination: devNull() });
+    const crt = (await readSet(outputDirOf(env)))["tls.crt"] ?? "";
+    expect(new X509Certificate(crt).subject).toContain("inproc.example");
+  });
+
+  it("adds AKV_INJECTOR_EXTRA_CA_CERTS to the CAs every connection trusts", async () => {
+    const extra = certs.createCertificateAuthority({
+      commonName: "extra-ca",
+      now: new Date(),
+    }).certPem;
+    secret("ca-a", "ca-value-a");
+    const env = {
+      ...world.env({
+        files: [{ file: "a", format: "raw", source: { kind: "secret", ref: { name: "ca-a" } } }],
+        mode: "init",
+      }),
+      [SidecarEnv.extraCaCerts]: extra,
+    };
+    await runSidecar({ env, signal: new AbortController().signal, logDestination: devNull() });
+    const fingerprint = new X509Certificate(extra).fingerprint256;
+    expect(
+      getCACertificates("default").some(
+        (pem) => new X509Certificate(pem).fingerprint256 === fingerprint,
+      ),
+    ).toBe(true);
+    // The mocks' CA, trusted before, is still trusted: the sync above went through.
+    expect(await readSet(outputDirOf(env))).toEqual({ a: "ca-value-a" });
   });
 });
 
