@@ -1,7 +1,14 @@
 import { createHttpHeaders, createPipelineRequest, RestError } from "@azure/core-rest-pipeline";
 import { describe, expect, it } from "vitest";
 import { ErrorCode } from "../common/errors.ts";
-import { causeChain, classifyAuthError, decodeJwtClaims, readAssertion } from "./credential.ts";
+import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/core-auth";
+import {
+  causeChain,
+  classifyAuthError,
+  decodeJwtClaims,
+  readAssertion,
+  withTokenPrefetch,
+} from "./credential.ts";
 import { classifyKeyVaultError, createWarmUpGate } from "./key-vault-source.ts";
 import {
   isRetryable,
@@ -614,5 +621,92 @@ describe("classifyAuthError: every code it knows", () => {
     expect(
       classifyAuthError(Object.assign(new Error("failed"), { code: "EWEIRD" }), ctx).code,
     ).toBe(ErrorCode.AUTH_FAILED);
+  });
+});
+
+describe("withTokenPrefetch: which calls share the prefetch", () => {
+  const scope = "https://vault.azure.net/.default";
+  /** A credential whose exchanges the test settles by hand, counting them. */
+  const manual = () => {
+    const calls: unknown[][] = [];
+    const settle: ((t: AccessToken) => void)[] = [];
+    const inner: TokenCredential = {
+      getToken: (...args: unknown[]) => {
+        calls.push(args);
+        return new Promise<AccessToken>((resolve) => settle.push(resolve));
+      },
+    };
+    return { inner, calls, settle };
+  };
+  const token = (t: string): AccessToken => ({ token: t, expiresOnTimestamp: 0 });
+
+  it.each<[string, string | string[], GetTokenOptions | undefined, boolean]>([
+    ["the same scope, CAE, this tenant", scope, { enableCae: true, tenantId: "Tenant-1" }, true],
+    ["the same scope as a list, CAE, no tenant", [scope], { enableCae: true }, true],
+    ["without CAE", scope, { tenantId: "tenant-1" }, false],
+    ["without options", scope, undefined, false],
+    ["with claims", scope, { enableCae: true, claims: "x" }, false],
+    ["another tenant", scope, { enableCae: true, tenantId: "other" }, false],
+    ["another scope", "https://graph.microsoft.com/.default", { enableCae: true }, false],
+    ["two scopes", [scope, "x"], { enableCae: true }, false],
+  ])("%s: shared %s", async (_, scopes, opts, shared) => {
+    const { inner, calls, settle } = manual();
+    const credential = withTokenPrefetch(inner, "tenant-1");
+    credential.prefetch(scope);
+    expect(calls).toEqual([[scope, { enableCae: true, tenantId: "tenant-1" }]]);
+    const answer = credential.getToken(scopes, opts);
+    expect(calls).toHaveLength(shared ? 1 : 2);
+    settle.forEach((s, i) => {
+      s(token(`t${String(i)}`));
+    });
+    expect((await answer)?.token).toBe(shared ? "t0" : "t1");
+  });
+
+  it("starts one prefetch at a time, and none shared once it settled", async () => {
+    const { inner, calls, settle } = manual();
+    const credential = withTokenPrefetch(inner, "tenant-1");
+    credential.prefetch(scope);
+    credential.prefetch(scope);
+    expect(calls).toHaveLength(1);
+    settle[0]?.(token("first"));
+    await new Promise((r) => setImmediate(r));
+    const later = credential.getToken(scope, { enableCae: true });
+    expect(calls).toHaveLength(2);
+    settle[1]?.(token("second"));
+    expect((await later)?.token).toBe("second");
+    credential.prefetch(scope);
+    expect(calls).toHaveLength(3);
+  });
+
+  it("a failed prefetch rejects no one but the caller that shared it", async () => {
+    const inner: TokenCredential = {
+      getToken: () => Promise.reject(new Error("down")),
+    };
+    const credential = withTokenPrefetch(inner, "tenant-1");
+    credential.prefetch(scope);
+    await expect(credential.getToken(scope, { enableCae: true })).rejects.toThrow("down");
+  });
+});
+
+describe("readAssertion: its messages", () => {
+  it("names the file and why it cannot be read, keeping the cause", async () => {
+    const cause = Object.assign(new Error("no"), { code: "EACCES" });
+    const error = (await readAssertion("/t", () => Promise.reject(cause)).catch(
+      (e: unknown) => e,
+    )) as Error;
+    expect(error.message).toBe(
+      "cannot read the federated token file /t (EACCES): is the projected service-account token volume mounted?",
+    );
+    expect(error.cause).toBe(cause);
+    const bare = (await readAssertion("/t", () => Promise.reject(new Error("x"))).catch(
+      (e: unknown) => e,
+    )) as Error;
+    expect(bare.message).toContain("(error)");
+  });
+
+  it("names an empty file", async () => {
+    await expect(readAssertion("/t", () => Promise.resolve("  \n"))).rejects.toThrow(
+      /^the federated token file \/t is empty$/,
+    );
   });
 });
