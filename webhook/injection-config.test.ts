@@ -11,6 +11,7 @@ import {
 import {
   CLIENT_ID,
   TENANT_ID,
+  TEST_ANNOTATIONS,
   testParsedPod,
   testServiceAccount,
   testSettings,
@@ -746,4 +747,41 @@ describe("checkMountPath", () => {
       expect(checkMountPath(p)).toBeDefined();
     },
   );
+});
+
+describe("parseInjectionConfig: the config is frozen all the way down", () => {
+  it("freezes the spec, each file, its source, refs and template parts, and the targets", () => {
+    const parsed = parseInjectionConfig(
+      testParsedPod({
+        ...TEST_ANNOTATIONS,
+        "akv-injector.io/secret-pinned": "db-password/0123456789abcdef0123456789abcdef",
+        "akv-injector.io/template-app.env": 'A={{ secret "a" }}',
+      }),
+      testServiceAccount(),
+      testSettings(),
+    );
+    if (!parsed.ok) throw new Error(parsed.problems.join("; "));
+    const { config } = parsed;
+    const frozen: unknown[] = [
+      config,
+      config.spec,
+      config.spec.files,
+      config.targets,
+      ...config.targets,
+    ];
+    for (const file of config.spec.files) {
+      frozen.push(file, file.source);
+      if (file.source.kind === "secret") frozen.push(file.source.ref);
+      else {
+        frozen.push(file.source.parts, ...file.source.parts);
+        for (const part of file.source.parts) if ("secret" in part) frozen.push(part.secret);
+      }
+    }
+    expect(config.spec.files.map((f) => f.source.kind).sort()).toEqual([
+      "secret",
+      "secret",
+      "template",
+    ]);
+    for (const value of frozen) expect(Object.isFrozen(value)).toBe(true);
+  });
 });

@@ -1,3 +1,4 @@
+import { X509Certificate } from "node:crypto";
 // Over 400 lines on purpose: the HTTP contract (status codes, bodies, logs, metrics, TLS reload) shares one harness of a real HTTPS server.
 import { mkdir, mkdtemp, readlink, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { Agent, request as httpsRequest, type RequestOptions } from "node:https";
@@ -420,6 +421,104 @@ describe("POST /mutate (inject)", () => {
     );
     // Still serving.
     expect((await mutate(server, testReview(testPod(annotations)))).statusCode).toBe(200);
+  });
+});
+
+describe("what the server says, exactly", () => {
+  it("logs a dry run, the warnings and the reason of each admission", async () => {
+    const { server, logs } = await harness();
+    const dry = testReview(testPod(annotations), { uid: "dry" }) as {
+      request: Record<string, unknown>;
+    };
+    dry.request.dryRun = true;
+    await mutate(server, dry);
+    await mutate(
+      server,
+      testReview(testPod({ ...annotations, "akv-injector.io/refresh-interval": "5s" }), {
+        uid: "warned",
+      }),
+    );
+    await mutate(
+      server,
+      testReview(testPod({ ...annotations, "akv-injector.io/mode": "x" }), { uid: "refused" }),
+    );
+    const byUid = (uid: string) => logs.find((l) => l.msg === "admission" && l.uid === uid);
+    expect(byUid("dry")).toMatchObject({ dryRun: true, outcome: "injected" });
+    expect(byUid("dry")).not.toHaveProperty("warnings");
+    expect(byUid("dry")).not.toHaveProperty("reason");
+    expect(byUid("warned")).toMatchObject({
+      warnings: [
+        expect.stringContaining("akv-injector.io/refresh-interval: 5s is under 30s") as string,
+      ],
+    });
+    expect(byUid("warned")).not.toHaveProperty("dryRun");
+    expect(byUid("refused")).toMatchObject({
+      outcome: "refused",
+      reason: expect.stringContaining("akv-injector.io/mode: expected sidecar or init") as string,
+    });
+    const duration = byUid("dry")?.durationMs as number;
+    expect(duration).toBeGreaterThan(0);
+    expect(duration).toBeLessThan(5000);
+  });
+
+  it("logs and counts a body that is no AdmissionReview as invalid, with the reason", async () => {
+    const { server, logs } = await harness();
+    const res = await mutate(server, { kind: "Nope" });
+    expect(res.json()).toEqual({
+      error: "Bad Request",
+      code: "AKV_BAD_ADMISSION_REVIEW",
+      message: "not a valid AdmissionReview: apiVersion must be admission.k8s.io/v1, got nothing",
+    });
+    expect(logs.find((l) => l.msg === "admission")).toMatchObject({
+      outcome: "invalid",
+      reason: "not a valid AdmissionReview: apiVersion must be admission.k8s.io/v1, got nothing",
+    });
+    const metrics = await server.health.inject({ url: "/metrics" });
+    expect(metrics.body).toContain('akv_injector_admissions_total{outcome="invalid"} 1');
+    expect(metrics.body).toMatch(
+      /akv_injector_admission_duration_seconds_count\{outcome="invalid"\} 1/,
+    );
+    expect(metrics.body).toContain(
+      'akv_injector_admission_duration_seconds_bucket{le="0.0005",outcome="invalid"}',
+    );
+  });
+
+  it.each(["application/yaml", "text/plain"])(
+    "counts a %s body as invalid too, naming the media type",
+    async (type) => {
+      const { server, logs } = await harness();
+      const res = await mutate(server, "x: 1", type);
+      expect(res.statusCode).toBe(400);
+      expect(logs.find((l) => l.msg === "admission")).toMatchObject({
+        status: 400,
+        outcome: "invalid",
+        code: "FST_ERR_CTP_INVALID_MEDIA_TYPE",
+        reason: `content type '${type}' is not an AdmissionReview's: send application/json`,
+      });
+      const metrics = await server.health.inject({ url: "/metrics" });
+      expect(metrics.body).toContain('akv_injector_admissions_total{outcome="invalid"} 1');
+    },
+  );
+
+  it("answers an unknown route with the route it does serve", async () => {
+    const { server } = await harness();
+    const res = await server.app.inject({ method: "PUT", url: "/x" });
+    expect(res.json()).toEqual({
+      error: "Not Found",
+      code: "NOT_FOUND",
+      message: "no route PUT /x; the webhook serves POST /mutate",
+    });
+  });
+
+  it("says it is ready in words, and the certificate's expiry in seconds", async () => {
+    const { server } = await harness();
+    expect((await server.health.inject({ url: "/readyz" })).json()).toEqual({ status: "ready" });
+    const metrics = await server.health.inject({ url: "/metrics" });
+    const expiry = Number(
+      /akv_injector_tls_certificate_expiry_timestamp_seconds (\d+)/.exec(metrics.body)?.[1],
+    );
+    const notAfter = new X509Certificate(pkiA.serving.certPem).validToDate.getTime() / 1000;
+    expect(expiry).toBe(notAfter);
   });
 });
 

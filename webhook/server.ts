@@ -199,6 +199,9 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
     forceCloseConnections: "idle",
   });
   const health = fastify({ logger: false });
+  // JSON only: fastify would read a text/plain body as a string, and the
+  // refusal would then say "not a JSON object" instead of naming the media type.
+  app.removeContentTypeParser("text/plain");
   const certificate = watchServingCertificate(initial, app.server, certificateOptions);
   const maxMembers = options.maxMembers ?? MAX_REVIEW_MEMBERS;
   const collect = (globalThis as { gc?: () => void }).gc;
