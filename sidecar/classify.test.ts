@@ -710,3 +710,65 @@ describe("readAssertion: its messages", () => {
     );
   });
 });
+
+describe("decodeJwtClaims and the text of odd failures", () => {
+  const part = (o: unknown) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  it.each<[string, string, Record<string, unknown>]>([
+    ["no payload part", "abc", {}],
+    ["a payload of null", `h.${part(null)}.s`, {}],
+    ["a payload that is a number", `h.${part(5)}.s`, {}],
+    ["claims of the wrong types", `h.${part({ iss: 1, sub: 2, aud: 3, exp: "4" })}.s`, {}],
+    ["an audience list with odd entries", `h.${part({ aud: ["a", 1, "b"] })}.s`, { aud: "a,b" }],
+    ["an audience string", `h.${part({ aud: "a", exp: 5 })}.s`, { aud: "a", exp: 5 }],
+  ])("%s", (_, token, claims) => {
+    expect(decodeJwtClaims(token)).toEqual(claims);
+  });
+
+  const ctx = {
+    clientId: "c",
+    tenantId: "t",
+    authorityHost: "https://l/",
+    claims: undefined,
+    now: 0,
+  };
+  it.each<[string, unknown, string]>([
+    [
+      "a thrown string",
+      "plain words",
+      "Entra ID at https://l/ refused the token exchange for client id c in tenant t: plain words",
+    ],
+    [
+      "an empty message",
+      new Error(" \n \n"),
+      "Entra ID at https://l/ refused the token exchange for client id c in tenant t: unknown error",
+    ],
+    [
+      "a line of exactly 300 characters, trimmed",
+      new Error(`  ${"z".repeat(298)}`),
+      `Entra ID at https://l/ refused the token exchange for client id c in tenant t: ${"z".repeat(298)}`,
+    ],
+    [
+      "an empty error code",
+      Object.assign(new Error("x"), { errorCode: "", code: "ECONNRESET" }),
+      "Entra ID at https://l/ is unavailable: no answer (ECONNRESET)",
+    ],
+    [
+      "a status that is a string",
+      Object.assign(new Error("boom"), { statusCode: "503" }),
+      "Entra ID at https://l/ refused the token exchange for client id c in tenant t: boom",
+    ],
+  ])("%s", (_, error, message) => {
+    expect(classifyAuthError(error, ctx).message).toBe(message);
+  });
+
+  it("a token that expires exactly now is expired; one a second later is not", () => {
+    const at = (now: number) =>
+      classifyAuthError(Object.assign(new Error("AADSTS70021: no"), { statusCode: 400 }), {
+        ...ctx,
+        claims: { exp: 100 },
+        now,
+      }).message;
+    expect(at(100_000)).toContain("the token expired at 1970-01-01T00:01:40.000Z");
+    expect(at(99_999)).not.toContain("expired");
+  });
+});
