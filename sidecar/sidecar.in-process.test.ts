@@ -42,14 +42,19 @@ const secret = (name: string, value: string): string => {
 const outputDirOf = (env: Record<string, string>): string =>
   (JSON.parse(env[SidecarEnv.spec] ?? "{}") as SyncSpec).outputDir;
 
-/** A log destination that keeps the lines for the redaction check. */
-const devNull = (): Writable =>
-  new Writable({
+/** A log destination whose text the test can read; every line also goes to the redaction check. */
+function captureLog(): { sink: Writable; text: () => string } {
+  let text = "";
+  const sink = new Writable({
     write(c: Buffer, _e, cb) {
+      text += c.toString();
       allOutput.push(c.toString());
       cb();
     },
   });
+  return { sink, text: () => text };
+}
+const devNull = (): Writable => captureLog().sink;
 
 beforeAll(async () => {
   world = await startMockWorld();
@@ -67,14 +72,8 @@ describe("faults, in process with short timeouts (real SDKs, real HTTPS)", () =>
     syncBackoff: { baseMs: 50, capMs: 400 },
   };
   const runWithSink = async (spec: Partial<SyncSpec> & Pick<SyncSpec, "files">) => {
-    const { Writable } = await import("node:stream");
-    let text = "";
-    const sink = new Writable({
-      write(c: Buffer, _e, cb) {
-        text += c.toString();
-        cb();
-      },
-    });
+    const log = captureLog();
+    const sink = log.sink;
     const env = world.env(spec);
     const error = await runSidecar({
       env,
@@ -82,8 +81,7 @@ describe("faults, in process with short timeouts (real SDKs, real HTTPS)", () =>
       logDestination: sink,
       tuning,
     }).catch((e: unknown) => e);
-    allOutput.push(text);
-    return { error, dir: outputDirOf(env), text };
+    return { error, dir: outputDirOf(env), text: log.text() };
   };
 
   const cases: [string, Parameters<MockWorld["vault"]["injectFault"]>[0]][] = [
@@ -142,14 +140,8 @@ describe("faults, in process with short timeouts (real SDKs, real HTTPS)", () =>
   it("after a good sync, a failing refresh keeps every file as it was", async () => {
     for (let i = 0; i < 3; i++) secret(`k${i}`, `keep-${i}`);
     const stop = new AbortController();
-    const { Writable } = await import("node:stream");
-    let text = "";
-    const sink = new Writable({
-      write(c: Buffer, _e, cb) {
-        text += c.toString();
-        cb();
-      },
-    });
+    const log = captureLog();
+    const sink = log.sink;
     const env = world.env({ files: rawFiles(3, "k"), mode: "sidecar", refreshIntervalMs: 1000 });
     const dir = outputDirOf(env);
     const running = runSidecar({ env, signal: stop.signal, logDestination: sink, tuning });
@@ -161,7 +153,10 @@ describe("faults, in process with short timeouts (real SDKs, real HTTPS)", () =>
       probability: 1,
     });
     secret("k0", "k0-rotated-value");
-    await waitFor(() => (text.includes("keeping the last good files") ? true : undefined), 10_000);
+    await waitFor(
+      () => (log.text().includes("keeping the last good files") ? true : undefined),
+      10_000,
+    );
     expect(await readSet(dir)).toEqual(before);
     world.vault.clearFaults();
     await waitFor(
@@ -170,7 +165,6 @@ describe("faults, in process with short timeouts (real SDKs, real HTTPS)", () =>
     );
     stop.abort();
     await running;
-    allOutput.push(text);
   }, 30_000);
 
   it("a token prefetch and the Key Vault client's own call cost one token request (real MSAL)", async () => {
@@ -240,17 +234,11 @@ describe("faults, in process with short timeouts (real SDKs, real HTTPS)", () =>
 
 describe("runSidecar's own log lines", () => {
   const run = async (env: Record<string, string>, signal = new AbortController().signal) => {
-    const { Writable } = await import("node:stream");
-    let text = "";
-    const sink = new Writable({
-      write(c: Buffer, _e, cb) {
-        text += c.toString();
-        cb();
-      },
-    });
+    const log = captureLog();
+    const sink = log.sink;
     const error = await runSidecar({ env, signal, logDestination: sink }).catch((e: unknown) => e);
-    allOutput.push(text);
-    const lines = text
+    const lines = log
+      .text()
       .split("\n")
       .filter((l) => l.startsWith("{"))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
