@@ -54,6 +54,7 @@ interface Volume {
 }
 interface PodSpec {
   serviceAccountName: string;
+  terminationGracePeriodSeconds?: number;
   priorityClassName?: string;
   securityContext: Record<string, unknown>;
   affinity: { podAntiAffinity?: { preferredDuringSchedulingIgnoredDuringExecution: unknown[] } };
@@ -247,6 +248,11 @@ describe("the schema refuses nonsense, with Helm's message", () => {
       ["at '/webhook/replicas': minimum: got 0, want 1"],
     ],
     ["a log level", { webhook: { logLevel: "verbose" } }, ["at '/webhook/logLevel'"]],
+    [
+      "a shutdown delay over a minute",
+      { webhook: { shutdownDelaySeconds: 61 } },
+      ["at '/webhook/shutdownDelaySeconds': maximum: got 61, want 60"],
+    ],
     [
       "an unquoted file mode",
       { sidecar: { fileMode: 644 } },
@@ -486,6 +492,7 @@ describe("defaults (self-managed certificates)", () => {
       fileMode: 0o644,
       sidecarResources: { requests: { cpu: "10m", memory: "64Mi" }, limits: { memory: "128Mi" } },
       logLevel: "info",
+      shutdownDelayMs: 5000,
     });
     expect(settings.vaultSuffixes.map((s) => s.value)).toEqual([".vault.azure.net"]);
   });
@@ -808,6 +815,23 @@ describe("other values", () => {
     expect(container.image).toBe("registry.example/akv/webhook:1.2.3");
     expect(container.imagePullPolicy).toBe("Always");
     expect(container.ports.map((p) => p.containerPort)).toEqual([9443, 9090]);
+  });
+
+  it("drains for webhook.shutdownDelaySeconds after SIGTERM, within the grace period", async () => {
+    const grace = (d: readonly KubeObject[]) =>
+      one<Deployment>(d, "Deployment").spec.template.spec.terminationGracePeriodSeconds;
+    const docs = await render({});
+    // The drain, then the longest admission (30 s) before Kubernetes kills it.
+    expect(parseSettings(envOf(docs)).shutdownDelayMs).toBe(5000);
+    expect(grace(docs)).toBe(35);
+    // The process drains: no preStop pause to hold SIGTERM back.
+    expect(containerOf(docs)).not.toHaveProperty("lifecycle");
+    const none = await render({ webhook: { shutdownDelaySeconds: 0 } });
+    expect(parseSettings(envOf(none)).shutdownDelayMs).toBe(0);
+    expect(grace(none)).toBe(30);
+    const long = await render({ webhook: { shutdownDelaySeconds: 60 } });
+    expect(parseSettings(envOf(long)).shutdownDelayMs).toBe(60_000);
+    expect(grace(long)).toBe(90);
   });
 
   it("failurePolicy, timeout, excluded namespaces, priority class and one replica", async () => {

@@ -201,6 +201,14 @@ export const WebhookEnv = {
   /** pino log level; default `info`. */
   logLevel: "AKV_INJECTOR_LOG_LEVEL",
   /**
+   * After SIGTERM, how long the webhook keeps serving before it stops
+   * listening (a Go-style duration from `0s` to `60s`): unready, and every
+   * answer closing its connection, so that the Service's endpoints and the
+   * apiserver's keep-alive connections move to other replicas first.
+   * Default `5s`.
+   */
+  shutdownDelay: "AKV_INJECTOR_SHUTDOWN_DELAY",
+  /**
    * `true` when every node's kubelet runs native sidecars (on by default
    * from Kubernetes 1.29; the chart sets it from the apiserver's version,
    * 1.32 or later, since kubelets may be three minor versions older).

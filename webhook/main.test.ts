@@ -81,7 +81,7 @@ function start(extraEnv: Record<string, string> = {}) {
 function post(
   port: number,
   body: unknown,
-): Promise<{ status: number; json: Record<string, unknown> }> {
+): Promise<{ status: number; json: Record<string, unknown>; connection?: string }> {
   const payload = JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = request(
@@ -101,6 +101,7 @@ function post(
           resolve({
             status: res.statusCode ?? 0,
             json: JSON.parse(text) as Record<string, unknown>,
+            ...(res.headers.connection === undefined ? {} : { connection: res.headers.connection }),
           });
         });
       },
@@ -116,8 +117,9 @@ describe("akv-injector-webhook (process)", () => {
     running?.kill("SIGKILL");
   });
 
-  it("serves admissions, becomes ready, and exits 0 on SIGTERM", async () => {
-    const proc = start();
+  it("serves admissions, becomes ready, drains on SIGTERM, and exits 0", async () => {
+    // Long enough for two requests during the drain on a busy machine.
+    const proc = start({ AKV_INJECTOR_SHUTDOWN_DELAY: "4s" });
     running = proc.child;
     await vi.waitFor(
       () => {
@@ -150,6 +152,19 @@ describe("akv-injector-webhook (process)", () => {
     expect(metrics).toContain("process_resident_memory_bytes");
 
     proc.child.kill("SIGTERM");
+    await vi.waitFor(() => {
+      expect(proc.logs.find((l) => l.signal === "SIGTERM")).toMatchObject({
+        shutdownDelayMs: 4000,
+      });
+    });
+    // Draining: unready, still answering, and each answer closes its connection.
+    const readyz = await fetch(`http://127.0.0.1:${healthPort}/readyz`);
+    expect(readyz.status).toBe(503);
+    expect(await readyz.json()).toMatchObject({ reasons: ["shutting down"] });
+    const during = await post(port, testReview(testPod(), { uid: "proc-2" }));
+    expect(during).toMatchObject({ status: 200, connection: "close" });
+    expect(proc.logs.some((l) => l.msg === "stopped")).toBe(false);
+
     expect(await proc.exited).toBe(0);
     expect(proc.logs.map((l) => l.msg)).toEqual(
       expect.arrayContaining(["service account cache synced", "admission", "stopped"]) as string[],

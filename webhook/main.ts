@@ -1,10 +1,11 @@
 /**
  * The webhook process (`akv-injector-webhook`): the only module that touches
  * `process`. Settings from the environment, the service-account cache over
- * the cluster, both servers on 0.0.0.0; SIGTERM lets in-flight admissions
- * finish, then exits.
+ * the cluster, both servers on 0.0.0.0; SIGTERM drains for the shutdown
+ * delay, lets in-flight admissions finish, then exits.
  */
 import { readFile } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import { KubeConfig } from "@kubernetes/client-node";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { isAkvError, AkvError, ErrorCode } from "../common/errors.ts";
@@ -97,17 +98,23 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     stopping = true;
-    logger.info({ signal }, "shutting down; letting in-flight admissions finish");
-    Promise.all([server.close(), serviceAccounts.stop(), selfCerts?.stop()]).then(
-      () => {
-        logger.info("stopped");
-        logger.flush(() => process.exit(0));
-      },
-      (error: unknown) => {
-        logger.error({ reason: (error as Error).message }, "shutdown failed");
-        logger.flush(() => process.exit(1));
-      },
+    server.drain();
+    logger.info(
+      { signal, shutdownDelayMs: settings.shutdownDelayMs },
+      "shutting down; draining, then letting in-flight admissions finish",
     );
+    sleep(settings.shutdownDelayMs)
+      .then(() => Promise.all([server.close(), serviceAccounts.stop(), selfCerts?.stop()]))
+      .then(
+        () => {
+          logger.info("stopped");
+          logger.flush(() => process.exit(0));
+        },
+        (error: unknown) => {
+          logger.error({ reason: (error as Error).message }, "shutdown failed");
+          logger.flush(() => process.exit(1));
+        },
+      );
   };
   process.on("SIGTERM", () => {
     stop("SIGTERM");

@@ -18,6 +18,7 @@ import { JsonMemberCounter } from "./member-bound.ts";
 import {
   createAdmissionLogger,
   createWebhookServer,
+  KEEP_ALIVE_TIMEOUT_MS,
   LARGE_BODY,
   type WebhookServer,
 } from "./server.ts";
@@ -156,6 +157,8 @@ const mutate = (server: WebhookServer, payload: unknown, contentType = "applicat
 interface HttpsAnswer {
   readonly status: number;
   readonly body: string;
+  /** The `Connection` header of the answer. */
+  readonly connection: string | undefined;
 }
 function post(
   port: number,
@@ -186,7 +189,11 @@ function post(
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => {
-        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() });
+        resolve({
+          status: res.statusCode ?? 0,
+          body: Buffer.concat(chunks).toString(),
+          connection: res.headers.connection,
+        });
       });
     });
     req.on("error", reject);
@@ -729,5 +736,40 @@ describe("HTTPS", () => {
     await closing;
     expect(closed).toBe(true);
     await expect(post(port, testReview(testPod()), { ca: pkiA.ca.certPem })).rejects.toThrow();
+  });
+
+  it("drains: still answers, unready, and closes each connection after its answer", async () => {
+    const { server } = await harness();
+    const { port } = await listen(server);
+    const agent = new Agent({ keepAlive: true });
+    const options = { ca: pkiA.ca.certPem, agent };
+    const review = testReview(testPod(annotations));
+    try {
+      const before = await post(port, review, options);
+      expect(before.connection).toBe("keep-alive");
+      expect(Object.keys(agent.freeSockets)).toHaveLength(1);
+
+      server.drain();
+      expect((await server.health.inject({ url: "/readyz" })).json()).toEqual({
+        status: "not ready",
+        reasons: ["shutting down"],
+      });
+      const during = await post(port, review, options);
+      expect(during.status).toBe(200);
+      expect(JSON.parse(during.body)).toMatchObject({ response: { allowed: true } });
+      expect(during.connection).toBe("close");
+      // The client keeps no connection to send its next request on.
+      await vi.waitFor(() => {
+        expect(Object.keys(agent.freeSockets)).toHaveLength(0);
+      });
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it("keeps idle connections longer than the apiserver does (90 s), so the apiserver closes them", async () => {
+    const { server } = await harness();
+    expect(server.app.server.keepAliveTimeout).toBe(KEEP_ALIVE_TIMEOUT_MS);
+    expect(KEEP_ALIVE_TIMEOUT_MS).toBeGreaterThan(90_000);
   });
 });

@@ -43,6 +43,14 @@ export const BODY_LIMIT = 3 * 1024 * 1024;
  * when Node runs with `--expose-gc` (as Dockerfile.webhook starts it).
  */
 export const LARGE_BODY = 512 * 1024;
+/**
+ * How long an idle keep-alive connection stays open. Longer than the
+ * apiserver's own idle timeout (client-go's transport keeps Go's 90 s), so
+ * the apiserver always closes an idle connection first: when the server
+ * closes it, a request the apiserver is sending on it at that moment fails
+ * as "connection reset by peer", and the pod is refused.
+ */
+export const KEEP_ALIVE_TIMEOUT_MS = 120_000;
 
 /** Outcomes in logs and metrics: the review's, plus `invalid` for a body that is not an AdmissionReview. */
 export type AdmissionOutcome = Outcome | "invalid";
@@ -90,6 +98,12 @@ export interface WebhookServer {
     readonly port: number;
     readonly healthPort: number;
   }>;
+  /**
+   * Keeps serving, but turns `/readyz` 503 and closes each connection after
+   * its answer, so that clients reconnect, to other replicas once the
+   * Service has dropped this one. {@link WebhookServer.close} follows.
+   */
+  drain(): void;
   /** Stops accepting, lets in-flight requests finish, closes both servers and the file watchers. */
   close(): Promise<void>;
 }
@@ -195,6 +209,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
     logger: false,
     // The apiserver gives up after the webhook's timeoutSeconds (at most 30 s).
     requestTimeout: 30_000,
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     return503OnClosing: true,
     forceCloseConnections: "idle",
   });
@@ -211,6 +226,13 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
       done();
     });
   }
+  let draining = false;
+  // Node ends the connection after an answer that says so; the client then
+  // opens a new one instead of sending its next request to a closing server.
+  app.addHook("onRequest", (_request, reply, done) => {
+    if (draining) reply.header("connection", "close");
+    done();
+  });
   // Before the JSON parser, which would build every member of a hostile body.
   app.addHook("preParsing", (_request, _reply, payload, done) => {
     done(null, boundMembers(payload, maxMembers));
@@ -286,11 +308,10 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
     return result.response;
   });
 
-  let closing = false;
   health.get("/healthz", () => ({ status: "ok" }));
   health.get("/readyz", async (_request, reply) => {
     const reasons: string[] = [];
-    if (closing) reasons.push("shutting down");
+    if (draining) reasons.push("shutting down");
     if (certificate.state() === undefined) reasons.push("no TLS certificate loaded");
     if (!serviceAccounts.isSynced()) reasons.push("service account cache not synced");
     if (reasons.length > 0) return reply.code(503).send({ status: "not ready", reasons });
@@ -315,8 +336,11 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
       };
       return { port: portOf(app.server), healthPort: portOf(health.server) };
     },
+    drain: () => {
+      draining = true;
+    },
     close: async () => {
-      closing = true;
+      draining = true;
       const stopped = certificate.close();
       await app.close();
       await health.close();

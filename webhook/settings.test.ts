@@ -51,6 +51,7 @@ describe("parseSettings", () => {
       sidecarResources: SettingDefaults.sidecarResources,
       nativeSidecars: true,
       logLevel: "info",
+      shutdownDelayMs: 5000,
       certMode: "provided",
     });
     expect(Object.isFrozen(s)).toBe(true);
@@ -70,6 +71,7 @@ describe("parseSettings", () => {
         '{"requests":{"cpu":"5m","memory":"32Mi"},"limits":{"memory":64e6}}',
       AKV_INJECTOR_SIDECAR_EXTRA_CA_FILE: "/ca/bundle.pem",
       AKV_INJECTOR_LOG_LEVEL: "debug",
+      AKV_INJECTOR_SHUTDOWN_DELAY: "1500ms",
       KUBECONFIG: "/home/me/.kube/config",
       AKV_INJECTOR_SIDECAR_IMAGE_PULL_POLICY: "Always",
       AKV_INJECTOR_CERT_MODE: "cert-manager",
@@ -90,6 +92,7 @@ describe("parseSettings", () => {
       sidecarResources: { requests: { cpu: "5m", memory: "32Mi" }, limits: { memory: "64000000" } },
       sidecarExtraCaFile: "/ca/bundle.pem",
       logLevel: "debug",
+      shutdownDelayMs: 1500,
       kubeconfig: "/home/me/.kube/config",
     });
   });
@@ -473,6 +476,26 @@ describe("the shapes settings take, at their edges", () => {
       'invalid webhook settings: AKV_INJECTOR_REFRESH_INTERVAL: expected a duration from 1s to 480h (got "999ms")',
     );
   });
+
+  it.each([
+    ["0", 0],
+    ["0s", 0],
+    ["0ms", 0],
+    ["1ms", 1],
+    ["60s", 60_000],
+    ["1m", 60_000],
+  ])("a shutdown delay of %s is %d ms", (value, ms) => {
+    expect(ok({ AKV_INJECTOR_SHUTDOWN_DELAY: value }).shutdownDelayMs).toBe(ms);
+  });
+
+  it.each(["60001ms", "2m", "-1s", "5", "00s", "soon"])(
+    "refuses a shutdown delay of %s, naming the range",
+    (value) => {
+      expect(settingsError({ ...required, AKV_INJECTOR_SHUTDOWN_DELAY: value })).toBe(
+        `invalid webhook settings: AKV_INJECTOR_SHUTDOWN_DELAY: expected a duration from 0s to 60s (got "${value}")`,
+      );
+    },
+  );
 
   it("names the log levels it takes", () => {
     expect(settingsError({ ...required, AKV_INJECTOR_LOG_LEVEL: "loud" })).toBe(

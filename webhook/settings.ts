@@ -70,6 +70,8 @@ export interface Settings extends InjectionSettings {
   /** Plain HTTP port of `/healthz`, `/readyz`, `/metrics`; 0 picks a free port. */
   readonly healthPort: number;
   readonly logLevel: LogLevel;
+  /** After SIGTERM, how long to keep serving (draining) before closing. */
+  readonly shutdownDelayMs: number;
   /** Kubeconfig path; undefined means the in-cluster service account. */
   readonly kubeconfig?: string;
   /** Path of the PEM bundle for the sidecars; `main.ts` reads it into {@link InjectionSettings.sidecarExtraCaPem}. */
@@ -111,6 +113,8 @@ export const SettingDefaults = {
   refreshInterval: "5m",
   certMode: "provided",
   certValidity: "8760h",
+  /** Longer than kube-proxy and the endpoint controllers take to drop a terminating pod (about a second). */
+  shutdownDelay: "5s",
   /** Measured: the bundled sidecar peaks near 71 MiB fetching 10 secrets; the limit leaves room for large certificates. */
   sidecarResources: {
     requests: { cpu: "10m", memory: "64Mi" },
@@ -307,6 +311,21 @@ function parsePort(env: EnvRecord, name: string, fallback: number, problems: Pro
   return port;
 }
 
+/** The longest drain: the chart's grace period adds the longest admission (30 s) to it. */
+const MAX_SHUTDOWN_DELAY_MS = 60_000;
+
+function parseShutdownDelay(env: EnvRecord, problems: ProblemList): number {
+  const value = text(env, WebhookEnv.shutdownDelay) ?? SettingDefaults.shutdownDelay;
+  // parseDuration takes positive durations only; no drain at all is a choice too.
+  if (/^0(?:ms|s|m|h)?$/.test(value)) return 0;
+  const delay = parseDuration(value);
+  if (!delay.ok || delay.value > MAX_SHUTDOWN_DELAY_MS) {
+    problems.addExpected(WebhookEnv.shutdownDelay, "a duration from 0s to 60s", value);
+    return 0;
+  }
+  return delay.value;
+}
+
 function fail(problems: ProblemList): never {
   throw new AkvError(
     ErrorCode.SETTINGS_INVALID,
@@ -350,6 +369,7 @@ export function parseSettings(env: EnvRecord): Settings {
   const logLevel = LOG_LEVELS.find((l) => l === levelText);
   if (logLevel === undefined)
     problems.addExpected(WebhookEnv.logLevel, `one of ${LOG_LEVELS.join(", ")}`, levelText);
+  const shutdownDelayMs = parseShutdownDelay(env, problems);
   const kubeconfig = text(env, WebhookEnv.kubeconfig);
   const extraCaFile = text(env, WebhookEnv.sidecarExtraCaFile);
 
@@ -377,6 +397,7 @@ export function parseSettings(env: EnvRecord): Settings {
     port,
     healthPort,
     logLevel,
+    shutdownDelayMs,
     ...(kubeconfig === undefined ? {} : { kubeconfig }),
     ...(extraCaFile === undefined ? {} : { sidecarExtraCaFile: extraCaFile }),
     certMode,

@@ -9,7 +9,8 @@
  *
  * Usage: node e2e/kind/checks.ts OUT_DIR   (the folder setup.ts wrote)
  * Env: KUBECTL (pinned to the cluster), HELM, KIND_CONTEXT, AKV_KIND_CHART,
- * DOCKER (default `docker`).
+ * DOCKER (default `docker`); AKV_KIND_ONLY runs only the checks whose name
+ * holds it.
  */
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -84,7 +85,7 @@ async function main(): Promise<void> {
     kubeContext: requiredEnv("KIND_CONTEXT"),
   };
 
-  const runner = new CheckRunner();
+  const runner = new CheckRunner(process.env.AKV_KIND_ONLY || undefined);
   await runImageChecks(runner.check);
   const forwards = await Promise.all([portForward("mock-aad"), portForward("mock-key-vault")]);
   try {

@@ -1,10 +1,12 @@
 /**
  * The kind checks' reach into the cluster: `kubectl` (the `KUBECTL` env names
  * the binary, pinned to the cluster's context by check.sh), `kubectl exec` as
- * a {@link PodAccess}, port-forwards to the mocks and their admin API.
+ * a {@link PodAccess}, port-forwards to the mocks and their admin API, and
+ * server-side dry runs through the API for checks that send many.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { request } from "node:https";
+import { ApiException, CoreV1Api, KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import type { PodAccess } from "../../scenarios.ts";
 import { Kind } from "../setup.ts";
 
@@ -63,6 +65,33 @@ export async function waitReady(namespace: string, pod: string, timeout = "180s"
     "--for=condition=Ready",
     `--timeout=${timeout}`,
   ]);
+}
+
+let core: CoreV1Api | undefined;
+
+/**
+ * Creates a pod by server-side dry run (admission runs, nothing is stored)
+ * through the API: the admitted pod, or what the apiserver said. A kubectl
+ * process per pod would hold the checks that send many to a few a second.
+ */
+export async function dryRunCreate(pod: V1Pod): Promise<V1Pod | { readonly problem: string }> {
+  if (core === undefined) {
+    const config = new KubeConfig();
+    config.loadFromDefault();
+    config.setCurrentContext(process.env.KIND_CONTEXT ?? config.getCurrentContext());
+    core = config.makeApiClient(CoreV1Api);
+  }
+  try {
+    return await core.createNamespacedPod({
+      namespace: pod.metadata?.namespace ?? "default",
+      body: pod,
+      dryRun: "All",
+    });
+  } catch (error) {
+    if (!(error instanceof ApiException)) return { problem: String(error) };
+    const status = JSON.parse(String(error.body)) as { message?: string };
+    return { problem: `HTTP ${String(error.code)}: ${status.message ?? String(error.body)}` };
+  }
 }
 
 /** `kubectl exec` as a {@link PodAccess}. */

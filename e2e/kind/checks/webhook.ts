@@ -8,51 +8,45 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import { Injected } from "../../../common/names.ts";
 import { buildPod, eventually, WORKLOAD } from "../../scenarios.ts";
-import { kubectl, kubectlOk, runCommand } from "./kubectl.ts";
+import { dryRunCreate, kubectl, kubectlOk, runCommand } from "./kubectl.ts";
 import type { Check, HelmRelease, KindKit } from "./runner.ts";
 
-/** How many admissions the replica check sends while a replica goes away. */
-const ADMISSIONS = 40;
+/**
+ * How many admissions are in flight at once while replicas go away: several,
+ * so the apiserver holds several keep-alive connections to the leaving
+ * replica, and one is likely busy at the moment it stops.
+ */
+const WORKERS = 4;
+/** Admissions keep coming this long after a replica has gone. */
+const AFTER_MS = 3000;
 
 export async function runWebhookChecks(kit: KindKit, check: Check): Promise<void> {
   const { release } = kit;
   const selector = `app.kubernetes.io/instance=${release.release},app.kubernetes.io/component=webhook`;
 
   await check(
-    "a webhook replica deleted during admission: the other serves every pod",
+    "webhook replicas deleted one by one during admission: the others serve every pod",
     async () => {
-      const pods = (
-        await kubectlOk(["get", "pods", "-n", release.namespace, "-l", selector, "-o", "name"])
-      )
-        .split("\n")
-        .filter((p) => p !== "");
+      const pods = await readyReplicas(release.namespace, selector);
       if (pods.length < 2)
         throw new Error(`expected two webhook replicas, found ${pods.join(", ")}`);
-      let victim: Promise<void> | undefined;
-      const failures: string[] = [];
-      for (let i = 0; i < ADMISSIONS; i++) {
-        if (i === 5) {
-          victim = kubectlOk([
-            "delete",
-            "-n",
-            release.namespace,
-            pods[0] ?? "",
-            "--wait=true",
-          ]).then(() => undefined);
+      // Every replica in turn: the apiserver keeps its connections to the
+      // one it reached first, whichever that was, so that one must go too.
+      const deleteEach = async (): Promise<void> => {
+        for (const pod of pods) {
+          await kubectlOk(["delete", "-n", release.namespace, `pod/${pod}`, "--wait=true"]);
+          await eventually(
+            async () => {
+              const ready = await readyReplicas(release.namespace, selector);
+              if (ready.length < pods.length)
+                throw new Error(`${String(ready.length)} webhook replicas ready`);
+            },
+            180_000,
+            1000,
+          );
         }
-        const problem = await admitOnce(kit, `replica-${String(i)}`);
-        if (problem !== undefined) failures.push(`#${String(i)}: ${problem}`);
-      }
-      await victim;
-      await kubectlOk([
-        "rollout",
-        "status",
-        "-n",
-        release.namespace,
-        `deploy/${release.release}`,
-        "--timeout=180s",
-      ]);
-      if (failures.length > 0) throw new Error(failures.join("; "));
+      };
+      await admitWhile(kit, "replica", deleteEach());
     },
   );
 
@@ -70,19 +64,8 @@ export async function runWebhookChecks(kit: KindKit, check: Check): Promise<void
         "--timeout",
         "5m",
       ]);
-      const rollout = { running: true };
-      const ended = (): void => {
-        rollout.running = false;
-      };
-      upgrade.then(ended, ended);
-      const failures: string[] = [];
-      for (let i = 0; rollout.running; i++) {
-        const problem = await admitOnce(kit, `upgrade-${String(i)}`);
-        if (problem !== undefined) failures.push(`#${String(i)}: ${problem}`);
-      }
-      await upgrade;
-      if (failures.length > 0) throw new Error(failures.join("; "));
-      // Replicas of the old release answer until their preStop pause ends.
+      await admitWhile(kit, "upgrade", upgrade);
+      // Replicas of the old release answer until their shutdown delay ends.
       await eventually(
         async () => {
           const problem = await admitOnce(kit, "after-upgrade", (pod) => {
@@ -139,6 +122,50 @@ export async function runWebhookChecks(kit: KindKit, check: Check): Promise<void
   });
 }
 
+/**
+ * Admits pods from {@link WORKERS} loops until `during` settles and
+ * {@link AFTER_MS} more have passed. Throws naming the first failed
+ * admissions, what `during` threw, or when too few ran to mean anything.
+ */
+async function admitWhile(kit: KindKit, prefix: string, during: Promise<unknown>): Promise<void> {
+  let until = Number.POSITIVE_INFINITY;
+  const settled = (): void => {
+    until = Date.now() + AFTER_MS;
+  };
+  during.then(settled, settled);
+  const failures: string[] = [];
+  let sent = 0;
+  const worker = async (w: number): Promise<void> => {
+    for (let i = 0; Date.now() < until; i++) {
+      sent++;
+      const name = `${prefix}-${String(w)}-${String(i)}`;
+      const problem = await admitOnce(kit, name);
+      if (problem !== undefined) failures.push(`${name}: ${problem}`);
+    }
+  };
+  await Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w)));
+  await during;
+  if (failures.length > 0) {
+    const first = failures.slice(0, 5).join("; ");
+    throw new Error(`${String(failures.length)} of ${String(sent)} admissions failed: ${first}`);
+  }
+  if (sent < 4 * WORKERS) throw new Error(`only ${String(sent)} admissions ran`);
+}
+
+/** The names of the webhook's ready pods that are not being deleted. */
+async function readyReplicas(namespace: string, selector: string): Promise<string[]> {
+  const list = JSON.parse(
+    await kubectlOk(["get", "pods", "-n", namespace, "-l", selector, "-o", "json"]),
+  ) as { items: V1Pod[] };
+  return list.items
+    .filter(
+      (pod) =>
+        pod.metadata?.deletionTimestamp === undefined &&
+        pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") === true,
+    )
+    .map((pod) => pod.metadata?.name ?? "");
+}
+
 /** A labelled pod that the webhook would inject (server-side dry run creates nothing). */
 function labelledPod(kit: KindKit, name: string): V1Pod {
   return buildPod(
@@ -161,12 +188,8 @@ async function admitOnce(
   name: string,
   inspect: (pod: V1Pod) => string | undefined = () => undefined,
 ): Promise<string | undefined> {
-  const run = await kubectl(
-    ["create", "--dry-run=server", "-o", "json", "-f", "-"],
-    JSON.stringify(labelledPod(kit, name)),
-  );
-  if (run.code !== 0) return run.stderr.trim();
-  const pod = JSON.parse(run.stdout) as V1Pod;
+  const pod = await dryRunCreate(labelledPod(kit, name));
+  if ("problem" in pod) return pod.problem;
   if (pod.spec?.initContainers?.[0]?.name !== Injected.containerName) return "not injected";
   return inspect(pod);
 }
