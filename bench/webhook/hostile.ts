@@ -11,8 +11,7 @@
  * `node bench/webhook/hostile.ts [--rounds N]` (default 3 of each); writes
  * its section of bench/webhook/RESULTS.md.
  */
-import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, rmdir, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,6 +20,7 @@ import { parseArgs } from "node:util";
 import { JsonMemberCounter, MAX_REVIEW_MEMBERS } from "../../webhook/member-bound.ts";
 import { BODY_LIMIT } from "../../webhook/server.ts";
 import { TEST_ANNOTATIONS, testPod, testReview } from "../../testing/webhook.ts";
+import { makeMemoryGroup, procMemoryMiB, spawnInGroup } from "./process.ts";
 import { describeRun, writeSection } from "./results.ts";
 import { writeServingCertificate } from "./tls.ts";
 
@@ -178,29 +178,10 @@ function post(
   });
 }
 
-async function peakRssMiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${String(pid)}/status`, "utf8");
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN) / 1024;
-}
-
-/**
- * A cgroup v1 memory group with the limit, or undefined where there is none
- * to make (not root, cgroup v2 only): the server then runs unconstrained and
- * the results say so.
- */
-async function makeMemoryGroup(mib: number): Promise<string | undefined> {
-  const group = `/sys/fs/cgroup/memory/akv-hostile-bench-${String(process.pid)}`;
-  try {
-    await mkdir(group);
-    await writeFile(join(group, "memory.limit_in_bytes"), String(mib * 2 ** 20));
-    return group;
-  } catch {
-    return undefined;
-  }
-}
+const peakRssMiB = (pid: number) => procMemoryMiB(pid, "VmHWM");
 
 const dir = await mkdtemp(join(tmpdir(), "akv-hostile-"));
-const group = await makeMemoryGroup(memoryLimitMiB);
+const group = await makeMemoryGroup("hostile", memoryLimitMiB);
 // With the flags Dockerfile.webhook's ENTRYPOINT gives node.
 const server = [
   process.execPath,
@@ -209,12 +190,7 @@ const server = [
   "full",
   dir,
 ];
-// The shell joins the group, then becomes the server, which sees the limit from its start.
-const joinGroup =
-  group === undefined ? 'exec "$@"' : `echo $$ > ${group}/cgroup.procs && exec "$@"`;
-const child = spawn("sh", ["-c", joinGroup, "sh", ...server], {
-  stdio: ["ignore", "pipe", "inherit"],
-});
+const child = spawnInGroup(group, server);
 try {
   const caPem = await writeServingCertificate(dir, "hostile-ca");
   const port = await new Promise<number>((resolve, reject) => {
@@ -258,7 +234,7 @@ try {
   const section = `## Hostile requests
 
 Command: \`node bench/webhook/hostile.ts --rounds ${String(rounds)} --memory-limit ${String(memoryLimitMiB)}\`.
-${describeRun()} The real server as its own process, ${group === undefined ? "with no memory limit (no cgroup could be made)" : `in a cgroup with the chart's memory limit of ${String(memoryLimitMiB)} MiB`};
+${describeRun()} The real server as its own process, ${group.description};
 each request ${String(rounds)} times, over HTTPS.
 
 | request | body | HTTP | slowest answer | largest answer | as expected, within 5 s and 64 KiB |
@@ -274,5 +250,5 @@ all of them: up ${rise.toFixed(1)} MiB (target under ${String(MAX_RSS_RISE_MIB)}
   child.kill("SIGTERM");
   await new Promise((resolve) => child.once("exit", resolve));
   await rm(dir, { recursive: true, force: true });
-  if (group !== undefined) await rmdir(group).catch(() => undefined);
+  await group.remove();
 }

@@ -1,0 +1,264 @@
+/**
+ * The webhook process as its image runs it (`node --expose-gc
+ * dist/webhook.mjs`, run `npm run build` first), in a cgroup with the chart's
+ * memory limit, against a fake apiserver with one service account:
+ *
+ * - start: from spawn to the first admission answered (a review sent every
+ *   5 ms until one is answered 200), and to the "listening" line;
+ * - idle: RSS (`VmRSS`) and V8's used heap (`/metrics`) after 5 s at rest,
+ *   the informer synced;
+ * - where the weight comes from: the bundle's bytes by package (esbuild's
+ *   metafile), and what importing each heavy package costs a bare Node.
+ *
+ * Targets (issue 13): start ≤ 200 ms, idle ≤ 60 MiB.
+ *
+ * `node bench/webhook/start.ts [--rounds N] [--memory-limit MiB]`; writes its
+ * section of bench/webhook/RESULTS.md.
+ */
+import { execFileSync } from "node:child_process";
+import { access, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { request } from "node:https";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
+import { parseArgs } from "node:util";
+import { build } from "esbuild";
+import { BUNDLE_ENTRIES } from "../../scripts/bundles.ts";
+import {
+  FakeApiServer,
+  fakeKubeConfig,
+  fakeServiceAccount,
+} from "../../testing/webhook-apiserver.ts";
+import { CLIENT_ID, TEST_ANNOTATIONS, testPod, testReview } from "../../testing/webhook.ts";
+import { makeMemoryGroup, procMemoryMiB, spawnInGroup, type MemoryGroup } from "./process.ts";
+import { describeRun, writeSection } from "./results.ts";
+import { writeServingCertificate } from "./tls.ts";
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "5" },
+    "memory-limit": { type: "string", default: "256" },
+  },
+});
+const rounds = Number(values.rounds);
+const memoryLimitMiB = Number(values["memory-limit"]);
+const BUNDLE = new URL("../../dist/webhook.mjs", import.meta.url).pathname;
+const IDLE_MS = 5000;
+/** Packages whose import cost is measured alone in a bare Node. */
+const HEAVY = ["@kubernetes/client-node", "fastify", "prom-client", "pino", "node-forge"];
+
+interface Round {
+  readonly listeningMs: number;
+  readonly firstAnswerMs: number;
+  readonly idleRssMiB: number;
+  readonly heapUsedMiB: number;
+}
+
+function postOnce(port: number, caPem: string, body: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request(
+      {
+        host: "127.0.0.1",
+        port,
+        method: "POST",
+        path: "/mutate",
+        ca: caPem,
+        agent: false,
+        headers: { "content-type": "application/json" },
+      },
+      (res) => {
+        res.resume();
+        res.on("end", () => {
+          resolve(res.statusCode ?? 0);
+        });
+      },
+    );
+    // Refused until it listens: that is the wait being measured.
+    req.on("error", () => {
+      resolve(0);
+    });
+    req.end(body);
+  });
+}
+
+async function heapUsedMiB(healthPort: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${String(healthPort)}/metrics`)).text();
+  const bytes = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(text)?.[1];
+  return Number(bytes ?? Number.NaN) / 2 ** 20;
+}
+
+async function oneRound(
+  group: MemoryGroup,
+  env: NodeJS.ProcessEnv,
+  caPem: string,
+  port: number,
+): Promise<Round> {
+  const review = JSON.stringify(testReview(testPod(TEST_ANNOTATIONS)));
+  const t0 = performance.now();
+  const child = spawnInGroup(group, [process.execPath, "--expose-gc", BUNDLE], { env });
+  let listeningMs = Number.NaN;
+  let healthPort = 0;
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+    for (const line of chunk.split("\n")) {
+      if (!line.includes('"listening"')) continue;
+      listeningMs = performance.now() - t0;
+      healthPort = (JSON.parse(line) as { healthPort: number }).healthPort;
+    }
+  });
+  try {
+    let firstAnswerMs = Number.NaN;
+    for (const deadline = t0 + 30_000; performance.now() < deadline;) {
+      if ((await postOnce(port, caPem, review)) === 200) {
+        firstAnswerMs = performance.now() - t0;
+        break;
+      }
+      await sleep(5);
+    }
+    await sleep(IDLE_MS);
+    return {
+      listeningMs,
+      firstAnswerMs,
+      idleRssMiB: await procMemoryMiB(child.pid ?? 0, "VmRSS"),
+      heapUsedMiB: await heapUsedMiB(healthPort),
+    };
+  } finally {
+    child.kill("SIGKILL");
+    await new Promise((resolve) => child.once("exit", resolve));
+  }
+}
+
+/** Output bytes of the webhook bundle by npm package (or "our code"), largest first. */
+async function bundleBytesByPackage(): Promise<[string, number][]> {
+  const result = await build({
+    entryPoints: [BUNDLE_ENTRIES["akv-injector-webhook"]],
+    bundle: true,
+    platform: "node",
+    target: "node24",
+    format: "esm",
+    minifySyntax: true,
+    write: false,
+    outfile: "out.mjs",
+    metafile: true,
+    logLevel: "silent",
+  });
+  const totals = new Map<string, number>();
+  for (const output of Object.values(result.metafile.outputs)) {
+    for (const [path, input] of Object.entries(output.inputs)) {
+      const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path)?.[1] ?? "our code";
+      totals.set(pkg, (totals.get(pkg) ?? 0) + input.bytesInOutput);
+    }
+  }
+  return [...totals].sort((a, b) => b[1] - a[1]);
+}
+
+/** RSS and time of `import(pkg)` in a fresh Node, after a full collection. */
+function importCost(pkg: string | undefined): { ms: number; rssMiB: number } {
+  const script = `const t = performance.now();
+${pkg === undefined ? "" : `await import(${JSON.stringify(pkg)});`}
+const ms = performance.now() - t; globalThis.gc();
+console.log(JSON.stringify({ ms, rssMiB: process.memoryUsage().rss / 2 ** 20 }));`;
+  const out = execFileSync(process.execPath, ["--expose-gc", "--input-type=module", "-e", script], {
+    encoding: "utf8",
+  });
+  return JSON.parse(out) as { ms: number; rssMiB: number };
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? Number.NaN;
+};
+const range = (xs: readonly number[], digits: number): string =>
+  `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
+
+try {
+  await access(BUNDLE);
+} catch {
+  throw new Error(`${BUNDLE} is missing: run \`npm run build\` first`);
+}
+const dir = await mkdtemp(join(tmpdir(), "akv-start-"));
+const api = new FakeApiServer();
+const group = await makeMemoryGroup("start", memoryLimitMiB);
+try {
+  api.add(
+    fakeServiceAccount("team-a", "app", { "azure.workload.identity/client-id": CLIENT_ID }),
+    false,
+  );
+  const apiUrl = await api.listen();
+  await writeFile(join(dir, "kubeconfig"), fakeKubeConfig(apiUrl, api.caPem).yaml);
+  const caPem = await writeServingCertificate(dir, "start-ca");
+  const port = 18443;
+  const env = {
+    PATH: process.env.PATH ?? "",
+    KUBECONFIG: join(dir, "kubeconfig"),
+    AKV_INJECTOR_TLS_CERT_FILE: join(dir, "tls.crt"),
+    AKV_INJECTOR_TLS_KEY_FILE: join(dir, "tls.key"),
+    AKV_INJECTOR_PORT: String(port),
+    AKV_INJECTOR_HEALTH_PORT: "0",
+    AKV_INJECTOR_SIDECAR_IMAGE: "example/sidecar:1",
+    AZURE_TENANT_ID: "72f988bf-86f1-41af-91ab-2d7cd011db47",
+  };
+  const measured: Round[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const round = await oneRound(group, env, caPem, port);
+    process.stderr.write(`round ${String(r + 1)}: ${JSON.stringify(round)}\n`);
+    measured.push(round);
+  }
+  const packages = await bundleBytesByPackage();
+  const total = packages.reduce((sum, [, bytes]) => sum + bytes, 0);
+  const bare = importCost(undefined);
+  const imports = HEAVY.map((pkg) => ({ pkg, ...importCost(pkg) }));
+
+  const section = `## Start and idle memory
+
+Command: \`npm run build && node bench/webhook/start.ts --rounds ${String(rounds)} --memory-limit ${String(memoryLimitMiB)}\`.
+${describeRun()} The bundle as the image runs it (\`node --expose-gc dist/webhook.mjs\`), ${group.description},
+against a fake apiserver; ${String(rounds)} starts, median (min–max). Load average at the end:
+${loadavg()
+  .map((l) => l.toFixed(2))
+  .join(", ")} (start times grow with other work on the machine; memory does not).
+
+| measure | value | target |
+| --- | --- | --- |
+| spawn to first admission answered | ${range(
+    measured.map((m) => m.firstAnswerMs),
+    0,
+  )} ms | ≤ 200 ms |
+| spawn to "listening" | ${range(
+    measured.map((m) => m.listeningMs),
+    0,
+  )} ms | |
+| RSS after ${String(IDLE_MS / 1000)} s idle | ${range(
+    measured.map((m) => m.idleRssMiB),
+    1,
+  )} MiB | ≤ 60 MiB |
+| V8 heap used after ${String(IDLE_MS / 1000)} s idle | ${range(
+    measured.map((m) => m.heapUsedMiB),
+    1,
+  )} MiB | |
+
+The bundle, ${(total / 2 ** 20).toFixed(2)} MiB of JavaScript, by package (largest first):
+
+| package | KiB | share |
+| --- | --- | --- |
+${packages
+  .slice(0, 8)
+  .map(
+    ([pkg, bytes]) =>
+      `| ${pkg} | ${(bytes / 1024).toFixed(0)} | ${((100 * bytes) / total).toFixed(1)}% |`,
+  )
+  .join("\n")}
+
+What importing each package alone costs a bare Node (unbundled, from node_modules; RSS after a full
+collection; bare Node: ${bare.rssMiB.toFixed(1)} MiB):
+
+| package | import ms | RSS MiB | over bare Node |
+| --- | --- | --- | --- |
+${imports.map((i) => `| ${i.pkg} | ${i.ms.toFixed(0)} | ${i.rssMiB.toFixed(1)} | +${(i.rssMiB - bare.rssMiB).toFixed(1)} |`).join("\n")}`;
+  process.stdout.write(`${section}\n`);
+  await writeSection("start", section);
+} finally {
+  await api.close();
+  await group.remove();
+  await rm(dir, { recursive: true, force: true });
+}
