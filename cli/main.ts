@@ -3,28 +3,36 @@
  * runs the pure preview, prints, and sets the exit status (0 admitted,
  * 1 refused, 2 bad usage). The only CLI module that touches `process`.
  */
-import { readFile } from "node:fs/promises";
+import { createReadStream } from "node:fs";
 import { AkvError, ErrorCode, isAkvError } from "../common/errors.ts";
 import { WebhookEnv } from "../common/names.ts";
-import { HELP, parseCliArgs, preview } from "./preview.ts";
+import { HELP, parseCliArgs } from "./args.ts";
+import { MAX_INPUT_BYTES } from "./documents.ts";
+import { preview } from "./preview.ts";
+import { usage } from "./usage.ts";
+import { VERSION } from "./version.ts";
 
+/** Reads a file (or standard input for `-`), stopping past {@link MAX_INPUT_BYTES}. */
 async function read(path: string, what: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
   try {
-    return path === "-" ? await readStdin() : await readFile(path, "utf8");
+    for await (const chunk of path === "-" ? process.stdin : createReadStream(path)) {
+      const buffer = chunk as Buffer;
+      bytes += buffer.length;
+      if (bytes > MAX_INPUT_BYTES) {
+        throw usage(`${what} ${path}: over the limit of ${String(MAX_INPUT_BYTES)} bytes`);
+      }
+      chunks.push(buffer);
+    }
   } catch (cause) {
+    if (isAkvError(cause, ErrorCode.CLI_USAGE)) throw cause;
     throw new AkvError(
       ErrorCode.CLI_USAGE,
       `cannot read ${what} ${path}: ${(cause as Error).message}`,
-      {
-        cause,
-      },
+      { cause },
     );
   }
-}
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString("utf8");
 }
 
@@ -34,11 +42,15 @@ async function main(): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
+  if (cli.command === "version") {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
   const extraCaFile = cli.extraCaFile ?? process.env[WebhookEnv.sidecarExtraCaFile];
   const result = await preview({
-    pod: {
-      text: await read(cli.podFile, "pod"),
-      source: cli.podFile === "-" ? "stdin" : cli.podFile,
+    manifests: {
+      text: await read(cli.file, "file"),
+      source: cli.file === "-" ? "stdin" : cli.file,
     },
     ...(cli.serviceAccountFile === undefined
       ? {}
@@ -49,6 +61,7 @@ async function main(): Promise<number> {
           },
         }),
     ...(cli.namespace === undefined ? {} : { namespace: cli.namespace }),
+    output: cli.output,
     env: { ...process.env, ...cli.settingsEnv },
     ...(extraCaFile === undefined || extraCaFile === ""
       ? {}

@@ -1,244 +1,186 @@
 /**
- * `akv-injector preview`: what the webhook would do to a pod, offline. It
+ * `akv-injector preview`: what the webhook would do to the pods of a
+ * manifest file, offline. For each pod, or pod template of a workload, it
  * builds the AdmissionReview the apiserver would send, calls the same
  * `review()` as the webhook, and applies the patch as the apiserver would.
  * Pure: files are read and results printed by `main.ts`.
  */
-import { parseArgs } from "node:util";
 import fastJsonPatch, { type Operation } from "fast-json-patch";
-import { parseAllDocuments, stringify } from "yaml";
-import { AkvError, ErrorCode } from "../common/errors.ts";
-import { WebhookEnv } from "../common/names.ts";
+import { stringify } from "yaml";
+import { INJECT_LABEL, STATUS_ANNOTATION, STATUS_INJECTED, WebhookEnv } from "../common/names.ts";
 import {
   ADMISSION_API_VERSION,
   parseAdmissionReview,
   parsePod,
+  type JsonObject,
 } from "../webhook/admission-review.ts";
 import type { ServiceAccount } from "../webhook/injection-config.ts";
 import { review, type Outcome } from "../webhook/review.ts";
-import { parseInjectionSettings, withSidecarExtraCa, type EnvRecord } from "../webhook/settings.ts";
+import {
+  parseInjectionSettings,
+  withSidecarExtraCa,
+  type EnvRecord,
+  type InjectionSettings,
+} from "../webhook/settings.ts";
+import { PREVIEW_DEFAULTS, type OutputFormat } from "./args.ts";
+import { describeDocument, parseManifests, type ManifestDocument } from "./documents.ts";
+import { findOptInLabelTraps } from "./opt-in-label.ts";
+import { usage } from "./usage.ts";
+import { isObject, podFromTemplate, withPodTemplate } from "./workloads.ts";
 
-/** Placeholders for the two required settings, so a preview needs no chart values. */
-export const PREVIEW_DEFAULTS = {
-  tenantId: "00000000-0000-0000-0000-000000000000",
-  sidecarImage: "akv-injector-sidecar:preview",
-} as const;
-
-/** Flags that set a webhook setting, and the variable each one stands for. */
-const SETTING_FLAGS = {
-  "tenant-id": WebhookEnv.tenantId,
-  "sidecar-image": WebhookEnv.sidecarImage,
-  "vault-suffixes": WebhookEnv.vaultSuffixes,
-  "authority-host": WebhookEnv.authorityHost,
-  "refresh-interval": WebhookEnv.refreshInterval,
-  "tmpfs-size-limit": WebhookEnv.tmpfsSizeLimit,
-  "file-mode": WebhookEnv.fileMode,
-  "sidecar-resources": WebhookEnv.sidecarResources,
-} as const;
-type SettingFlag = keyof typeof SETTING_FLAGS;
-
-/** `--help`. */
-export const HELP = `Usage: akv-injector preview POD.yaml [options]
-
-Shows what the akv-injector webhook does to a pod, offline: prints the mutated
-pod as YAML, or the refusal. Warnings go to stderr, as kubectl shows them.
-POD.yaml may be - for standard input.
-
-Options:
-  --service-account SA.yaml   the pod's service account (for its client id and
-                              tenant annotations); without it, the account is
-                              assumed to exist with no annotations
-  --namespace NS              the pod's namespace; default: the pod's own, else
-                              "default"
-  --tenant-id ID              default: $${WebhookEnv.tenantId}, else ${PREVIEW_DEFAULTS.tenantId}
-  --sidecar-image REF         default: $${WebhookEnv.sidecarImage}, else ${PREVIEW_DEFAULTS.sidecarImage}
-  --vault-suffixes LIST       default: $${WebhookEnv.vaultSuffixes}, else the Azure clouds'
-  --authority-host URL        default: $${WebhookEnv.authorityHost}, else https://login.microsoftonline.com/
-  --refresh-interval DUR      default: $${WebhookEnv.refreshInterval}, else 5m
-  --tmpfs-size-limit QTY      default: $${WebhookEnv.tmpfsSizeLimit}, else 4Mi
-  --file-mode MODE            default: $${WebhookEnv.fileMode}, else 0644
-  --sidecar-resources JSON    default: $${WebhookEnv.sidecarResources}, else small requests
-                              and a memory limit
-  --extra-ca-file FILE        default: $${WebhookEnv.sidecarExtraCaFile}; a PEM bundle the
-                              sidecar trusts too
-  -h, --help                  this text
-
-Exit status: 0 admitted (mutated or left alone), 1 refused, 2 bad usage.
-`;
-
-/** A parsed command line. */
-export type CliCommand =
-  | { readonly command: "help" }
-  | {
-      readonly command: "preview";
-      readonly podFile: string;
-      readonly serviceAccountFile?: string;
-      readonly namespace?: string;
-      readonly extraCaFile?: string;
-      /** Settings from flags, as environment variables. */
-      readonly settingsEnv: Readonly<Record<string, string>>;
-    };
-
-const usage = (message: string): AkvError =>
-  new AkvError(ErrorCode.CLI_USAGE, `${message}\nRun 'akv-injector --help' for usage.`);
-
-/**
- * Parses the CLI's arguments.
- * @throws {AkvError} `AKV_CLI_USAGE`, saying what is wrong.
- */
-export function parseCliArgs(argv: readonly string[]): CliCommand {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        help: { type: "boolean", short: "h" },
-        "service-account": { type: "string" },
-        namespace: { type: "string" },
-        "extra-ca-file": { type: "string" },
-        ...Object.fromEntries(
-          Object.keys(SETTING_FLAGS).map((f) => [f, { type: "string" as const }]),
-        ),
-      },
-    });
-  } catch (error) {
-    throw usage((error as Error).message);
-  }
-  const { values, positionals } = parsed;
-  if (values.help === true) return { command: "help" };
-  const [command, ...rest] = positionals;
-  if (command === undefined) throw usage("missing command: akv-injector preview POD.yaml");
-  if (command !== "preview")
-    throw usage(`unknown command '${command}'; the one command is preview`);
-  const [podFile, ...extra] = rest;
-  if (podFile === undefined) throw usage("missing POD.yaml: akv-injector preview POD.yaml");
-  if (extra.length > 0) throw usage(`unexpected arguments: ${extra.join(" ")}`);
-  const settingsEnv: Record<string, string> = {};
-  for (const [flag, variable] of Object.entries(SETTING_FLAGS) as [SettingFlag, string][]) {
-    const value = (values as Record<string, unknown>)[flag];
-    if (typeof value === "string") settingsEnv[variable] = value;
-  }
-  const string = (key: string): string | undefined => {
-    const value = (values as Record<string, unknown>)[key];
-    return typeof value === "string" ? value : undefined;
-  };
-  const serviceAccountFile = string("service-account");
-  const namespace = string("namespace");
-  const extraCaFile = string("extra-ca-file");
-  return {
-    command: "preview",
-    podFile,
-    ...(serviceAccountFile === undefined ? {} : { serviceAccountFile }),
-    ...(namespace === undefined ? {} : { namespace }),
-    ...(extraCaFile === undefined ? {} : { extraCaFile }),
-    settingsEnv,
-  };
+/** A file's text and its name for messages. */
+export interface InputText {
+  readonly text: string;
+  readonly source: string;
 }
 
 /** What {@link preview} needs: file contents, not paths. */
 export interface PreviewInput {
-  /** The pod, YAML or JSON, and its file name for messages. */
-  readonly pod: { readonly text: string; readonly source: string };
-  readonly serviceAccount?: { readonly text: string; readonly source: string };
+  /** The manifests: one or more documents, YAML or JSON. */
+  readonly manifests: InputText;
+  /** `--service-account`: the account of every pod. */
+  readonly serviceAccount?: InputText;
+  /** `--namespace`: the namespace of every document. */
   readonly namespace?: string;
+  /** Default `yaml`. */
+  readonly output?: OutputFormat;
   /** Settings: the environment, with flags already merged over it. */
   readonly env: EnvRecord;
   /** PEM text of `--extra-ca-file`, when given. */
   readonly extraCaPem?: string;
 }
 
+/** How one document fared: the review's outcome, or `passed` for a document that has no pod. */
+export interface DocumentResult {
+  /** The document as messages name it (file, index, kind and name). */
+  readonly document: string;
+  readonly outcome: Outcome | "passed";
+}
+
 /** What to print and how to exit. */
 export interface PreviewResult {
-  readonly outcome: Outcome;
-  /** The (possibly mutated) pod as YAML; absent when refused. */
+  /** One per document, in the file's order. */
+  readonly documents: readonly DocumentResult[];
+  /** The documents, mutated where the webhook would mutate; refused ones left out; absent when nothing is left. */
   readonly stdout?: string;
-  /** Lines for stderr: the refusal, warnings, notes. */
+  /** Lines for stderr: refusals, warnings, notes, each naming its document. */
   readonly stderr: readonly string[];
+  /** 1 when any document was refused. */
   readonly exitCode: 0 | 1;
 }
 
-type JsonObject = Record<string, unknown>;
+/** `object[key]` when it is a string. */
+const stringOf = (object: unknown, key: string): string | undefined => {
+  const value = isObject(object) ? object[key] : undefined;
+  return typeof value === "string" ? value : undefined;
+};
+
 /** A value for a message: JSON, or `none`. */
 const show = (v: unknown): string => (v === undefined ? "none" : JSON.stringify(v));
-const isObject = (v: unknown): v is JsonObject =>
-  typeof v === "object" && v !== null && !Array.isArray(v);
 
-/** Reads one YAML or JSON document of the expected kind. */
-function readObject(text: string, source: string, kind: string): JsonObject {
-  const docs = parseAllDocuments(text);
-  if (!Array.isArray(docs)) throw usage(`${source}: not YAML`);
-  const nonEmpty = docs.filter((d) => d.contents !== null);
-  for (const doc of nonEmpty) {
-    const error = doc.errors[0];
-    if (error !== undefined)
-      throw usage(`${source}: not valid YAML: ${error.message.split("\n")[0] ?? ""}`);
+/** Where each pod's service account comes from. */
+type AccountSource =
+  | { readonly type: "flag"; readonly source: string; readonly account: ServiceAccount }
+  | { readonly type: "file"; readonly accounts: ReadonlyMap<string, ServiceAccount> };
+
+const accountKey = (namespace: string, name: string): string => `${namespace}/${name}`;
+
+/**
+ * A ServiceAccount document as the webhook's lookup returns it: name,
+ * namespace (`undefined`: whichever asks), string annotations.
+ */
+function toServiceAccount(object: JsonObject, namespace: string | undefined): ServiceAccount {
+  const metadata = isObject(object.metadata) ? object.metadata : {};
+  const annotations = isObject(metadata.annotations)
+    ? Object.fromEntries(
+        Object.entries(metadata.annotations).filter(
+          (e): e is [string, string] => typeof e[1] === "string",
+        ),
+      )
+    : {};
+  return {
+    metadata: {
+      name: typeof metadata.name === "string" ? metadata.name : undefined,
+      namespace,
+      annotations,
+    },
+  };
+}
+
+/** The `--service-account` file: exactly one ServiceAccount. */
+function readServiceAccountFile(input: InputText): JsonObject {
+  const docs = parseManifests(input.text, input.source);
+  const [doc, ...more] = docs;
+  if (doc === undefined || more.length > 0) {
+    throw usage(
+      `${input.source}: expected one ServiceAccount document, found ${String(docs.length)}`,
+    );
   }
-  if (nonEmpty.length !== 1) {
-    throw usage(`${source}: expected one ${kind} document, found ${nonEmpty.length}`);
+  if (doc.shape.type !== "serviceAccount") {
+    throw usage(`${input.source}: expected kind: ServiceAccount, found ${show(doc.kind)}`);
   }
-  const value: unknown = nonEmpty[0]?.toJS();
-  if (!isObject(value)) throw usage(`${source}: expected a ${kind} object`);
-  if (value.kind !== kind) {
-    const hint =
-      kind === "Pod" && isObject(value.spec) && isObject(value.spec.template)
-        ? `; for a ${String(value.kind)}, preview its spec.template as a Pod`
-        : "";
-    throw usage(`${source}: expected kind: ${kind}, found ${show(value.kind)}${hint}`);
-  }
-  return value;
+  return doc.object;
+}
+
+interface Context {
+  readonly settings: InjectionSettings;
+  readonly namespace: string | undefined;
+  readonly accounts: AccountSource;
+}
+
+/** One pod's review, and the pod as the apiserver would store it. */
+interface PodReview {
+  readonly outcome: Outcome;
+  /** The mutated pod; absent when refused. */
+  readonly pod?: JsonObject;
+  readonly patched: boolean;
+  readonly message?: string;
+  readonly warnings: readonly string[];
+  readonly notes: readonly string[];
 }
 
 /**
- * Previews one pod.
- * @throws {AkvError} `AKV_CLI_USAGE` for unreadable input, `AKV_SETTINGS_INVALID` for bad settings flags.
+ * Reviews one pod (a Pod document, or the pod a workload creates).
+ * @param what `the pod` or `the pod template`, for notes.
  */
-export async function preview(input: PreviewInput): Promise<PreviewResult> {
-  const env: Record<string, string | undefined> = { ...input.env };
-  env[WebhookEnv.tenantId] ??= PREVIEW_DEFAULTS.tenantId;
-  env[WebhookEnv.sidecarImage] ??= PREVIEW_DEFAULTS.sidecarImage;
-  let settings = parseInjectionSettings(env);
-  if (input.extraCaPem !== undefined) settings = withSidecarExtraCa(settings, input.extraCaPem);
-
-  const pod = readObject(input.pod.text, input.pod.source, "Pod");
-  const metadata = isObject(pod.metadata) ? pod.metadata : {};
+async function reviewPod(
+  pod: JsonObject,
+  named: string,
+  what: string,
+  ctx: Context,
+): Promise<PodReview> {
   // The namespace and service account as the webhook reads them; a pod it
   // cannot read is refused by review() below, before any lookup.
-  const parsed = parsePod(pod, input.namespace ?? "");
-  const namespace = parsed.ok ? parsed.pod.namespace : (input.namespace ?? "default");
+  const parsed = parsePod(pod, ctx.namespace ?? "");
+  const namespace = parsed.ok ? parsed.pod.namespace : (ctx.namespace ?? "default");
   const saName = parsed.ok ? parsed.pod.serviceAccountName : "default";
 
   const notes: string[] = [];
-  let serviceAccount: ServiceAccount;
-  if (input.serviceAccount === undefined) {
-    serviceAccount = { metadata: { name: saName, namespace } };
-    notes.push(
-      `note: no --service-account given; assuming service account ${namespace}/${saName} exists with no annotations`,
-    );
+  let assumed: string | undefined;
+  let serviceAccount: ServiceAccount | undefined;
+  if (ctx.accounts.type === "flag") {
+    const { account, source } = ctx.accounts;
+    if (account.metadata?.name !== saName) {
+      throw usage(
+        `${source} is service account ${show(account.metadata?.name)}, but ${named} uses ${JSON.stringify(saName)}`,
+      );
+    }
+    const accountNamespace = account.metadata.namespace;
+    if (accountNamespace !== undefined && accountNamespace !== namespace) {
+      throw usage(
+        `${source} is in namespace ${JSON.stringify(accountNamespace)}, but ${named} is in ${JSON.stringify(namespace)}`,
+      );
+    }
+    serviceAccount = { metadata: { ...account.metadata, namespace } };
   } else {
-    const sa = readObject(input.serviceAccount.text, input.serviceAccount.source, "ServiceAccount");
-    const saMeta = isObject(sa.metadata) ? sa.metadata : {};
-    if (saMeta.name !== saName) {
-      throw usage(
-        `${input.serviceAccount.source} is service account ${show(saMeta.name)}, but the pod uses ${JSON.stringify(saName)}`,
-      );
+    serviceAccount = ctx.accounts.accounts.get(accountKey(namespace, saName));
+    if (serviceAccount === undefined && parsed.ok) {
+      serviceAccount = { metadata: { name: saName, namespace } };
+      assumed = `note: ${named}: no --service-account given and no ServiceAccount ${namespace}/${saName} in the file; assuming it exists with no annotations`;
     }
-    if (saMeta.namespace !== undefined && saMeta.namespace !== namespace) {
-      throw usage(
-        `${input.serviceAccount.source} is in namespace ${JSON.stringify(saMeta.namespace)}, but the pod is in ${JSON.stringify(namespace)}`,
-      );
-    }
-    const annotations = isObject(saMeta.annotations)
-      ? Object.fromEntries(
-          Object.entries(saMeta.annotations).filter(
-            (e): e is [string, string] => typeof e[1] === "string",
-          ),
-        )
-      : {};
-    serviceAccount = { metadata: { name: saName, namespace, annotations } };
   }
 
+  const metadata = isObject(pod.metadata) ? pod.metadata : {};
   // The body the apiserver would send, through the same envelope check as the server's.
   const admissionReview = parseAdmissionReview({
     apiVersion: ADMISSION_API_VERSION,
@@ -255,40 +197,175 @@ export async function preview(input: PreviewInput): Promise<PreviewResult> {
     },
   });
   const result = await review(admissionReview, {
-    settings,
-    lookupServiceAccount: (ns, name) =>
-      Promise.resolve(ns === namespace && name === saName ? serviceAccount : undefined),
+    settings: ctx.settings,
+    lookupServiceAccount: (ns, name) => {
+      // Said only when the webhook would read the account.
+      if (assumed !== undefined) notes.push(assumed);
+      return Promise.resolve(ns === namespace && name === saName ? serviceAccount : undefined);
+    },
   });
-  const warnings = result.warnings.map((w) => `Warning: ${w}`);
-  if (result.response.response.allowed) {
-    const mutated =
+  if (!result.response.response.allowed) {
+    return {
+      outcome: result.outcome,
+      patched: false,
+      message: result.message ?? "refused",
+      warnings: result.warnings,
+      notes,
+    };
+  }
+  if (result.outcome === "skipped") {
+    notes.push(
+      `note: ${named}: ${what} lacks the label ${INJECT_LABEL}: "true"; the webhook leaves it unchanged`,
+    );
+  } else if (result.outcome === "unchanged") {
+    notes.push(
+      `note: ${named}: ${what} is already injected (${STATUS_ANNOTATION}: ${STATUS_INJECTED}); the webhook leaves it unchanged`,
+    );
+  }
+  const patched = result.patch !== undefined && result.patch.length > 0;
+  return {
+    outcome: result.outcome,
+    pod:
       result.patch === undefined
         ? pod
         : fastJsonPatch.applyPatch(structuredClone(pod), result.patch as Operation[], true, true)
-            .newDocument;
-    if (result.outcome === "skipped") {
-      notes.push(
-        `note: the pod lacks the label akv-injector.io/inject: "true"; the webhook leaves it unchanged`,
-      );
-    } else if (result.outcome === "unchanged") {
-      notes.push(
-        "note: the pod is already injected (akv-injector.io/status: injected); the webhook leaves it unchanged",
-      );
-    }
+            .newDocument,
+    patched,
+    warnings: result.warnings,
+    notes,
+  };
+}
+
+/** One document's preview: what to print of it, and what to say. */
+interface DocumentPreview {
+  readonly outcome: Outcome | "passed";
+  /** Absent when refused. */
+  readonly output?: JsonObject;
+  readonly stderr: readonly string[];
+}
+
+async function previewDocument(
+  doc: ManifestDocument,
+  source: string,
+  ctx: Context,
+): Promise<DocumentPreview> {
+  const named = describeDocument(source, doc);
+  const { shape } = doc;
+  if (shape.type === "serviceAccount" || shape.type === "other") {
+    return { outcome: "passed", output: doc.object, stderr: [] };
+  }
+  const traps =
+    shape.type === "workload"
+      ? findOptInLabelTraps(doc.object, shape.kind).map((w) => `Warning: ${named}: ${w}`)
+      : [];
+  const pod =
+    shape.type === "pod"
+      ? doc.object
+      : podFromTemplate(shape.template, {
+          name: stringOf(doc.object.metadata, "name"),
+          generateName: stringOf(doc.object.metadata, "generateName"),
+          namespace: doc.namespace,
+        });
+  const reviewed = await reviewPod(
+    pod,
+    named,
+    shape.type === "pod" ? "the pod" : "its pod template",
+    ctx,
+  );
+  const warnings = [...traps, ...reviewed.warnings.map((w) => `Warning: ${named}: ${w}`)];
+  if (reviewed.pod === undefined) {
     return {
-      outcome: result.outcome,
-      stdout: stringify(mutated, { lineWidth: 0 }),
-      stderr: [...warnings, ...notes],
-      exitCode: 0,
+      outcome: reviewed.outcome,
+      stderr: [
+        `Error: ${named}: admission webhook would deny the request: ${reviewed.message ?? "refused"}`,
+        ...warnings,
+        ...reviewed.notes,
+      ],
     };
   }
+  let output = reviewed.pod;
+  if (shape.type === "workload") {
+    output = reviewed.patched ? withPodTemplate(doc.object, shape.kind, reviewed.pod) : doc.object;
+  }
+  return { outcome: reviewed.outcome, output, stderr: [...warnings, ...reviewed.notes] };
+}
+
+/**
+ * The output: YAML documents separated by `---`, or JSON: the one object
+ * when the file held one document, else a v1 List (also when refusals left
+ * one, so that a script sees one shape per input). Nothing when nothing is
+ * left.
+ */
+export function formatOutput(
+  objects: readonly JsonObject[],
+  format: OutputFormat,
+  several: boolean,
+): string | undefined {
+  if (objects.length === 0) return undefined;
+  switch (format) {
+    case "yaml":
+      return objects.map((o) => stringify(o, { lineWidth: 0 })).join("---\n");
+    case "json": {
+      const value =
+        several || objects.length > 1
+          ? { apiVersion: "v1", kind: "List", items: objects }
+          : objects[0];
+      return `${JSON.stringify(value, null, 2)}\n`;
+    }
+  }
+}
+
+/**
+ * Previews every document of a manifest file.
+ * @throws {AkvError} `AKV_CLI_USAGE` for unreadable input (naming the document), `AKV_SETTINGS_INVALID` for bad settings flags.
+ */
+export async function preview(input: PreviewInput): Promise<PreviewResult> {
+  const env: Record<string, string | undefined> = { ...input.env };
+  env[WebhookEnv.tenantId] ??= PREVIEW_DEFAULTS.tenantId;
+  env[WebhookEnv.sidecarImage] ??= PREVIEW_DEFAULTS.sidecarImage;
+  let settings = parseInjectionSettings(env);
+  if (input.extraCaPem !== undefined) settings = withSidecarExtraCa(settings, input.extraCaPem);
+
+  const { source } = input.manifests;
+  const docs = parseManifests(input.manifests.text, source);
+  const namespaceOf = (own: string | undefined): string => input.namespace ?? own ?? "default";
+  let accounts: AccountSource;
+  if (input.serviceAccount === undefined) {
+    const map = new Map<string, ServiceAccount>();
+    for (const doc of docs) {
+      if (doc.shape.type !== "serviceAccount") continue;
+      const namespace = namespaceOf(doc.namespace);
+      map.set(accountKey(namespace, doc.name), toServiceAccount(doc.object, namespace));
+    }
+    accounts = { type: "file", accounts: map };
+  } else {
+    const object = readServiceAccountFile(input.serviceAccount);
+    const metadata = isObject(object.metadata) ? object.metadata : {};
+    // An account without a namespace takes the pod's, as `kubectl apply` would give it.
+    const namespace = typeof metadata.namespace === "string" ? metadata.namespace : undefined;
+    accounts = {
+      type: "flag",
+      source: input.serviceAccount.source,
+      account: toServiceAccount(object, namespace),
+    };
+  }
+  const ctx: Context = { settings, namespace: input.namespace, accounts };
+
+  const documents: DocumentResult[] = [];
+  const outputs: JsonObject[] = [];
+  const stderr: string[] = [];
+  for (const doc of docs) {
+    const result = await previewDocument(doc, source, ctx);
+    documents.push({ document: describeDocument(source, doc), outcome: result.outcome });
+    if (result.output !== undefined) outputs.push(result.output);
+    stderr.push(...result.stderr);
+  }
+  const stdout = formatOutput(outputs, input.output ?? "yaml", docs.length > 1);
+  const refused = documents.some((d) => d.outcome === "refused" || d.outcome === "error");
   return {
-    outcome: result.outcome,
-    stderr: [
-      `Error: admission webhook would deny the request: ${result.message ?? "refused"}`,
-      ...warnings,
-      ...notes,
-    ],
-    exitCode: 1,
+    documents,
+    ...(stdout === undefined ? {} : { stdout }),
+    stderr,
+    exitCode: refused ? 1 : 0,
   };
 }

@@ -12,7 +12,11 @@ import {
   type V1Pod,
   type V1Status,
 } from "@kubernetes/client-node";
+import { spawnSync } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCertificateAuthority, createServingCertificate } from "../certs/index.ts";
 import {
@@ -26,6 +30,7 @@ import {
 import { parseSpec } from "../common/spec.ts";
 import { startEnvironment, type Environment } from "./cluster/environment.ts";
 import type { Workload } from "./cluster/workload.ts";
+import { REPO_ROOT } from "./host/repo.ts";
 import {
   buildPod,
   eventually,
@@ -455,5 +460,113 @@ describe("reinvocation", () => {
     } finally {
       await admission.deleteMutatingWebhookConfiguration({ name: "zz-e2e-adds-a-container" });
     }
+  });
+});
+
+describe("akv-injector preview (the bundle) takes what people deploy", () => {
+  const cli = (args: string[]) =>
+    spawnSync(process.execPath, [join(REPO_ROOT, "dist/cli.mjs"), ...args], { encoding: "utf8" });
+  type Template = { metadata?: V1Pod["metadata"]; spec?: V1Pod["spec"] };
+  type Deployment = { spec: { template: Template } };
+
+  it("prints the package's version", async () => {
+    const pkg = JSON.parse(await readFile(join(REPO_ROOT, "package.json"), "utf8")) as {
+      version: string;
+    };
+    expect(cli(["--version"]).stdout).toBe(`${pkg.version}\n`);
+  });
+
+  it("previews a Deployment that the apiserver accepts, and that the webhook then leaves alone", async () => {
+    const template: Template = {
+      metadata: {
+        labels: { app: "previewed", [INJECT_LABEL]: "true" },
+        annotations: {
+          "akv-injector.io/vault": ctx.vaultUrl,
+          "akv-injector.io/secrets": "db-password",
+        },
+      },
+      spec: {
+        serviceAccountName: WORKLOAD.serviceAccount,
+        containers: [{ name: "app", image: "busybox:1.37" }],
+      },
+    };
+    const manifests = [
+      {
+        apiVersion: "v1",
+        kind: "ServiceAccount",
+        metadata: {
+          name: workload.serviceAccount,
+          namespace: workload.namespace,
+          annotations: { "azure.workload.identity/client-id": workload.clientId },
+        },
+      },
+      {
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        metadata: { name: "previewed", namespace: workload.namespace },
+        spec: { selector: { matchLabels: { app: "previewed" } }, template },
+      },
+    ];
+    const dir = await mkdtemp(join(tmpdir(), "akv-preview-e2e-"));
+    let list: { kind: string; items: unknown[] };
+    try {
+      const file = join(dir, "app.yaml");
+      await writeFile(file, manifests.map((m) => JSON.stringify(m)).join("\n---\n"));
+      const run = cli([
+        "preview",
+        file,
+        "-o",
+        "json",
+        "--vault-suffixes",
+        new URL(ctx.vaultUrl).host,
+        "--tenant-id",
+        env.tenantId,
+        "--sidecar-image",
+        env.sidecarImage,
+      ]);
+      expect(run.stderr).toBe("");
+      expect(run.status).toBe(0);
+      list = JSON.parse(run.stdout) as typeof list;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    expect(list.kind).toBe("List");
+    const previewed = list.items[1] as Deployment;
+
+    // The apiserver validates the previewed Deployment, pod template and all (server-side dry run).
+    const deployments = `/apis/apps/v1/namespaces/${workload.namespace}/deployments?dryRun=All`;
+    const applied = await env.api("POST", deployments, previewed);
+    expect(applied.status, JSON.stringify(applied.body)).toBe(201);
+    const stored = (applied.body as Deployment).spec.template;
+    expect(stored.spec?.initContainers?.map((c) => c.name)).toEqual([Injected.containerName]);
+    expect(stored.metadata?.annotations?.[STATUS_ANNOTATION]).toBe(STATUS_INJECTED);
+
+    // The pods its ReplicaSet creates: the webhook sees them injected already and changes nothing.
+    const pods = `/api/v1/namespaces/${workload.namespace}/pods?dryRun=All`;
+    const asPod = (t: Template): V1Pod => {
+      const metadata = structuredClone(t.metadata ?? {});
+      metadata.generateName = "previewed-";
+      return {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata,
+        ...(t.spec === undefined ? {} : { spec: t.spec }),
+      };
+    };
+    const fromPreview = await env.api("POST", pods, asPod(previewed.spec.template));
+    expect(fromPreview.status, JSON.stringify(fromPreview.body)).toBe(201);
+    const podSpec = (fromPreview.body as V1Pod).spec;
+    expect(podSpec?.initContainers?.map((c) => c.name)).toEqual([Injected.containerName]);
+
+    // And the preview injects what the webhook injects into the template's pod.
+    const fromTemplate = await env.api("POST", pods, asPod(template));
+    expect(fromTemplate.status, JSON.stringify(fromTemplate.body)).toBe(201);
+    const live = (fromTemplate.body as V1Pod).spec;
+    const shape = (spec: V1Pod["spec"]) => ({
+      initContainers: spec?.initContainers?.map((c) => [c.name, c.restartPolicy, c.args]),
+      volumes: spec?.volumes?.map((v) => v.name),
+      mounts: spec?.containers.map((c) => c.volumeMounts),
+    });
+    expect(shape(previewed.spec.template.spec)).toEqual(shape(live));
   });
 });
