@@ -1,19 +1,21 @@
 /**
- * The logger's redaction, through the real `createLogger` into a sink: a
+ * The logger through the real `createLogger` into a sink. Redaction: a
  * secret put at any redacted path never reaches the output. The shapes are
  * listed here, not read from `REDACT_PATHS`, so emptying or trimming that
- * list fails a test.
+ * list fails a test. Line format: the level by name and an RFC 3339 `time`,
+ * for loggers made as the webhook and the sidecar make theirs.
  */
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { createLogger } from "./logger.ts";
+import { createLogger, REDACT_PATHS, type Logger } from "./logger.ts";
 
 const SECRET = "s3cr3t-VALUE-9f8e7d";
 
-/** Logs `object` through a fresh logger into memory; returns the raw text and the parsed line. */
-function logThrough(object: Record<string, unknown>): {
-  text: string;
-  line: Record<string, unknown>;
+/** A sink that keeps what is written, and the lines parsed. */
+function createSink(): {
+  sink: Writable;
+  text: () => string;
+  lines: () => Record<string, unknown>[];
 } {
   const chunks: string[] = [];
   const sink = new Writable({
@@ -22,11 +24,25 @@ function logThrough(object: Record<string, unknown>): {
       cb();
     },
   });
+  const text = (): string => chunks.join("");
+  const lines = (): Record<string, unknown>[] =>
+    text()
+      .split("\n")
+      .filter((l) => l !== "")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { sink, text, lines };
+}
+
+/** Logs `object` through a fresh logger into memory; returns the raw text and the parsed line. */
+function logThrough(object: Record<string, unknown>): {
+  text: string;
+  line: Record<string, unknown>;
+} {
+  const { sink, text } = createSink();
   const logger = createLogger({ name: "redaction-test", destination: sink });
   logger.info(object, "event");
   logger.flush();
-  const text = chunks.join("");
-  return { text, line: JSON.parse(text) as Record<string, unknown> };
+  return { text: text(), line: JSON.parse(text()) as Record<string, unknown> };
 }
 
 /** `{ a: { b: SECRET } }` from `a.b`. */
@@ -91,4 +107,91 @@ describe("createLogger redaction", () => {
     expect(text).not.toContain(SECRET);
     expect(line).toMatchObject({ ref: "db", version: "0123456789abcdef0123456789abcdef" });
   });
+});
+
+/** RFC 3339 in UTC with milliseconds, as `Date.prototype.toISOString` writes it. */
+const RFC3339_UTC_MS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+
+/** The loggers of the two processes, made as they make them, each writing into `sink`. */
+const STYLES: readonly (readonly [string, (sink: Writable) => Logger])[] = [
+  [
+    // webhook/main.ts, and the admission lines' child of webhook/server.ts
+    // (`createAdmissionLogger`: its own top-level redaction paths).
+    "webhook (admission child)",
+    (sink) =>
+      createLogger({ name: "webhook", level: "trace", destination: sink }).child(
+        {},
+        {
+          redact: {
+            paths: REDACT_PATHS.filter((p) => !p.includes(".") && !p.includes("*")),
+            censor: "[redacted]",
+          },
+        },
+      ),
+  ],
+  // sidecar/app.ts
+  [
+    "sidecar",
+    (sink) => createLogger({ name: "akv-injector-sidecar", level: "trace", destination: sink }),
+  ],
+];
+
+describe("createLogger line format", () => {
+  it.each(STYLES)("%s: the level by name on every level", (_name, make) => {
+    const { sink, lines } = createSink();
+    const logger = make(sink);
+    logger.trace("t");
+    logger.debug("d");
+    logger.info("i");
+    logger.warn("w");
+    logger.error("e");
+    logger.fatal("f");
+    logger.flush();
+    expect(lines().map((l) => [l.level, l.msg])).toEqual([
+      ["trace", "t"],
+      ["debug", "d"],
+      ["info", "i"],
+      ["warn", "w"],
+      ["error", "e"],
+      ["fatal", "f"],
+    ]);
+  });
+
+  it.each(STYLES)("%s: time in RFC 3339 UTC with milliseconds, now", (_name, make) => {
+    const { sink, lines } = createSink();
+    const logger = make(sink);
+    const before = Date.now();
+    logger.info({ ref: "db" }, "event");
+    logger.warn("later");
+    const after = Date.now();
+    logger.flush();
+    for (const line of lines()) {
+      const time = line.time;
+      expect(time).toMatch(RFC3339_UTC_MS);
+      const at = Date.parse(time as string);
+      // Round trip: the text is the instant, not a local time or a rounding of it.
+      expect(new Date(at).toISOString()).toBe(time);
+      expect(at).toBeGreaterThanOrEqual(before);
+      expect(at).toBeLessThanOrEqual(after);
+    }
+    expect(lines()).toHaveLength(2);
+  });
+
+  it.each(STYLES)(
+    "%s: redaction still applies, and the line keeps its other fields",
+    (_name, make) => {
+      const { sink, text, lines } = createSink();
+      const logger = make(sink);
+      logger.error({ ref: "db", value: SECRET, token: SECRET }, "failed");
+      logger.flush();
+      expect(text()).not.toContain(SECRET);
+      expect(lines()[0]).toMatchObject({
+        level: "error",
+        ref: "db",
+        value: "[redacted]",
+        token: "[redacted]",
+        msg: "failed",
+      });
+    },
+  );
 });

@@ -3,6 +3,11 @@
  * path so a secret value or a token put in a log object by mistake is censored
  * before it is written. Redaction is the net, not the plan: code logs names,
  * versions and status codes, never values.
+ *
+ * Lines carry what Kubernetes-native JSON loggers write and log tooling reads
+ * without a mapping: the level by name (`"level":"info"`) and the time in
+ * RFC 3339 UTC with milliseconds (`"time":"2026-11-30T20:32:11.092Z"`), not
+ * pino's numeric level and epoch milliseconds.
  */
 import { pino, type DestinationStream, type Logger } from "pino";
 
@@ -38,6 +43,14 @@ export interface LoggerOptions {
   readonly destination?: DestinationStream | undefined;
 }
 
+/**
+ * `{"level":"warn"}` for every line. pino calls this once per level when the
+ * logger (or a child) is made and keeps the text, so a line costs no more.
+ */
+function levelByName(label: string): { level: string } {
+  return { level: label };
+}
+
 /** Creates the process logger. */
 export function createLogger(options: LoggerOptions): Logger {
   return pino(
@@ -45,6 +58,8 @@ export function createLogger(options: LoggerOptions): Logger {
       name: options.name,
       level: options.level ?? "info",
       redact: { paths: [...REDACT_PATHS], censor: "[redacted]" },
+      formatters: { level: levelByName },
+      timestamp: pino.stdTimeFunctions.isoTime,
     },
     options.destination ?? pino.destination({ fd: 1, sync: false }),
   );

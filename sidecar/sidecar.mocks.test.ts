@@ -326,7 +326,7 @@ describe("the bundled sidecar against mock Entra ID and Key Vault", () => {
         }),
       );
       expect(exit.code).toBe(1);
-      const error = exit.lines.find((l) => l.level === 50);
+      const error = exit.lines.find((l) => l.level === "error");
       expect(error?.code).toBe(ErrorCode.SECRET_FORBIDDEN);
       expect(error?.msg).toContain(
         `reading secret 'locked' in Key Vault ${world.vault.url} was refused (403`,
@@ -342,7 +342,7 @@ describe("the bundled sidecar against mock Entra ID and Key Vault", () => {
   it("404: exits non-zero naming every missing secret", async () => {
     const exit = await runChild(world.env({ files: rawFiles(2, "missing") }));
     expect(exit.code).toBe(1);
-    const error = exit.lines.find((l) => l.level === 50);
+    const error = exit.lines.find((l) => l.level === "error");
     expect(error?.code).toBe(ErrorCode.SECRET_NOT_FOUND);
     expect(error?.msg).toContain("secret 'missing0'");
     expect(error?.msg).toContain("secret 'missing1'");
@@ -374,7 +374,7 @@ describe("the bundled sidecar against mock Entra ID and Key Vault", () => {
     });
     expect(exit.code).toBe(1);
     expect(exit.lines.find((l) => l.event === "start")?.volumeBytes).toBe(65_536);
-    const error = exit.lines.find((l) => l.level === 50);
+    const error = exit.lines.find((l) => l.level === "error");
     expect(error?.code).toBe(ErrorCode.OUTPUT_TOO_LARGE);
     expect(error?.msg).toContain(
       "file 'app.conf' (at least 80000 bytes) brings the files to at least 80000 bytes, more than the volume's 65536 bytes",
@@ -391,7 +391,7 @@ describe("the bundled sidecar against mock Entra ID and Key Vault", () => {
         }),
       );
       expect(exit.code).toBe(1);
-      const error = exit.lines.find((l) => l.level === 50);
+      const error = exit.lines.find((l) => l.level === "error");
       expect(error?.code).toBe(ErrorCode.AUTH_FAILED);
       expect(error?.msg).toContain("AADSTS70021");
       expect(error?.msg).toContain(`client id ${CLIENT_ID}`);

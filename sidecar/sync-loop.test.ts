@@ -142,7 +142,7 @@ describe("syncOnce", () => {
     expect(bAt[0]).toBe(0);
     expect(bAt.slice(1).every((at) => at >= 7000)).toBe(true);
     expect(bAt).toHaveLength(3);
-    const warnings = h.log.lines().filter((l) => l.level === 40);
+    const warnings = h.log.lines().filter((l) => l.level === "warn");
     expect(warnings.map((w) => w.code)).toEqual(expect.arrayContaining([ErrorCode.THROTTLED]));
     expect(warnings.find((w) => w.ref === "a")?.delayMs).toBeGreaterThanOrEqual(7000);
   });
@@ -325,7 +325,7 @@ describe("runSyncLoop", () => {
     expect(afterThrottle).toBeGreaterThanOrEqual(90_000);
     expect(backoffs.slice(0, 4).every((d) => d <= 60_000)).toBe(true);
     expect(backoffs.slice(0, 3)).toEqual([3996, 7992, 15_984]);
-    const errors = h.log.lines().filter((l) => l.level === 50);
+    const errors = h.log.lines().filter((l) => l.level === "error");
     expect(errors[0]?.msg).toContain("keeping the last good files");
   });
 
@@ -359,7 +359,7 @@ describe("runSyncLoop", () => {
       await loop; // a first-sync failure that is not retried ends the loop with it
       expect(tries).toBe(3);
       expect(h.clock.sleeps.filter((d) => d !== 5000).slice(0, 2)).toEqual([1998, 3996]);
-      const warnings = h.log.lines().filter((l) => l.level === 40);
+      const warnings = h.log.lines().filter((l) => l.level === "warn");
       expect(warnings.map((w) => w.code)).toEqual([
         ErrorCode.PUBLISH_FAILED,
         ErrorCode.PUBLISH_FAILED,
@@ -392,7 +392,7 @@ describe("runSyncLoop", () => {
     stop.abort();
     await loop;
     expect(h.published.map((m) => m.get("a"))).toEqual(["small"]);
-    const errors = h.log.lines().filter((l) => l.level === 50);
+    const errors = h.log.lines().filter((l) => l.level === "error");
     expect(errors.map((e) => e.code)).toEqual([ErrorCode.OUTPUT_TOO_LARGE]);
     expect(errors[0]?.msg).toContain("keeping the last good files");
   });
@@ -434,7 +434,7 @@ describe("runSyncLoop", () => {
     expect(h.clock.now() - start).toBeLessThanOrEqual(300_000);
     expect(Math.max(...h.clock.sleeps)).toBeLessThanOrEqual(300_000);
     // The log says what the vault asked for and what the sidecar waits instead.
-    const [warning] = h.log.lines().filter((l) => l.level === 40);
+    const [warning] = h.log.lines().filter((l) => l.level === "warn");
     expect(warning).toMatchObject({
       ref: "a",
       retryAfterMs: 86_400_000,
@@ -472,7 +472,7 @@ describe("runSyncLoop", () => {
     // A refresh waits at most 5 minutes, whatever the vault asked for.
     const refreshAt = calls[2] ?? NaN;
     expect(calls[3]).toBe(refreshAt + 300_000);
-    const warnings = h.log.lines().filter((l) => l.level === 40);
+    const warnings = h.log.lines().filter((l) => l.level === "warn");
     expect(warnings.map((w) => [w.retryAfterMs, w.delayMs, w.cappedBy])).toEqual([
       [86_400_000, 120_000, "deadline"],
       [86_400_000, 300_000, "max"],

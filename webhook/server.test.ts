@@ -359,7 +359,8 @@ describe("POST /mutate (inject)", () => {
     const lines = logs.filter((l) => l.msg === "admission");
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatchObject({
-      level: 30,
+      level: "info",
+      time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/) as string,
       name: "webhook",
       uid: "log-uid",
       namespace: "team-a",
@@ -391,7 +392,7 @@ describe("POST /mutate (inject)", () => {
       code: "INTERNAL",
       message: "internal error",
     });
-    expect(logs.at(-1)).toMatchObject({ level: 50, msg: "request failed" });
+    expect(logs.at(-1)).toMatchObject({ level: "error", msg: "request failed" });
   });
 
   it("censors secret-named keys in admission lines", () => {

@@ -174,7 +174,11 @@ describe("loadServingCertificate", () => {
     expect(loaded?.state.fingerprint).toBe(fingerprintOf(servingA.certPem));
     expect(s.inUse).toEqual([fingerprintOf(servingA.certPem)]);
     expect(s.logs).toMatchObject([
-      { level: 30, msg: "TLS certificate loaded", fingerprint: fingerprintOf(servingA.certPem) },
+      {
+        level: "info",
+        msg: "TLS certificate loaded",
+        fingerprint: fingerprintOf(servingA.certPem),
+      },
     ]);
     expect(JSON.stringify(s.logs)).not.toContain("PRIVATE KEY");
   });
@@ -185,7 +189,7 @@ describe("loadServingCertificate", () => {
     expect(s.inUse).toEqual([]);
     expect(s.logs).toMatchObject([
       {
-        level: 50,
+        level: "error",
         code: ErrorCode.TLS_INVALID,
         msg: "no usable TLS certificate yet; not ready",
         reason: expect.stringMatching(/^cannot read TLS files: /) as string,
@@ -228,7 +232,7 @@ describe("watchServingCertificate", () => {
     expect(await certificate.reload()).toBe(false);
     expect(s.reloaded).toEqual(["failure"]);
     expect(certificate.state()?.fingerprint).toBe(fingerprintOf(servingA.certPem));
-    expect(s.logs.filter((l) => l.level === 40)).toMatchObject([
+    expect(s.logs.filter((l) => l.level === "warn")).toMatchObject([
       { code: ErrorCode.TLS_INVALID, msg: "TLS files not usable; keeping the certificate in use" },
     ]);
 

@@ -134,13 +134,15 @@ async function runOnce(
   const synced = out
     .split("\n")
     .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as { event?: string; time: number })
+    .map((l) => JSON.parse(l) as { event?: string; time: string | number })
     .find((l) => l.event === "synced");
   if (synced === undefined) throw new Error(`no synced line: ${out}`);
   const mem = /@@mem (\d+) (\d+) (\d+)/.exec(err);
   if (mem === null) throw new Error(`no memory line: ${err}`);
   const mib = (i: number): number => Number(mem[i]) / 1024;
-  return { ms: synced.time - start, exitMs, peakMiB: mib(1), anonMiB: mib(2), fileMiB: mib(3) };
+  // RFC 3339 since issue 11; epoch ms from builds before it (`--compare`).
+  const syncedAt = typeof synced.time === "number" ? synced.time : Date.parse(synced.time);
+  return { ms: syncedAt - start, exitMs, peakMiB: mib(1), anonMiB: mib(2), fileMiB: mib(3) };
 }
 
 interface Build {
