@@ -24,6 +24,7 @@ import { fileURLToPath } from "node:url";
 import { Copy, DockerfileParser, From, type Instruction } from "dockerfile-ast";
 import { build as esbuild } from "esbuild";
 import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { Injected } from "./common/names.ts";
 import { BUNDLE_CHUNK_DIRS, BUNDLE_ENTRIES, type BundleBin } from "./scripts/bundles.ts";
 import { sidecarBuildOptions } from "./scripts/sidecar-bundle.ts";
@@ -275,9 +276,12 @@ describe.each([
     expect(keywords.lastIndexOf("USER")).toBeLessThan(keywords.indexOf("ENTRYPOINT"));
     const text = (final?.instructions ?? []).map((i) => i.getArgumentsContent() ?? "").join("\n");
     expect(text).not.toMatch(/\bnpm\b|node_modules|\/bin\/sh|bash/);
-    // The chart's and the injected spec's runAsUser agree with the image.
-    const chart = readFileSync(join(ROOT, "charts/akv-injector/templates/deployment.yaml"), "utf8");
-    expect(chart.match(/runAsUser: (\d+)/g)).toEqual([`runAsUser: ${UID}`, `runAsUser: ${UID}`]);
+    // The chart's default runAsUser (pod and container) agrees with the image.
+    const values = parse(readFileSync(join(ROOT, "charts/akv-injector/values.yaml"), "utf8")) as {
+      webhook: Record<"podSecurityContext" | "securityContext", { runAsUser: number }>;
+    };
+    expect(values.webhook.podSecurityContext.runAsUser).toBe(Number(UID));
+    expect(values.webhook.securityContext.runAsUser).toBe(Number(UID));
   });
 
   it("starts with the exec-form entrypoint the injected spec uses", () => {

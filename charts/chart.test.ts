@@ -1,4 +1,4 @@
-// Over 400 lines on purpose: the chart rendered by the real Helm, one describe per concern (lint, schema, defaults, clouds, certificate modes, other values, NOTES), sharing one build of Helm.
+// Over 400 lines on purpose: the chart rendered by the real Helm, one describe per concern (lint, schema, defaults, clouds, certificate modes, other values, conventions, NOTES), sharing one build of Helm.
 // The chart, rendered by the real Helm (built from Go modules) and checked on
 // the parsed objects: what fails closed, what is excluded, who may do what,
 // and that the environment it gives the webhook is what the webhook parses.
@@ -26,6 +26,50 @@ const RELEASE = "akv";
 const FULLNAME = "akv-akv-injector";
 const BASE = { tenantId: TENANT };
 const CA_PEM = createCertificateAuthority({ commonName: "corp-proxy-ca", now: new Date() }).certPem;
+/** The default security contexts: the `restricted` Pod Security Standard, user 65532. */
+const RESTRICTED_POD = {
+  runAsNonRoot: true,
+  runAsUser: 65532,
+  runAsGroup: 65532,
+  fsGroup: 65532,
+  seccompProfile: { type: "RuntimeDefault" },
+};
+const RESTRICTED_CONTAINER = {
+  runAsNonRoot: true,
+  runAsUser: 65532,
+  runAsGroup: 65532,
+  readOnlyRootFilesystem: true,
+  allowPrivilegeEscalation: false,
+  privileged: false,
+  capabilities: { drop: ["ALL"] },
+  seccompProfile: { type: "RuntimeDefault" },
+};
+/** Every convention value away from its default at once (docs/chart.md's OpenShift recipe among them). */
+const CONVENTIONS = {
+  webhook: {
+    podSecurityContext: { runAsUser: null, runAsGroup: null, fsGroup: null },
+    securityContext: { runAsUser: null, runAsGroup: null },
+    nodeSelector: { "kubernetes.io/os": null, "node-role.example/system": "true" },
+    extraEnv: [
+      { name: "NODE_OPTIONS", value: "--max-old-space-size=200" },
+      { name: "POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } },
+    ],
+    extraVolumes: [{ name: "scratch", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } }],
+    extraVolumeMounts: [{ name: "scratch", mountPath: "/scratch" }],
+    podLabels: { team: "security" },
+    podAnnotations: { "example.com/owner": "security" },
+    configurationAnnotations: { "example.com/owner": "security" },
+  },
+  metrics: {
+    serviceMonitor: {
+      enabled: true,
+      interval: "45s",
+      scrapeTimeout: "20s",
+      labels: { release: "kube-prometheus-stack" },
+    },
+  },
+  serviceAccount: { create: false, name: "akv-webhook" },
+};
 
 // Minimal shapes of what the tests read; the rendered YAML is checked, not trusted.
 interface EnvVar {
@@ -39,7 +83,7 @@ interface Container {
   imagePullPolicy?: string;
   env: EnvVar[];
   ports: { name: string; containerPort: number }[];
-  securityContext: Record<string, unknown> & { capabilities: { drop: string[] } };
+  securityContext?: Record<string, unknown>;
   volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
   livenessProbe: { httpGet: { path: string; port: string } };
   readinessProbe: { httpGet: { path: string; port: string } };
@@ -56,7 +100,8 @@ interface PodSpec {
   serviceAccountName: string;
   terminationGracePeriodSeconds?: number;
   priorityClassName?: string;
-  securityContext: Record<string, unknown>;
+  securityContext?: Record<string, unknown>;
+  nodeSelector?: Record<string, string>;
   affinity: { podAntiAffinity?: { preferredDuringSchedulingIgnoredDuringExecution: unknown[] } };
   containers: Container[];
   volumes: Volume[];
@@ -65,7 +110,10 @@ interface Deployment {
   spec: {
     replicas: number;
     selector: { matchLabels: Record<string, string> };
-    template: { metadata: { labels: Record<string, string> }; spec: PodSpec };
+    template: {
+      metadata: { labels: Record<string, string>; annotations: Record<string, string> };
+      spec: PodSpec;
+    };
   };
 }
 interface Webhook {
@@ -165,6 +213,7 @@ describe("helm lint", () => {
       { certificates: { mode: "provided", provided: { secretName: "my-tls", caBundle: CA_PEM } } },
     ],
     ["extra CA", { sidecar: { extraCaCerts: CA_PEM } }],
+    ["OpenShift, extras, ServiceMonitor, an existing ServiceAccount", CONVENTIONS],
     [
       "one replica, Ignore",
       {
@@ -310,6 +359,75 @@ describe("the schema refuses nonsense, with Helm's message", () => {
       { webhook: { excludedNamespaces: ["Kube-System"] } },
       ["at '/webhook/excludedNamespaces/0'"],
     ],
+    [
+      "a typo in the security context",
+      { webhook: { securityContext: { runAsUsr: 1000 } } },
+      ["at '/webhook/securityContext'", "'runAsUsr'"],
+    ],
+    [
+      "a user id in quotes",
+      { webhook: { podSecurityContext: { runAsUser: "1000" } } },
+      ["at '/webhook/podSecurityContext/runAsUser': got string, want integer"],
+    ],
+    [
+      "an unknown seccomp profile",
+      { webhook: { podSecurityContext: { seccompProfile: { type: "Default" } } } },
+      ["at '/webhook/podSecurityContext/seccompProfile/type'"],
+    ],
+    [
+      "an env var without a name",
+      { webhook: { extraEnv: [{ value: "x" }] } },
+      ["at '/webhook/extraEnv/0'", "'name'"],
+    ],
+    [
+      "an env var with value and valueFrom",
+      {
+        webhook: {
+          extraEnv: [{ name: "A", value: "x", valueFrom: { fieldRef: { fieldPath: "x" } } }],
+        },
+      },
+      ["at '/webhook/extraEnv/0'"],
+    ],
+    [
+      "an env var name with '='",
+      { webhook: { extraEnv: [{ name: "A=B", value: "x" }] } },
+      ["at '/webhook/extraEnv/0/name'"],
+    ],
+    [
+      "a volume without a source",
+      { webhook: { extraVolumes: [{ name: "scratch" }] } },
+      ["at '/webhook/extraVolumes/0'"],
+    ],
+    [
+      "a relative mount path",
+      { webhook: { extraVolumeMounts: [{ name: "scratch", mountPath: "scratch" }] } },
+      ["at '/webhook/extraVolumeMounts/0/mountPath'"],
+    ],
+    [
+      "a node selector that is not a string",
+      { webhook: { nodeSelector: { "kubernetes.io/os": true } } },
+      ["at '/webhook/nodeSelector/kubernetes.io~1os': got boolean, want string"],
+    ],
+    [
+      "a configuration annotation that is not a string",
+      { webhook: { configurationAnnotations: { "example.com/n": 1 } } },
+      ["at '/webhook/configurationAnnotations/example.com~1n'"],
+    ],
+    [
+      "a scrape interval in words",
+      { metrics: { serviceMonitor: { interval: "30 seconds" } } },
+      ["at '/metrics/serviceMonitor/interval'"],
+    ],
+    [
+      "a typo in the ServiceMonitor",
+      { metrics: { serviceMonitor: { enable: true } } },
+      ["at '/metrics/serviceMonitor'", "'enable'"],
+    ],
+    [
+      "serviceAccount.create in quotes",
+      { serviceAccount: { create: "false" } },
+      ["at '/serviceAccount/create': got string, want boolean"],
+    ],
   ])("%s", async (_name, values, messages) => {
     const error = await render(values).then(
       () => undefined,
@@ -398,7 +516,7 @@ describe("defaults (self-managed certificates)", () => {
     expect(webhook.clientConfig.caBundle).toBeUndefined();
   });
 
-  it("points at its Service, which selects the webhook pods on the HTTPS port", () => {
+  it("points at its Service, which selects the webhook pods on the HTTPS port, and offers the metrics port", () => {
     const webhook = webhookOf(docs);
     const service = one<{
       spec: { selector: Record<string, string>; ports: { port: number; targetPort: string }[] };
@@ -411,6 +529,8 @@ describe("defaults (self-managed certificates)", () => {
     });
     expect(service.spec.ports).toEqual([
       { name: "https", port: 443, targetPort: "https", protocol: "TCP" },
+      // /metrics is served on the plain health port.
+      { name: "metrics", port: 8080, targetPort: "health", protocol: "TCP" },
     ]);
     const deployment = one<Deployment>(docs, "Deployment");
     expect(deployment.spec.template.metadata.labels).toMatchObject(service.spec.selector);
@@ -444,6 +564,17 @@ describe("defaults (self-managed certificates)", () => {
     expect(deployment.spec.template.spec.priorityClassName).toBeUndefined();
   });
 
+  it("runs on Linux nodes, with the chart's pod labels and annotations alone", () => {
+    const deployment = one<Deployment>(docs, "Deployment");
+    expect(deployment.spec.template.spec.nodeSelector).toEqual({ "kubernetes.io/os": "linux" });
+    expect(deployment.spec.template.metadata.labels).toEqual(deployment.spec.selector.matchLabels);
+    expect(Object.keys(deployment.spec.template.metadata.annotations)).toEqual([
+      "checksum/sidecar-ca",
+    ]);
+    // Self mode writes its own caBundle: nothing annotates the configuration.
+    expect(one(docs, "MutatingWebhookConfiguration").metadata.annotations).toBeUndefined();
+  });
+
   it("probes /healthz and /readyz on the health port", () => {
     const container = containerOf(docs);
     const health = container.ports.find((p) => p.name === "health");
@@ -455,21 +586,9 @@ describe("defaults (self-managed certificates)", () => {
 
   it("runs restricted: numeric non-root user, read-only root, no escalation, no capabilities, RuntimeDefault", () => {
     const pod = one<Deployment>(docs, "Deployment").spec.template.spec;
-    expect(pod.securityContext).toMatchObject({
-      runAsNonRoot: true,
-      runAsUser: 65532,
-      seccompProfile: { type: "RuntimeDefault" },
-    });
-    expect(containerOf(docs).securityContext).toEqual({
-      runAsNonRoot: true,
-      runAsUser: 65532,
-      runAsGroup: 65532,
-      readOnlyRootFilesystem: true,
-      allowPrivilegeEscalation: false,
-      privileged: false,
-      capabilities: { drop: ["ALL"] },
-      seccompProfile: { type: "RuntimeDefault" },
-    });
+    // Exactly what the chart rendered before the contexts became values.
+    expect(pod.securityContext).toEqual(RESTRICTED_POD);
+    expect(containerOf(docs).securityContext).toEqual(RESTRICTED_CONTAINER);
     expect(containerOf(docs).resources).toEqual({
       requests: { cpu: "50m", memory: "96Mi" },
       limits: { memory: "256Mi" },
@@ -877,6 +996,309 @@ describe("other values", () => {
       "security",
     ]);
     expect(envOf(docs, "security")[WebhookEnv.namespace]).toBe("security");
+  });
+});
+
+describe("chart conventions", () => {
+  /** Helm's message when rendering fails, else undefined. */
+  async function renderError(values: Record<string, unknown>): Promise<string | undefined> {
+    return render(values).then(
+      () => undefined,
+      (e: unknown) => (e as Error).message,
+    );
+  }
+  const podOf = (docs: readonly KubeObject[]) => one<Deployment>(docs, "Deployment").spec.template;
+
+  describe("security contexts", () => {
+    it("take overrides, merged into the restricted defaults", async () => {
+      const docs = await render({
+        webhook: {
+          podSecurityContext: { runAsUser: 1000, fsGroupChangePolicy: "OnRootMismatch" },
+          securityContext: { runAsUser: 1000, capabilities: { drop: ["ALL", "NET_RAW"] } },
+        },
+      });
+      expect(podOf(docs).spec.securityContext).toEqual({
+        ...RESTRICTED_POD,
+        runAsUser: 1000,
+        fsGroupChangePolicy: "OnRootMismatch",
+      });
+      expect(containerOf(docs).securityContext).toEqual({
+        ...RESTRICTED_CONTAINER,
+        runAsUser: 1000,
+        capabilities: { drop: ["ALL", "NET_RAW"] },
+      });
+    });
+
+    it("OpenShift: null drops the fixed ids, which its SCC assigns, and keeps the rest", async () => {
+      const docs = await render({ webhook: CONVENTIONS.webhook });
+      const without = (context: Record<string, unknown>, ...fields: string[]) =>
+        Object.fromEntries(Object.entries(context).filter(([key]) => !fields.includes(key)));
+      expect(podOf(docs).spec.securityContext).toEqual(
+        without(RESTRICTED_POD, "runAsUser", "runAsGroup", "fsGroup"),
+      );
+      expect(containerOf(docs).securityContext).toEqual(
+        without(RESTRICTED_CONTAINER, "runAsUser", "runAsGroup"),
+      );
+    });
+
+    it("null drops a whole context", async () => {
+      const docs = await render({ webhook: { podSecurityContext: null, securityContext: null } });
+      expect(podOf(docs).spec).not.toHaveProperty("securityContext");
+      expect(containerOf(docs)).not.toHaveProperty("securityContext");
+    });
+  });
+
+  it("nodeSelector: merged into kubernetes.io/os: linux, which null drops", async () => {
+    const merged = await render({ webhook: { nodeSelector: { pool: "system" } } });
+    expect(podOf(merged).spec.nodeSelector).toEqual({
+      "kubernetes.io/os": "linux",
+      pool: "system",
+    });
+    const dropped = await render({ webhook: CONVENTIONS.webhook });
+    expect(podOf(dropped).spec.nodeSelector).toEqual({ "node-role.example/system": "true" });
+    const none = await render({ webhook: { nodeSelector: { "kubernetes.io/os": null } } });
+    expect(podOf(none).spec).not.toHaveProperty("nodeSelector");
+  });
+
+  it("extraEnv, extraVolumes and extraVolumeMounts follow the chart's, which the webhook still parses", async () => {
+    const docs = await render({ webhook: CONVENTIONS.webhook });
+    const container = containerOf(docs);
+    expect(container.env.slice(-2)).toEqual(CONVENTIONS.webhook.extraEnv);
+    const defaults = containerOf(await render({}));
+    expect(container.env.slice(0, -2)).toEqual(defaults.env);
+    expect(parseSettings(envOf(docs))).toEqual(parseSettings(envOf(await render({}))));
+    expect(container.volumeMounts).toEqual([
+      ...defaults.volumeMounts,
+      ...CONVENTIONS.webhook.extraVolumeMounts,
+    ]);
+    expect(podOf(docs).spec.volumes).toEqual([
+      ...podOf(await render({})).spec.volumes,
+      ...CONVENTIONS.webhook.extraVolumes,
+    ]);
+  });
+
+  it("extraEnv may set no variable the chart sets, in any configuration", async () => {
+    // The chart's names are WebhookEnv's ("sets only WebhookEnv names"), but KUBECONFIG, which it never sets.
+    const chartNames = Object.values(WebhookEnv).filter((name) => name !== WebhookEnv.kubeconfig);
+    const everything = await render({
+      images: { sidecar: { repository: "r.example/s", pullPolicy: "Always" } },
+      sidecar: { extraCaCerts: CA_PEM },
+      certificates: { self: { extraSans: ["127.0.0.1"] } },
+    });
+    expect(Object.keys(envOf(everything)).sort()).toEqual([...chartNames].sort());
+    for (const name of chartNames) {
+      const message = await renderError({ webhook: { extraEnv: [{ name, value: "x" }] } });
+      expect(message, name).toMatch(
+        new RegExp(`webhook\\.extraEnv: ${name} is set by the chart \\(from [a-z]`),
+      );
+    }
+    const kubeconfig = await render({
+      webhook: { extraEnv: [{ name: WebhookEnv.kubeconfig, value: "/etc/kube/config" }] },
+    });
+    expect(envOf(kubeconfig)[WebhookEnv.kubeconfig]).toBe("/etc/kube/config");
+  });
+
+  it("extraEnv names the chart's value to use instead, and refuses a name given twice", async () => {
+    expect(
+      await renderError({ webhook: { extraEnv: [{ name: WebhookEnv.logLevel, value: "debug" }] } }),
+    ).toContain(
+      `webhook.extraEnv: ${WebhookEnv.logLevel} is set by the chart (from webhook.logLevel)`,
+    );
+    expect(
+      await renderError({
+        webhook: {
+          extraEnv: [
+            { name: "NODE_OPTIONS", value: "a" },
+            { name: "NODE_OPTIONS", value: "b" },
+          ],
+        },
+      }),
+    ).toContain("webhook.extraEnv: NODE_OPTIONS is given twice");
+  });
+
+  describe("service account", () => {
+    it("created by default, annotated, and bound", async () => {
+      const docs = await render({
+        serviceAccount: { name: "akv-webhook", annotations: { "example.com/owner": "security" } },
+      });
+      const sa = one(docs, "ServiceAccount", "akv-webhook");
+      expect(sa.metadata.annotations).toEqual({ "example.com/owner": "security" });
+      expect(podOf(docs).spec.serviceAccountName).toBe("akv-webhook");
+    });
+
+    it("create: false renders none, runs as and binds the named one", async () => {
+      const docs = await render({ serviceAccount: CONVENTIONS.serviceAccount });
+      expect(docs.filter((d) => d.kind === "ServiceAccount")).toEqual([]);
+      expect(podOf(docs).spec.serviceAccountName).toBe("akv-webhook");
+      for (const kind of ["ClusterRoleBinding", "RoleBinding"]) {
+        expect(one<{ subjects: unknown[] }>(docs, kind).subjects, kind).toEqual([
+          { kind: "ServiceAccount", name: "akv-webhook", namespace: NS },
+        ]);
+      }
+    });
+
+    it("create: false needs a name and takes no annotations", async () => {
+      expect(await renderError({ serviceAccount: { create: false } })).toContain(
+        "serviceAccount.name is required when serviceAccount.create is false",
+      );
+      expect(
+        await renderError({
+          serviceAccount: { create: false, name: "akv-webhook", annotations: { a: "b" } },
+        }),
+      ).toContain("serviceAccount.annotations apply only to a ServiceAccount the chart creates");
+    });
+  });
+
+  describe("labels and annotations", () => {
+    it("pod labels and annotations join the chart's", async () => {
+      const docs = await render({ webhook: CONVENTIONS.webhook });
+      const template = podOf(docs);
+      expect(template.metadata.labels).toEqual({
+        ...one<Deployment>(docs, "Deployment").spec.selector.matchLabels,
+        team: "security",
+      });
+      expect(Object.keys(template.metadata.annotations).sort()).toEqual([
+        "checksum/sidecar-ca",
+        "example.com/owner",
+      ]);
+      expect(template.metadata.annotations["example.com/owner"]).toBe("security");
+    });
+
+    it("configuration annotations join cert-manager's CA injection without replacing it", async () => {
+      const docs = await render({
+        certificates: { mode: "cert-manager" },
+        webhook: { configurationAnnotations: { "example.com/owner": "security" } },
+      });
+      expect(one(docs, "MutatingWebhookConfiguration").metadata.annotations).toEqual({
+        "cert-manager.io/inject-ca-from": `${NS}/${FULLNAME}`,
+        "example.com/owner": "security",
+      });
+      const self = await render({ webhook: CONVENTIONS.webhook });
+      expect(one(self, "MutatingWebhookConfiguration").metadata.annotations).toEqual({
+        "example.com/owner": "security",
+      });
+    });
+
+    it("provided certificates may have cainjector write the caBundle", async () => {
+      const docs = await render({
+        certificates: { mode: "provided", provided: { secretName: "my-tls" } },
+        webhook: {
+          configurationAnnotations: { "cert-manager.io/inject-ca-from-secret": `${NS}/my-tls` },
+        },
+      });
+      expect(one(docs, "MutatingWebhookConfiguration").metadata.annotations).toEqual({
+        "cert-manager.io/inject-ca-from-secret": `${NS}/my-tls`,
+      });
+    });
+
+    it.each<[string, Record<string, unknown>, string]>([
+      [
+        "a selector label among the pod labels",
+        { webhook: { podLabels: { "app.kubernetes.io/name": "other" } } },
+        "webhook.podLabels: app.kubernetes.io/name is set by the chart",
+      ],
+      [
+        "the chart's checksum among the pod annotations",
+        { webhook: { podAnnotations: { "checksum/sidecar-ca": "x" } } },
+        "webhook.podAnnotations: checksum/sidecar-ca is set by the chart",
+      ],
+      [
+        "cert-manager's own annotation, replaced",
+        {
+          certificates: { mode: "cert-manager" },
+          webhook: { configurationAnnotations: { "cert-manager.io/inject-ca-from": "x/y" } },
+        },
+        "webhook.configurationAnnotations: cert-manager.io/inject-ca-from is set by the chart",
+      ],
+      [
+        "a second cainjector source in cert-manager mode",
+        {
+          certificates: { mode: "cert-manager" },
+          webhook: { configurationAnnotations: { "cert-manager.io/inject-ca-from-secret": "x/y" } },
+        },
+        "cert-manager.io/inject-ca-from-secret would have cert-manager's cainjector write the caBundle, which certificates.mode cert-manager already writes",
+      ],
+      [
+        "cainjector in self mode, where the webhook writes the caBundle",
+        { webhook: { configurationAnnotations: { "cert-manager.io/inject-ca-from": "x/y" } } },
+        "cert-manager.io/inject-ca-from would have cert-manager's cainjector write the caBundle, which certificates.mode self already writes",
+      ],
+      [
+        "a chart label among the ServiceMonitor's",
+        { metrics: { serviceMonitor: { enabled: true, labels: { "helm.sh/chart": "x" } } } },
+        "metrics.serviceMonitor.labels: helm.sh/chart is set by the chart",
+      ],
+    ])("refuses %s, naming it", async (_name, values, message) => {
+      expect(await renderError(values)).toContain(message);
+    });
+  });
+
+  describe("ServiceMonitor", () => {
+    interface ServiceMonitor {
+      metadata: { labels: Record<string, string> };
+      spec: {
+        selector: { matchLabels: Record<string, string> };
+        namespaceSelector: { matchNames: string[] };
+        endpoints: Record<string, unknown>[];
+      };
+    }
+    interface Service {
+      metadata: { labels: Record<string, string> };
+      spec: { ports: { name: string; port: number; targetPort: string }[] };
+    }
+
+    it("scrapes /metrics over HTTP on the metrics port of the chart's Service", async () => {
+      const docs = await render({
+        metrics: CONVENTIONS.metrics,
+        webhook: { healthPort: 9090 },
+      });
+      const monitor = one<ServiceMonitor>(docs, "ServiceMonitor", FULLNAME);
+      expect(monitor.apiVersion).toBe("monitoring.coreos.com/v1");
+      expect(monitor.metadata.namespace).toBe(NS);
+      expect(monitor.metadata.labels).toMatchObject({
+        ...one<Service>(docs, "Service").metadata.labels,
+        release: "kube-prometheus-stack",
+      });
+      expect(monitor.spec.endpoints).toEqual([
+        {
+          port: "metrics",
+          path: "/metrics",
+          scheme: "http",
+          interval: "45s",
+          scrapeTimeout: "20s",
+        },
+      ]);
+      expect(monitor.spec.namespaceSelector).toEqual({ matchNames: [NS] });
+      // Its selector picks the chart's Service, by the chart's selector labels...
+      const deployment = one<Deployment>(docs, "Deployment");
+      expect(monitor.spec.selector.matchLabels).toEqual(deployment.spec.selector.matchLabels);
+      const service = one<Service>(docs, "Service");
+      expect(service.metadata.labels).toMatchObject(monitor.spec.selector.matchLabels);
+      // ...whose metrics port reaches the container port the webhook serves /metrics on.
+      const port = service.spec.ports.find((p) => p.name === "metrics");
+      expect(port).toMatchObject({ port: 9090, targetPort: "health" });
+      expect(containerOf(docs).ports.find((p) => p.name === port?.targetPort)?.containerPort).toBe(
+        parseSettings(envOf(docs)).healthPort,
+      );
+    });
+
+    it("leaves the interval and timeout to Prometheus unless given; none unless enabled", async () => {
+      const docs = await render({ metrics: { serviceMonitor: { enabled: true } } });
+      expect(one<ServiceMonitor>(docs, "ServiceMonitor").spec.endpoints).toEqual([
+        { port: "metrics", path: "/metrics", scheme: "http" },
+      ]);
+      const timeoutOnly = await render({
+        metrics: { serviceMonitor: { enabled: true, scrapeTimeout: "5s" } },
+      });
+      expect(one<ServiceMonitor>(timeoutOnly, "ServiceMonitor").spec.endpoints).toEqual([
+        { port: "metrics", path: "/metrics", scheme: "http", scrapeTimeout: "5s" },
+      ]);
+      expect(one<ServiceMonitor>(docs, "ServiceMonitor").metadata.labels).toEqual(
+        one<Service>(docs, "Service").metadata.labels,
+      );
+      const off = await render({ metrics: { serviceMonitor: { interval: "30s" } } });
+      expect(off.filter((d) => d.kind === "ServiceMonitor")).toEqual([]);
+    });
   });
 });
 

@@ -119,6 +119,59 @@ describe("the rendered chart, applied to the real apiserver", () => {
   });
 });
 
+describe("the chart's conventions, applied to the real apiserver", () => {
+  it("takes OpenShift's contexts, the extras and an existing ServiceAccount, bound by name; all but the ServiceMonitor this cluster has no CRD for", async () => {
+    const namespace = "akv-conventions";
+    const objects = await renderChart({
+      values: {
+        tenantId,
+        webhook: {
+          // docs/chart.md's OpenShift recipe.
+          podSecurityContext: { runAsUser: null, runAsGroup: null, fsGroup: null },
+          securityContext: { runAsUser: null, runAsGroup: null },
+          nodeSelector: { "node-role.example/system": "true" },
+          extraEnv: [
+            { name: "NODE_OPTIONS", value: "--max-old-space-size=200" },
+            { name: "POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } },
+          ],
+          extraVolumes: [{ name: "scratch", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } }],
+          extraVolumeMounts: [{ name: "scratch", mountPath: "/scratch" }],
+          podLabels: { team: "security" },
+          podAnnotations: { "example.com/owner": "security" },
+          configurationAnnotations: { "example.com/owner": "security" },
+        },
+        metrics: { serviceMonitor: { enabled: true, interval: "30s" } },
+        serviceAccount: { create: false, name: "akv-webhook" },
+      },
+      releaseName: "akv-conventions",
+      namespace,
+    });
+    expect(objects.filter((o) => o.kind === "ServiceMonitor")).toHaveLength(1);
+    expect(objects.filter((o) => o.kind === "ServiceAccount")).toEqual([]);
+    const core = cp.kubeConfig().makeApiClient(CoreV1Api);
+    await ensureNamespace(core, namespace);
+    await core.createNamespacedServiceAccount({
+      namespace,
+      body: { metadata: { name: "akv-webhook" } },
+    });
+    await applyObjects(
+      cp.kubeConfig(),
+      objects.filter((o) => o.kind !== "ServiceMonitor"),
+    );
+    const authz = cp.kubeConfig().makeApiClient(AuthorizationV1Api);
+    const review = await authz.createSubjectAccessReview({
+      body: {
+        spec: {
+          user: `system:serviceaccount:${namespace}:akv-webhook`,
+          groups: ["system:serviceaccounts", `system:serviceaccounts:${namespace}`],
+          resourceAttributes: { verb: "watch", resource: "serviceaccounts", namespace: "team-a" },
+        },
+      },
+    });
+    expect(review.status?.allowed).toBe(true);
+  });
+});
+
 describe("RBAC, as the apiserver's authorizer answers it", () => {
   const namespace = "akv-system-0";
   const user = `system:serviceaccount:${namespace}:akv-0-akv-injector`;

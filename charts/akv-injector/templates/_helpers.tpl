@@ -33,8 +33,81 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: webhook
 {{- end }}
 
+{{/* The ServiceAccount the webhook runs as, whether the chart creates it or not. */}}
 {{- define "akv-injector.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
 {{- default (include "akv-injector.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false: the existing ServiceAccount, in the release namespace, that the webhook runs as" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- /*
+The chart's map and the user's, merged, as YAML. A key the chart sets may not
+come from the user too: labels and annotations are maps, and a second value
+would be either a duplicate YAML key or a silent override (a pod label could
+even leave the Deployment's selector). Fails naming the value and the key.
+Takes (dict "chart" MAP "user" MAP "what" "webhook.podLabels").
+*/}}
+{{- define "akv-injector.mergeOwned" -}}
+{{- $user := .user | default dict }}
+{{- range $key, $_ := $user }}
+{{- if hasKey $.chart $key }}
+{{- fail (printf "%s: %s is set by the chart and cannot be given here" $.what $key) }}
+{{- end }}
+{{- end }}
+{{- toYaml (merge (dict) $.chart $user) }}
+{{- end }}
+
+{{- /*
+Every variable the chart sets in the webhook's environment, in any
+configuration, and the value it comes from. webhook.extraEnv may not set
+these: of two entries of one name Kubernetes silently keeps the last.
+charts/chart.test.ts checks this list against common/names.ts `WebhookEnv`.
+*/}}
+{{- define "akv-injector.chartEnv" -}}
+AKV_INJECTOR_TLS_CERT_FILE: certificates.mode
+AKV_INJECTOR_TLS_KEY_FILE: certificates.mode
+AKV_INJECTOR_PORT: webhook.port
+AKV_INJECTOR_HEALTH_PORT: webhook.healthPort
+AKV_INJECTOR_SIDECAR_IMAGE: images.sidecar
+AKV_INJECTOR_SIDECAR_IMAGE_PULL_POLICY: images.sidecar.pullPolicy
+AKV_INJECTOR_VAULT_SUFFIXES: cloud and custom.vaultSuffixes
+AZURE_TENANT_ID: tenantId
+AZURE_AUTHORITY_HOST: cloud and custom.authorityHost
+AKV_INJECTOR_REFRESH_INTERVAL: sidecar.refreshInterval
+AKV_INJECTOR_TMPFS_SIZE_LIMIT: sidecar.tmpfsSizeLimit
+AKV_INJECTOR_FILE_MODE: sidecar.fileMode
+AKV_INJECTOR_NATIVE_SIDECARS: sidecar.nativeSidecars
+AKV_INJECTOR_SIDECAR_RESOURCES: sidecar.resources
+AKV_INJECTOR_SIDECAR_EXTRA_CA_FILE: sidecar.extraCaCerts
+AKV_INJECTOR_LOG_LEVEL: webhook.logLevel
+AKV_INJECTOR_SHUTDOWN_DELAY: webhook.shutdownDelaySeconds
+AKV_INJECTOR_CERT_MODE: certificates.mode
+AKV_INJECTOR_NAMESPACE: the release namespace
+AKV_INJECTOR_CERT_SECRET: certificates.mode
+AKV_INJECTOR_WEBHOOK_CONFIG_NAME: the release name
+AKV_INJECTOR_SERVICE_NAME: the release name
+AKV_INJECTOR_CERT_VALIDITY: certificates.self.validity
+AKV_INJECTOR_CERT_EXTRA_SANS: certificates.self.extraSans
+{{- end }}
+
+{{/* webhook.extraEnv as YAML, after refusing the chart's names and repeated names. */}}
+{{- define "akv-injector.extraEnv" -}}
+{{- $chartEnv := include "akv-injector.chartEnv" . | fromYaml }}
+{{- $seen := dict }}
+{{- range .Values.webhook.extraEnv }}
+{{- if hasKey $chartEnv .name }}
+{{- fail (printf "webhook.extraEnv: %s is set by the chart (from %s); a second entry would silently replace it" .name (get $chartEnv .name)) }}
+{{- end }}
+{{- if hasKey $seen .name }}
+{{- fail (printf "webhook.extraEnv: %s is given twice; Kubernetes would silently keep the last" .name) }}
+{{- end }}
+{{- $_ := set $seen .name true }}
+{{- end }}
+{{- with .Values.webhook.extraEnv }}
+{{- toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/* The webhook's Service; the certificate's DNS names derive from it. */}}
