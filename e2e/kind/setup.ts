@@ -31,6 +31,8 @@ export const Kind = {
   },
   /** The app containers' image (`sleep`, `cat`, `stat`, `ls`). */
   appImage: "busybox:1.37",
+  /** The webhook's uid and gid on kind: not the image's 65532, as on OpenShift, which picks one from a range. */
+  arbitraryUid: 1000680000,
 } as const;
 
 /** What `setup.ts` decided, read back by `checks.ts`. */
@@ -146,6 +148,18 @@ export function kindValues(state: KindState): Record<string, unknown> {
     },
     sidecar: { extraCaCerts: state.mockCaPem },
     certificates: { mode: "self" },
+    webhook: {
+      // An arbitrary uid, as OpenShift's restricted SCC assigns one (docs/chart.md).
+      podSecurityContext: {
+        runAsUser: Kind.arbitraryUid,
+        runAsGroup: Kind.arbitraryUid,
+        fsGroup: Kind.arbitraryUid,
+      },
+      securityContext: { runAsUser: Kind.arbitraryUid, runAsGroup: Kind.arbitraryUid },
+      extraEnv: [{ name: "TZ", value: "UTC" }],
+      extraVolumes: [{ name: "scratch", emptyDir: { sizeLimit: "1Mi" } }],
+      extraVolumeMounts: [{ name: "scratch", mountPath: "/scratch" }],
+    },
   };
 }
 

@@ -8,6 +8,7 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import { Injected } from "../../../common/names.ts";
 import { buildPod, eventually, WORKLOAD } from "../../scenarios.ts";
+import { Kind } from "../setup.ts";
 import { dryRunCreate, kubectl, kubectlOk, runCommand } from "./kubectl.ts";
 import type { Check, HelmRelease, KindKit } from "./runner.ts";
 
@@ -23,6 +24,44 @@ const AFTER_MS = 3000;
 export async function runWebhookChecks(kit: KindKit, check: Check): Promise<void> {
   const { release } = kit;
   const selector = `app.kubernetes.io/instance=${release.release},app.kubernetes.io/component=webhook`;
+
+  await check(
+    "chart conventions on a node: an arbitrary uid, extra env and volume, metrics through the Service",
+    async () => {
+      const [pod] = await readyReplicas(release.namespace, selector);
+      if (pod === undefined) throw new Error("no ready webhook replica");
+      // Distroless has no shell; its node reports what the process sees.
+      const probe = `const fs = require("node:fs"); fs.writeFileSync("/scratch/probe", "1");
+console.log(JSON.stringify({ uid: process.getuid(), gid: process.getgid(), tz: process.env.TZ }));`;
+      const seen = JSON.parse(
+        await kubectlOk([
+          "exec",
+          "-n",
+          release.namespace,
+          pod,
+          "-c",
+          "webhook",
+          "--",
+          "/nodejs/bin/node",
+          "-e",
+          probe,
+        ]),
+      ) as { uid: number; gid: number; tz?: string };
+      const want = { uid: Kind.arbitraryUid, gid: Kind.arbitraryUid, tz: "UTC" };
+      if (JSON.stringify(seen) !== JSON.stringify(want))
+        throw new Error(
+          `the webhook runs with ${JSON.stringify(seen)}, want ${JSON.stringify(want)}`,
+        );
+      // The apiserver's service proxy reaches the Service's `metrics` port as Prometheus would.
+      const metrics = await kubectlOk([
+        "get",
+        "--raw",
+        `/api/v1/namespaces/${release.namespace}/services/http:${release.release}:metrics/proxy/metrics`,
+      ]);
+      if (!metrics.includes("akv_injector_admissions_total"))
+        throw new Error(`no admission metrics through the Service: ${metrics.slice(0, 200)}`);
+    },
+  );
 
   await check(
     "webhook replicas deleted one by one during admission: the others serve every pod",
