@@ -239,7 +239,12 @@ describe("helm lint", () => {
 
 describe("the schema refuses nonsense, with Helm's message", () => {
   it.each<[string, Record<string, unknown>, string[]]>([
-    ["a missing tenant", { tenantId: "" }, ["at '/tenantId': 'anyOf' failed"]],
+    ["a missing tenant", { tenantId: "" }, ["at '/tenantId': '' does not match pattern"]],
+    [
+      "a tenant's domain name",
+      { tenantId: "contoso.onmicrosoft.com" },
+      ["at '/tenantId': 'contoso.onmicrosoft.com' does not match pattern"],
+    ],
     ["a tenant with a slash", { tenantId: "contoso/../x" }, ["at '/tenantId'"]],
     ["an unknown cloud", { cloud: "AzureGermanCloud" }, ["at '/cloud'", "AzurePublicCloud"]],
     [

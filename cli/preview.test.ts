@@ -84,7 +84,7 @@ describe("preview", () => {
     const result = await preview(
       input({
         env: {
-          AZURE_TENANT_ID: "contoso.onmicrosoft.com",
+          AZURE_TENANT_ID: "0000000A-0000-0000-0000-00000000000B",
           AKV_INJECTOR_SIDECAR_IMAGE: "registry.local/sidecar:1",
         },
       }),
@@ -92,7 +92,7 @@ describe("preview", () => {
     const pod = parse(result.stdout ?? "") as OutPod;
     expect(pod.spec.initContainers[0]?.image).toBe("registry.local/sidecar:1");
     expect(pod.spec.initContainers[0]?.env?.find((e) => e.name === "AZURE_TENANT_ID")?.value).toBe(
-      "contoso.onmicrosoft.com",
+      "0000000a-0000-0000-0000-00000000000b",
     );
   });
 

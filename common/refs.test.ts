@@ -13,6 +13,8 @@ import {
   parseRefreshInterval,
   parseSecretRef,
   parseTemplate,
+  parseTenantId,
+  TENANT_ID_EXPECTED,
   parseVaultSuffixes,
   resolveVaultUrl,
   type VaultSuffix,
@@ -144,6 +146,33 @@ describe("vault names and URLs", () => {
     ]);
     expect(parseVaultSuffixes("https://x").ok).toBe(false);
     expect(parseVaultSuffixes("..x").ok).toBe(false);
+  });
+});
+
+describe("parseTenantId: the tenant's GUID, as Key Vault's challenge names it", () => {
+  const GUID = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+  const DOMAIN = `${TENANT_ID_EXPECTED}, not a domain name (Key Vault names the tenant by GUID, and the Azure SDK compares the two as text)`;
+  it.each([
+    [GUID, GUID],
+    [GUID.toUpperCase(), GUID],
+    [` ${GUID} `, GUID],
+    ["72F988bf-86f1-41AF-91ab-2D7CD011DB47", GUID],
+  ])("takes %j as %j", (text, value) => {
+    expect(parseTenantId(text)).toEqual({ ok: true, value });
+  });
+
+  it.each([
+    ["contoso.onmicrosoft.com", DOMAIN],
+    ["contoso.com", DOMAIN],
+    ["contoso", TENANT_ID_EXPECTED],
+    ["", TENANT_ID_EXPECTED],
+    ["72f988bf86f141af91ab2d7cd011db47", TENANT_ID_EXPECTED],
+    [`${GUID}x`, TENANT_ID_EXPECTED],
+    [`x${GUID}`, TENANT_ID_EXPECTED],
+    ["72f988bf-86f1-41af-91ab-2d7cd011db4g", TENANT_ID_EXPECTED],
+    ["a/b.com", TENANT_ID_EXPECTED],
+  ])("refuses %j: expected %s", (text, expected) => {
+    expect(parseTenantId(text)).toEqual({ ok: false, expected });
   });
 });
 

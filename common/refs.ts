@@ -32,6 +32,30 @@ const SECRET_NAME = /^[0-9A-Za-z-]{1,127}$/;
 const SECRET_VERSION = /^[0-9A-Fa-f]{32}$/;
 const FILE_NAME = /^[A-Za-z0-9._-]+$/;
 const VAULT_NAME = /^[A-Za-z][0-9A-Za-z-]{1,22}[0-9A-Za-z]$/;
+const GUID = /^[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$/;
+const DOMAIN_NAME = /^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$/;
+
+/** What a tenant id must be, as refusals say it. */
+export const TENANT_ID_EXPECTED = "the tenant's GUID";
+
+/**
+ * Parses a Microsoft Entra tenant id into the form Key Vault names it: a
+ * lower-case GUID. Entra would take a verified domain name too, but a vault's
+ * challenge names its tenant by GUID and the Azure SDK compares the two as
+ * text, so with a domain name (or a GUID in capitals) every Key Vault read
+ * fails with "The current credential is not configured to acquire tokens for
+ * tenant …".
+ * @example parseTenantId("72F988BF-86F1-41AF-91AB-2D7CD011DB47") // ok: "72f988bf-86f1-41af-91ab-2d7cd011db47"
+ */
+export function parseTenantId(text: string): Parsed<string> {
+  const value = text.trim();
+  if (GUID.test(value)) return ok(value.toLowerCase());
+  return fail(
+    DOMAIN_NAME.test(value)
+      ? `${TENANT_ID_EXPECTED}, not a domain name (Key Vault names the tenant by GUID, and the Azure SDK compares the two as text)`
+      : TENANT_ID_EXPECTED,
+  );
+}
 
 /**
  * Parses `NAME[/VERSION]`.

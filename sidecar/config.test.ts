@@ -148,10 +148,14 @@ describe("parseSidecarConfig", () => {
     expect(problemOf(env({ [SidecarEnv.spec]: "{" }))).toContain("AKV_INJECTOR_SPEC: not JSON");
   });
 
-  it("accepts a tenant domain name, refuses junk", () => {
+  it("takes the tenant's GUID in lower case; refuses a domain name saying why, and junk", () => {
     expect(
-      parseSidecarConfig(env({ [SidecarEnv.tenantId]: "contoso.onmicrosoft.com" })).tenantId,
-    ).toBe("contoso.onmicrosoft.com");
+      parseSidecarConfig(env({ [SidecarEnv.tenantId]: "00000000-0000-0000-0000-0000000000A1" }))
+        .tenantId,
+    ).toBe("00000000-0000-0000-0000-0000000000a1");
+    expect(problemOf(env({ [SidecarEnv.tenantId]: "contoso.onmicrosoft.com" }))).toContain(
+      "AZURE_TENANT_ID: expected the Entra tenant id, the tenant's GUID, not a domain name",
+    );
     expect(problemOf(env({ [SidecarEnv.tenantId]: "a b" }))).toContain("AZURE_TENANT_ID");
   });
 
@@ -198,22 +202,22 @@ describe("parseSidecarConfig: each bad variable, by its whole message", () => {
     [
       "no tenant",
       { [SidecarEnv.tenantId]: undefined },
-      "AZURE_TENANT_ID: expected the Entra tenant id, a GUID or a domain name",
+      "AZURE_TENANT_ID: expected the Entra tenant id, the tenant's GUID",
     ],
     [
-      "a tenant that is one label",
+      "a tenant that is one word",
       { [SidecarEnv.tenantId]: "contoso" },
-      "AZURE_TENANT_ID: expected the Entra tenant id, a GUID or a domain name",
+      "AZURE_TENANT_ID: expected the Entra tenant id, the tenant's GUID",
     ],
     [
-      "a tenant domain with a leading dot",
-      { [SidecarEnv.tenantId]: ".contoso.com" },
-      "AZURE_TENANT_ID: expected the Entra tenant id, a GUID or a domain name",
+      "a tenant GUID without its dashes",
+      { [SidecarEnv.tenantId]: "000000000000000000000000000000a1" },
+      "AZURE_TENANT_ID: expected the Entra tenant id, the tenant's GUID",
     ],
     [
-      "a tenant domain with a label ending in a hyphen",
-      { [SidecarEnv.tenantId]: "contoso-.com" },
-      "AZURE_TENANT_ID: expected the Entra tenant id, a GUID or a domain name",
+      "a tenant given as a domain name",
+      { [SidecarEnv.tenantId]: "contoso.com" },
+      "AZURE_TENANT_ID: expected the Entra tenant id, the tenant's GUID, not a domain name (Key Vault names the tenant by GUID, and the Azure SDK compares the two as text)",
     ],
     [
       "a relative token file",
@@ -262,17 +266,16 @@ describe("parseSidecarConfig: each bad variable, by its whole message", () => {
     );
   });
 
-  it("takes values with white space around them, and tenant domains of several labels", () => {
+  it("takes values with white space around them", () => {
     const c = parseSidecarConfig(
       env({
         [SidecarEnv.clientId]: "  00000000-0000-0000-0000-0000000000C1 ",
-        [SidecarEnv.tenantId]: " contoso.onmicrosoft.com ",
+        [SidecarEnv.tenantId]: " 00000000-0000-0000-0000-0000000000a1 ",
         [SidecarEnv.logLevel]: " debug ",
       }),
     );
     expect(c.clientId).toBe("00000000-0000-0000-0000-0000000000C1");
-    expect(c.tenantId).toBe("contoso.onmicrosoft.com");
+    expect(c.tenantId).toBe("00000000-0000-0000-0000-0000000000a1");
     expect(c.logLevel).toBe("debug");
-    expect(parseSidecarConfig(env({ [SidecarEnv.tenantId]: "a-b.c" })).tenantId).toBe("a-b.c");
   });
 });

@@ -15,6 +15,7 @@ import {
   findVaultSuffix,
   isEntraAuthority,
   parseAuthorityHost,
+  parseTenantId,
   parseVaultSuffixes,
 } from "../common/refs.ts";
 import { parseSpec, SpecError, type SyncSpec } from "../common/spec.ts";
@@ -24,7 +25,7 @@ export interface SidecarConfig {
   readonly spec: SyncSpec;
   /** The managed identity's client id (a GUID). */
   readonly clientId: string;
-  /** The Entra tenant: a GUID or a verified domain name. */
+  /** The Entra tenant's GUID, in lower case (see `parseTenantId`). */
   readonly tenantId: string;
   /** The projected service-account token, read afresh for every exchange. */
   readonly tokenFile: string;
@@ -44,8 +45,6 @@ export interface SidecarConfig {
 export type SidecarEnvRecord = Readonly<Record<string, string | undefined>>;
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-// Entra accepts a tenant's GUID or one of its verified domain names.
-const TENANT_DOMAIN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/i;
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
@@ -68,9 +67,9 @@ export function parseSidecarConfig(env: SidecarEnvRecord): SidecarConfig {
   if (clientId === undefined || !GUID.test(clientId))
     bad(SidecarEnv.clientId, "the managed identity's client id, a GUID");
 
-  const tenantId = get(SidecarEnv.tenantId);
-  if (tenantId === undefined || !(GUID.test(tenantId) || TENANT_DOMAIN.test(tenantId)))
-    bad(SidecarEnv.tenantId, "the Entra tenant id, a GUID or a domain name");
+  const tenant = parseTenantId(get(SidecarEnv.tenantId) ?? "");
+  if (!tenant.ok) bad(SidecarEnv.tenantId, `the Entra tenant id, ${tenant.expected}`);
+  const tenantId = tenant.ok ? tenant.value : undefined;
 
   const tokenFile = get(SidecarEnv.federatedTokenFile);
   if (tokenFile === undefined || !tokenFile.startsWith("/"))

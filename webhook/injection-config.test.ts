@@ -236,7 +236,7 @@ describe("parseInjectionConfig: refusals of the contract", () => {
         }),
       },
       [
-        "service account team-a/app annotation azure.workload.identity/tenant-id: expected a tenant id",
+        "service account team-a/app annotation azure.workload.identity/tenant-id: expected the tenant's GUID",
         '(got "x/../y")',
       ],
     ],
@@ -697,9 +697,9 @@ describe("parseInjectionConfig: every annotation", () => {
   it("tenant: the service account's, else the settings'", () => {
     const sa = testServiceAccount("app", "team-a", {
       [ServiceAccountAnnotation.clientId]: CLIENT_ID,
-      [ServiceAccountAnnotation.tenantId]: "contoso.onmicrosoft.com",
+      [ServiceAccountAnnotation.tenantId]: "0000000A-0000-0000-0000-00000000000B",
     });
-    expect(config(base, { sa }).tenantId).toBe("contoso.onmicrosoft.com");
+    expect(config(base, { sa }).tenantId).toBe("0000000a-0000-0000-0000-00000000000b");
     expect(config(base).tenantId).toBe(TENANT_ID);
   });
 

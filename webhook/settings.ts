@@ -23,6 +23,7 @@ import {
   parseDuration,
   parseFileMode,
   parseRefreshInterval,
+  parseTenantId,
   parseVaultSuffixes,
   type VaultSuffix,
 } from "../common/refs.ts";
@@ -126,8 +127,6 @@ export const SettingDefaults = {
 export type EnvRecord = Readonly<Record<string, string | undefined>>;
 
 const GUID = /^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$/;
-const DOMAIN =
-  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
 /** A Kubernetes resource quantity: `100m`, `64Mi`, `1.5`, `1e3`. */
 const QUANTITY = /^(?:\d+(?:\.\d*)?|\.\d+)(?:Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$/;
 const RESOURCE_NAME = /^[A-Za-z0-9]([A-Za-z0-9./-]*[A-Za-z0-9])?$/;
@@ -145,15 +144,6 @@ const SAN_DNS =
  */
 export function isClientId(text: string): boolean {
   return GUID.test(text);
-}
-
-/**
- * True for a tenant id as Entra accepts it in an authority URL: a GUID or a
- * verified domain name. Anything else could bend the token request's path.
- * @example isTenantId("contoso.onmicrosoft.com") // true
- */
-export function isTenantId(text: string): boolean {
-  return GUID.test(text) || DOMAIN.test(text);
 }
 
 /** True for a Kubernetes resource quantity such as `64Mi` or `100m`. */
@@ -192,10 +182,12 @@ function parseInjection(env: EnvRecord, problems: ProblemList): InjectionSetting
   const suffixes = parseVaultSuffixes(suffixesText);
   if (!suffixes.ok) problems.addExpected(WebhookEnv.vaultSuffixes, suffixes.expected, suffixesText);
 
-  const tenantId = text(env, WebhookEnv.tenantId);
-  if (tenantId === undefined) problems.addFor(WebhookEnv.tenantId, "is required");
-  else if (!isTenantId(tenantId))
-    problems.addExpected(WebhookEnv.tenantId, "a tenant id (a GUID or a domain name)", tenantId);
+  const tenantText = text(env, WebhookEnv.tenantId);
+  const tenant = tenantText === undefined ? undefined : parseTenantId(tenantText);
+  if (tenantText === undefined) problems.addFor(WebhookEnv.tenantId, "is required");
+  else if (tenant?.ok === false)
+    problems.addExpected(WebhookEnv.tenantId, tenant.expected, tenantText);
+  const tenantId = tenant?.ok === true ? tenant.value : undefined;
 
   const authorityText = text(env, WebhookEnv.authorityHost) ?? DEFAULT_AUTHORITY_HOST;
   const authorityHost = parseAuthorityHost(authorityText);

@@ -87,17 +87,25 @@ describe("resolveTenantId", () => {
     ["blank: the webhook's", { [TENANT]: "  " }, TENANT_ID, []],
     ["the service account's GUID", { [TENANT]: CLIENT_ID }, CLIENT_ID, []],
     [
-      "the service account's domain, trimmed",
-      { [TENANT]: " contoso.onmicrosoft.com " },
-      "contoso.onmicrosoft.com",
+      "the service account's GUID in capitals, lowered",
+      { [TENANT]: ` ${CLIENT_ID.toUpperCase()} ` },
+      CLIENT_ID,
       [],
+    ],
+    [
+      "a domain name on the service account",
+      { [TENANT]: "contoso.onmicrosoft.com" },
+      TENANT_ID,
+      [
+        'service account team-a/app annotation azure.workload.identity/tenant-id: expected the tenant\'s GUID, not a domain name (Key Vault names the tenant by GUID, and the Azure SDK compares the two as text) (got "contoso.onmicrosoft.com")',
+      ],
     ],
     [
       "a bad one on the service account",
       { [TENANT]: "x/../y" },
       TENANT_ID,
       [
-        'service account team-a/app annotation azure.workload.identity/tenant-id: expected a tenant id (a GUID or a domain name) (got "x/../y")',
+        'service account team-a/app annotation azure.workload.identity/tenant-id: expected the tenant\'s GUID (got "x/../y")',
       ],
     ],
   ])("%s", (_case, annotations, tenantId, problems) => {

@@ -6,14 +6,16 @@
  * Tenant precedence: the service account's
  * `azure.workload.identity/tenant-id`, then the webhook's `AZURE_TENANT_ID`;
  * never the pod's, since the tenant decides whom the token is asked from.
- * Both are checked here (a GUID; a tenant may also be a domain name), so a
- * typo is refused at admission instead of failing the sidecar's first
- * token request; a bad value on the service account is named as such.
+ * Both are checked here (GUIDs; a tenant is lowered, and a tenant's domain
+ * name refused: see `parseTenantId`), so a typo is refused at admission
+ * instead of failing the sidecar's first token request; a bad value on the
+ * service account is named as such.
  */
 import { Annotation, ServiceAccountAnnotation } from "../../common/names.ts";
 import type { ProblemList } from "../../common/problems.ts";
+import { parseTenantId } from "../../common/refs.ts";
 import type { Pod } from "../admission-review.ts";
-import { isClientId, isTenantId } from "../settings.ts";
+import { isClientId } from "../settings.ts";
 
 /** What the webhook reads of a service account. */
 export interface ServiceAccount {
@@ -66,10 +68,11 @@ export function resolveTenantId(
 ): string {
   const saTenantId = serviceAccount.metadata?.annotations?.[ServiceAccountAnnotation.tenantId];
   if (saTenantId === undefined || saTenantId.trim() === "") return defaultTenantId;
-  if (isTenantId(saTenantId.trim())) return saTenantId.trim();
+  const tenant = parseTenantId(saTenantId);
+  if (tenant.ok) return tenant.value;
   problems.addExpected(
     describeAnnotation(pod, serviceAccount, ServiceAccountAnnotation.tenantId),
-    "a tenant id (a GUID or a domain name)",
+    tenant.expected,
     saTenantId,
   );
   return defaultTenantId;
