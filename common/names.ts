@@ -121,6 +121,15 @@ export const Injected = {
   filesSubPath: FILES_SUB_PATH,
   /** Where the sidecar publishes: {@link Injected.filesSubPath} under its own mount of the volume. */
   sidecarOutputDir: `${SIDECAR_SECRETS_PATH}/${FILES_SUB_PATH}`,
+  /**
+   * The sidecar's status file (JSON: last successful sync, each file's Key
+   * Vault versions, the last error, consecutive failures; never a value),
+   * published with the files: `<mount-path>/..status.json`, a link into
+   * `..data` like every file. A user's file name may not start with `..`
+   * (`parseFileName`), so no file can take this name, and the writer's own
+   * clean-up leaves `..` names alone.
+   */
+  statusFile: "..status.json",
   /** The projected service-account token volume; mounted in the sidecar alone. */
   tokenVolume: "akv-injector-token",
   /** Where the sidecar mounts {@link Injected.tokenVolume}, read-only. */

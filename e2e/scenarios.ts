@@ -438,6 +438,77 @@ export function buildPod(
   };
 }
 
+/** The fields of the status file (`..status.json`) a check reads; docs/sidecar.md has them all. */
+export interface StatusView {
+  readonly schemaVersion: number;
+  readonly lastSuccessTime: string;
+  readonly files: readonly {
+    readonly name: string;
+    readonly secrets: readonly { readonly name: string; readonly version: string }[];
+  }[];
+  readonly lastError: {
+    readonly code: string;
+    readonly message: string;
+    readonly time: string;
+  } | null;
+  readonly consecutiveFailures: number;
+}
+
+/** Reads and parses the status file in a mount path, as an app container's user sees it. */
+export async function readStatusView(
+  access: PodAccess,
+  container: string,
+  mountPath: string,
+): Promise<StatusView> {
+  const text = await run(access, container, ["cat", `${mountPath}/${Injected.statusFile}`]);
+  return JSON.parse(text) as StatusView;
+}
+
+/**
+ * The status file, read from each app container that has files: written with
+ * the first sync (no failure since), each expected file listed with a Key
+ * Vault version per secret, and no secret value anywhere in it.
+ */
+export async function checkStatusView(
+  access: PodAccess,
+  scenario: InjectionScenario,
+): Promise<void> {
+  const dirs = new Map<string, { container: string; dir: string; names: string[] }>();
+  for (const file of scenario.expected) {
+    const dir = file.path.slice(0, file.path.lastIndexOf("/"));
+    const key = `${file.container}:${dir}`;
+    const entry = dirs.get(key) ?? { container: file.container, dir, names: [] };
+    entry.names.push(file.path.slice(dir.length + 1));
+    dirs.set(key, entry);
+  }
+  for (const { container, dir, names } of dirs.values()) {
+    const where = `${scenario.pod}/${container}: ${dir}/${Injected.statusFile}`;
+    const text = await run(access, container, ["cat", `${dir}/${Injected.statusFile}`]);
+    for (const secret of scenario.secrets) {
+      if (text.includes(secret.value))
+        throw new Error(`${where} holds the value of '${secret.name}'`);
+    }
+    const status = JSON.parse(text) as StatusView;
+    if (
+      status.schemaVersion !== 1 ||
+      status.consecutiveFailures !== 0 ||
+      Number.isNaN(Date.parse(status.lastSuccessTime))
+    ) {
+      throw new Error(`${where} is not a fresh status: ${text}`);
+    }
+    for (const name of names) {
+      const entry = status.files.find((f) => f.name === name);
+      if (
+        entry === undefined ||
+        entry.secrets.length === 0 ||
+        !entry.secrets.every((s) => /^[0-9a-f]{32}$/.test(s.version))
+      ) {
+        throw new Error(`${where} does not list '${name}' with its versions: ${text}`);
+      }
+    }
+  }
+}
+
 /** Runs a command in a container; throws with its output when it fails. */
 async function run(access: PodAccess, container: string, argv: readonly string[]): Promise<string> {
   const result = await access.exec(container, argv);
@@ -480,6 +551,7 @@ export async function checkAppView(access: PodAccess, scenario: InjectionScenari
       );
     }
   }
+  await checkStatusView(access, scenario);
   for (const absent of scenario.withoutMount ?? []) {
     const result = await access.exec(absent.container, ["cat", absent.path]);
     if (result.code === 0) {

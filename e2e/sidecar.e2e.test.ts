@@ -13,6 +13,7 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ErrorCode } from "../common/errors.ts";
 import { Injected } from "../common/names.ts";
 import { startEnvironment, type Environment } from "./cluster/environment.ts";
 import type { RunningPod } from "./kubelet/kubelet.ts";
@@ -23,6 +24,7 @@ import {
   findLeaks,
   freshValue,
   injectionScenarios,
+  readStatusView,
   WORKLOAD,
   type ScenarioContext,
 } from "./scenarios.ts";
@@ -45,9 +47,10 @@ afterAll(async () => {
   await env.stop();
 });
 
-function setSecret(name: string, value: string, contentType?: string): void {
+/** Puts a new version in the mock vault; returns the version. */
+function setSecret(name: string, value: string, contentType?: string): string {
   values.push(value);
-  env.vault.setSecret(name, value, contentType === undefined ? {} : { contentType });
+  return env.vault.setSecret(name, value, contentType === undefined ? {} : { contentType }).version;
 }
 
 async function createPod(pod: V1Pod): Promise<void> {
@@ -234,7 +237,7 @@ describe("the injected sidecar, run by the test kubelet", () => {
         .replace(/[^a-z0-9]+/gi, "-")
         .toLowerCase()
         .replace(/-+$/, "")}`;
-      setSecret("kv-down", freshValue("v1"));
+      const firstVersion = setSecret("kv-down", freshValue("v1"));
       const first = values.at(-1);
       const pod = await runWith(name, {
         "akv-injector.io/secret-value": "kv-down",
@@ -263,12 +266,29 @@ describe("the injected sidecar, run by the test kubelet", () => {
         // Never removed, never truncated, never half-written.
         expect(await readFile(file, "utf8")).toBe(first);
         expect(pod.process(Injected.containerName)?.exit()).toBeUndefined();
+        // The app can see that the refresh fails, and why: the status file,
+        // read in the app container, still describes the files it has.
+        await eventually(async () => {
+          const status = await readStatusView(pod, "app", "/mnt/secrets");
+          expect(status.consecutiveFailures).toBeGreaterThan(0);
+          expect([ErrorCode.THROTTLED, ErrorCode.UNAVAILABLE]).toContain(status.lastError?.code);
+          expect(status.lastError?.message).toContain("kv-down");
+          expect(status.files).toEqual([
+            { name: "value", secrets: [{ name: "kv-down", version: firstVersion }] },
+          ]);
+        }, 45_000);
       } finally {
         env.vault.clearFaults(id);
       }
       await eventually(async () => {
         expect(await readFile(file, "utf8")).toBe(values.at(-1));
       }, 60_000);
+      await eventually(async () => {
+        const status = await readStatusView(pod, "app", "/mnt/secrets");
+        expect(status.consecutiveFailures).toBe(0);
+        expect(status.files[0]?.secrets[0]?.version).not.toBe(firstVersion);
+        expect(status.lastError).not.toBeNull();
+      }, 10_000);
       await pod.stop();
     },
   );

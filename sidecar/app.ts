@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import { getCACertificates, setDefaultCACertificates } from "node:tls";
 import type { DestinationStream } from "pino";
 import { createLogger, type Logger } from "../common/logger.ts";
-import { publishFiles, readVolumeBytes } from "./atomic-writer.ts";
+import { publishFiles, readVolumeBytes, writeStatus } from "./atomic-writer.ts";
 import { parseSidecarConfig, type SidecarConfig, type SidecarEnvRecord } from "./config.ts";
 import { createCredential, withTokenPrefetch } from "./credential.ts";
 import { createKeyVaultSource } from "./key-vault-source.ts";
@@ -103,8 +103,13 @@ async function runWithLogger(
       {
         spec,
         source,
-        publish: (files) =>
-          publishFiles(spec.outputDir, files, { mode: spec.fileMode, now: new Date(clock.now()) }),
+        publish: (files, status) =>
+          publishFiles(spec.outputDir, files, {
+            mode: spec.fileMode,
+            now: new Date(clock.now()),
+            status,
+          }),
+        writeStatus: (status) => writeStatus(spec.outputDir, status),
         loadCerts: async (): Promise<CertsApi> => import("../certs/index.ts"),
         clock,
         random: Math.random,

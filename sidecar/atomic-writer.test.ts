@@ -16,7 +16,14 @@ import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ErrorCode, isAkvError } from "../common/errors.ts";
-import { DATA_LINK, publishFiles, readVolumeBytes, type PublishStep } from "./atomic-writer.ts";
+import {
+  DATA_LINK,
+  publishFiles,
+  readVolumeBytes,
+  STATUS_FILE,
+  writeStatus,
+  type PublishStep,
+} from "./atomic-writer.ts";
 
 /**
  * Reads the published set while the main thread publishes, two ways:
@@ -415,6 +422,168 @@ describe("publishFiles: what counts as a change, and what it leaves alone", () =
       `cannot publish 1 file(s) to ${notADir} (ENOTDIR); the previous files stay`,
     );
     expect((error.cause as NodeJS.ErrnoException).code).toBe("ENOTDIR");
+  });
+});
+
+/** Parses the status link while the main thread rewrites it: every read must be whole JSON. */
+const STATUS_READER = `
+const { parentPort, workerData } = require("node:worker_threads");
+const { readFileSync } = require("node:fs");
+let stop = false;
+parentPort.on("message", () => (stop = true));
+const seen = new Set();
+const bad = [];
+const tick = () => {
+  for (let i = 0; i < 50 && !stop; i++) {
+    let text;
+    try {
+      text = readFileSync(workerData.path, "utf8");
+      seen.add(JSON.parse(text).n);
+    } catch (error) {
+      bad.push(error.code ?? String(error).slice(0, 80));
+    }
+  }
+  if (stop) parentPort.postMessage({ seen: seen.size, bad });
+  else setImmediate(tick);
+};
+parentPort.postMessage("reading");
+tick();
+`;
+
+describe("the status file", () => {
+  const status = (o: Record<string, unknown>): Uint8Array => Buffer.from(JSON.stringify(o));
+  const readStatus = async (): Promise<unknown> =>
+    JSON.parse(await readFile(join(dir, STATUS_FILE), "utf8"));
+
+  it("is a name no user file can take, published in the set's folder and linked like the files", async () => {
+    expect(STATUS_FILE).toBe("..status.json");
+    const result = await publishFiles(dir, files({ a: "1" }), {
+      mode: 0o440,
+      now,
+      status: status({ n: 1 }),
+    });
+    expect(await readlink(join(dir, STATUS_FILE))).toBe(`${DATA_LINK}/${STATUS_FILE}`);
+    expect(await readStatus()).toEqual({ n: 1 });
+    // Readable by every app user (it holds no value), whatever the files' mode.
+    expect((await stat(join(dir, STATUS_FILE))).mode & 0o777).toBe(0o644);
+    expect((await readdir(join(dir, result.dataDir))).sort()).toEqual([STATUS_FILE, "a"]);
+    expect(await visible()).toEqual({ a: "1" });
+  });
+
+  it("a new set gets its status in the new folder, swapped with it: ..data shows one set and its status", async () => {
+    const first = await publishFiles(dir, files({ a: "1" }), {
+      mode: 0o644,
+      now,
+      status: status({ n: 1 }),
+    });
+    const second = await publishFiles(dir, files({ a: "2" }), {
+      mode: 0o644,
+      now,
+      status: status({ n: 2 }),
+    });
+    expect(second.changed).toBe(true);
+    expect(JSON.parse(await readFile(join(dir, second.dataDir, STATUS_FILE), "utf8"))).toEqual({
+      n: 2,
+    });
+    // The replaced folder keeps its own status until the next publish removes it.
+    expect(JSON.parse(await readFile(join(dir, first.dataDir, STATUS_FILE), "utf8"))).toEqual({
+      n: 1,
+    });
+    expect(await readStatus()).toEqual({ n: 2 });
+  });
+
+  it("an unchanged set gets its new status in place: no swap, no new folder, no leftovers", async () => {
+    const first = await publishFiles(dir, files({ a: "1" }), {
+      mode: 0o644,
+      now,
+      status: status({ n: 1 }),
+    });
+    const again = await publishFiles(dir, files({ a: "1" }), {
+      mode: 0o644,
+      now,
+      status: status({ n: 2 }),
+    });
+    // The status is not a file of the set: a set that differs only by it is unchanged.
+    expect(again).toEqual({ changed: false, dataDir: first.dataDir });
+    expect(await readStatus()).toEqual({ n: 2 });
+    expect(await hidden()).toEqual([DATA_LINK, STATUS_FILE, first.dataDir].sort());
+    expect((await readdir(join(dir, first.dataDir))).sort()).toEqual([STATUS_FILE, "a"]);
+  });
+
+  it("after a failed publish, writeStatus says so beside the files, which stay whole", async () => {
+    const old = await publishFiles(dir, files({ a: "old-a", b: "old-b" }), {
+      mode: 0o644,
+      now,
+      status: status({ n: 1, failures: 0 }),
+    });
+    failWrite.name = "b";
+    const error = await publishFiles(dir, files({ a: "new-a", b: "new-b" }), {
+      mode: 0o644,
+      now,
+      status: status({ n: 2, failures: 0 }),
+    })
+      .catch((e: unknown) => e)
+      .finally(() => {
+        failWrite.name = undefined;
+      });
+    expect(isAkvError(error, ErrorCode.PUBLISH_FAILED)).toBe(true);
+    expect(writeStatus(dir, status({ n: 1, failures: 1 }))).toBe(true);
+    expect(await visible()).toEqual({ a: "old-a", b: "old-b" });
+    expect(await readStatus()).toEqual({ n: 1, failures: 1 });
+    expect(await readlink(join(dir, DATA_LINK))).toBe(old.dataDir);
+    expect(await hidden()).toEqual([DATA_LINK, STATUS_FILE, old.dataDir].sort());
+  });
+
+  it("writeStatus writes nothing before the first publish: there is no set to describe", async () => {
+    expect(writeStatus(dir, status({ n: 1 }))).toBe(false);
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("a status write that fails (no space) keeps the old status whole, and the files", async () => {
+    await publishFiles(dir, files({ a: "1" }), { mode: 0o644, now, status: status({ n: 1 }) });
+    failWrite.name = `${STATUS_FILE}.tmp`;
+    let error: unknown;
+    try {
+      writeStatus(dir, status({ n: 2, pad: "x".repeat(1000) }));
+    } catch (e) {
+      error = e;
+    } finally {
+      failWrite.name = undefined;
+    }
+    expect(isAkvError(error, ErrorCode.PUBLISH_FAILED)).toBe(true);
+    expect((error as Error).message).toBe(
+      `cannot write the status file in ${dir} (ENOSPC); the files stay`,
+    );
+    expect(await readStatus()).toEqual({ n: 1 });
+    expect(await visible()).toEqual({ a: "1" });
+    const data = await readlink(join(dir, DATA_LINK));
+    expect((await readdir(join(dir, data))).sort()).toEqual([STATUS_FILE, "a"]);
+  });
+
+  it("a reader of the status never sees a missing or partial one while it is rewritten", async () => {
+    await publishFiles(dir, files({ a: "1" }), { mode: 0o644, now, status: status({ n: 0 }) });
+    const worker = new Worker(STATUS_READER, {
+      eval: true,
+      workerData: { path: join(dir, STATUS_FILE) },
+    });
+    const [ready] = (await once(worker, "message")) as [string];
+    expect(ready).toBe("reading");
+    const pad = "x".repeat(20_000);
+    for (let n = 1; n <= 200; n++) {
+      if (n % 2 === 0) writeStatus(dir, status({ n, pad }));
+      else
+        await publishFiles(dir, files({ a: String(n % 4) }), {
+          mode: 0o644,
+          now,
+          status: status({ n, pad }),
+        });
+      await new Promise((r) => setImmediate(r));
+    }
+    worker.postMessage("stop");
+    const [report] = (await once(worker, "message")) as [{ seen: number; bad: string[] }];
+    await worker.terminate();
+    expect(report.bad).toEqual([]);
+    expect(report.seen).toBeGreaterThan(1);
   });
 });
 

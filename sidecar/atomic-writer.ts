@@ -14,6 +14,15 @@
  * it wrote, and each publish first removes what a crashed one left, so on a
  * full tmpfs the room comes back as soon as the set fits again.
  *
+ * The status file (`..status.json`, {@link STATUS_FILE}) lives in the set's
+ * directory beside the files and is linked like them, so `..data` always
+ * shows one set and the status that describes it. A changed set gets its
+ * status in the new directory, swapped in with it; an unchanged set, or a
+ * failed refresh ({@link writeStatus}), gets a new status renamed over the
+ * old one inside the current directory: the files and `..data` are not
+ * touched, so an app that watches `..data` sees a swap only when a file
+ * changed, and a failure never costs a file.
+ *
  * Every file system call is synchronous: the sidecar has nothing else to do
  * while it publishes, its output is a tmpfs where each call takes
  * microseconds, and a threadpool round trip per call cost 4–9 ms per 100
@@ -42,6 +51,7 @@ import {
 } from "node:fs";
 import { dirname, join } from "node:path";
 import { AkvError, ErrorCode } from "../common/errors.ts";
+import { Injected } from "../common/names.ts";
 import { parseFileName } from "../common/refs.ts";
 
 /** The symlink the probe checks and every visible name goes through. */
@@ -49,6 +59,14 @@ export const DATA_LINK = "..data";
 const DATA_TMP = "..data_tmp";
 const LINK_TMP_PREFIX = "..link_tmp.";
 const TS_DIR = /^\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.\d+$/;
+/**
+ * The status file's name, in the set's directory and as a visible link. It
+ * starts with `..`, which no user file name may (`parseFileName`).
+ */
+export const STATUS_FILE = Injected.statusFile;
+const STATUS_TMP = `${STATUS_FILE}.tmp`;
+/** The status holds no value: readable by every app user, whatever the files' mode. */
+const STATUS_MODE = 0o644;
 
 /** The steps of a publish, for fault injection in tests. */
 export type PublishStep = "write" | "swap" | "link" | "cleanup";
@@ -61,6 +79,12 @@ export interface PublishOptions {
   readonly now: Date;
   /** Called before each step; tests throw from it to simulate a crash there. */
   readonly beforeStep?: (step: PublishStep) => void | Promise<void>;
+  /**
+   * The status file's content ({@link STATUS_FILE}), published with the
+   * files: in the new directory when they changed, else renamed over the
+   * current one. Omitted: no status is written.
+   */
+  readonly status?: Uint8Array | undefined;
 }
 
 /** What a publish did. */
@@ -90,8 +114,9 @@ export async function publishFiles(
     // current one, give their room to the new set on a size-limited tmpfs.
     removeLeftovers(dir, current);
     if (current !== undefined && isSame(join(dir, current), files, options.mode)) {
+      if (options.status !== undefined) replaceStatus(join(dir, current), options.status);
       // Repair links of a crashed publish even when nothing changed.
-      linkNames(dir, files);
+      linkNames(dir, files, options.status !== undefined);
       removeStaleLinks(dir, files);
       return { changed: false, dataDir: current };
     }
@@ -104,6 +129,44 @@ export async function publishFiles(
       { cause },
     );
   }
+}
+
+/**
+ * Writes a new status into the published set, beside files that stay as they
+ * are: after a failed refresh the status says so, and the last good files are
+ * still there. The new status is renamed over the old one, so a reader sees
+ * one or the other, whole. Returns false, writing nothing, before the first
+ * publish: there is no set for a status to describe yet.
+ * @throws {AkvError} `PUBLISH_FAILED` (the old status and every file stay).
+ */
+export function writeStatus(dir: string, status: Uint8Array): boolean {
+  try {
+    const current = readCurrent(dir);
+    if (current === undefined) return false;
+    replaceStatus(join(dir, current), status);
+    linkStatus(dir);
+    return true;
+  } catch (cause) {
+    throw new AkvError(
+      ErrorCode.PUBLISH_FAILED,
+      `cannot write the status file in ${dir} (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}); the files stay`,
+      { cause },
+    );
+  }
+}
+
+/** Renames a fresh status over the one in the set's directory (what a crashed write left is replaced). */
+function replaceStatus(dataDir: string, status: Uint8Array): void {
+  const tmp = join(dataDir, STATUS_TMP);
+  rmSync(tmp, { force: true });
+  try {
+    writeDurably(tmp, status, STATUS_MODE);
+    renameSync(tmp, join(dataDir, STATUS_FILE));
+  } catch (error) {
+    rmSync(tmp, { force: true });
+    throw error;
+  }
+  syncDir(dataDir);
 }
 
 /** The writer checks names itself: a name like `..data` or `../x` would replace its own links or escape `dir`. */
@@ -140,6 +203,8 @@ async function writeAndSwap(
     tsDir = createTimestampedDir(dir, options.now);
     for (const [name, content] of files)
       writeDurably(join(dir, tsDir, name), content, options.mode);
+    if (options.status !== undefined)
+      writeDurably(join(dir, tsDir, STATUS_FILE), options.status, STATUS_MODE);
     syncDir(join(dir, tsDir));
 
     await step("swap");
@@ -150,7 +215,7 @@ async function writeAndSwap(
     syncDir(dir);
 
     await step("link");
-    linkNames(dir, files);
+    linkNames(dir, files, options.status !== undefined);
 
     await step("cleanup");
     removeStaleLinks(dir, files);
@@ -249,6 +314,8 @@ function isSame(dataDir: string, files: ReadonlyMap<string, Uint8Array>, mode: n
   } catch {
     return false;
   }
+  // `..` names are the writer's own (the status): no user file is named so.
+  names = names.filter((n) => !n.startsWith(".."));
   if (names.length !== files.size || names.some((n) => !files.has(n))) return false;
   return [...files].every(([name, content]) => {
     const path = join(dataDir, name);
@@ -296,21 +363,31 @@ function syncDir(path: string): void {
   }
 }
 
-/** Makes each visible name a symlink `NAME → ..data/NAME` (replacing whatever else is there). */
-function linkNames(dir: string, files: ReadonlyMap<string, Uint8Array>): void {
-  for (const name of files.keys()) {
-    const target = `${DATA_LINK}/${name}`;
-    const path = join(dir, name);
-    try {
-      if (readlinkSync(path) === target) continue;
-    } catch {
-      // missing or not a symlink: (re)create below
-    }
-    const tmp = join(dir, `${LINK_TMP_PREFIX}${name}`);
-    rmSync(tmp, { force: true });
-    symlinkSync(target, tmp);
-    renameSync(tmp, path);
+/**
+ * Makes each visible name a symlink `NAME → ..data/NAME` (replacing whatever
+ * else is there), and the status's when `status` is true.
+ */
+function linkNames(dir: string, files: ReadonlyMap<string, Uint8Array>, status: boolean): void {
+  for (const name of files.keys()) linkName(dir, name);
+  if (status) linkStatus(dir);
+}
+
+function linkStatus(dir: string): void {
+  linkName(dir, STATUS_FILE);
+}
+
+function linkName(dir: string, name: string): void {
+  const target = `${DATA_LINK}/${name}`;
+  const path = join(dir, name);
+  try {
+    if (readlinkSync(path) === target) return;
+  } catch {
+    // missing or not a symlink: (re)create below
   }
+  const tmp = join(dir, `${LINK_TMP_PREFIX}${name}`);
+  rmSync(tmp, { force: true });
+  symlinkSync(target, tmp);
+  renameSync(tmp, path);
 }
 
 /**

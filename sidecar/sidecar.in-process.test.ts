@@ -22,6 +22,7 @@ import {
   CLIENT_ID,
   rawFiles,
   readSet,
+  readStatus,
   startMockWorld,
   SUBJECT,
   TENANT_ID,
@@ -137,7 +138,7 @@ describe("faults, in process with short timeouts (real SDKs, real HTTPS)", () =>
     expect(await readSet(dir)).toEqual({ a: "A" });
   });
 
-  it("after a good sync, a failing refresh keeps every file as it was", async () => {
+  it("after a good sync, a failing refresh keeps every file as it was, and the status says why", async () => {
     for (let i = 0; i < 3; i++) secret(`k${i}`, `keep-${i}`);
     const stop = new AbortController();
     const log = captureLog();
@@ -147,6 +148,9 @@ describe("faults, in process with short timeouts (real SDKs, real HTTPS)", () =>
     const running = runSidecar({ env, signal: stop.signal, logDestination: sink, tuning });
     await waitFor(() => (existsSync(join(dir, "..data")) ? true : undefined));
     const before = await readSet(dir);
+    const good = await readStatus(dir);
+    expect(good).toMatchObject({ lastError: null, consecutiveFailures: 0 });
+    expect(good.files.map((f) => f.name)).toEqual(["k0", "k1", "k2"]);
     world.vault.injectFault({
       action: { type: "status", status: 503 },
       match: { secret: "k1" },
@@ -158,11 +162,27 @@ describe("faults, in process with short timeouts (real SDKs, real HTTPS)", () =>
       10_000,
     );
     expect(await readSet(dir)).toEqual(before);
+    await waitFor(async () => ((await readStatus(dir)).consecutiveFailures > 0 ? true : undefined));
+    const failed = await readStatus(dir);
+    // The files it describes are the ones still published, as of the last good sync.
+    expect(failed).toMatchObject({
+      lastSuccessTime: expect.any(String) as string,
+      files: good.files,
+      lastError: { code: ErrorCode.UNAVAILABLE },
+    });
+    expect(failed.lastError?.message).toContain("k1");
+    expect(Date.parse(failed.lastError?.time ?? "")).toBeGreaterThanOrEqual(
+      Date.parse(failed.lastSuccessTime),
+    );
     world.vault.clearFaults();
     await waitFor(
       async () => ((await readSet(dir)).k0 === "k0-rotated-value" ? true : undefined),
       10_000,
     );
+    const caughtUp = await readStatus(dir);
+    expect(caughtUp.consecutiveFailures).toBe(0);
+    expect(caughtUp.files[0]?.secrets[0]?.version).not.toBe(good.files[0]?.secrets[0]?.version);
+    expect(JSON.stringify(caughtUp)).not.toContain("k0-rotated-value");
     stop.abort();
     await running;
   }, 30_000);

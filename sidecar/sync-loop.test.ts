@@ -4,6 +4,7 @@ import { AkvError, ErrorCode, isAkvError } from "../common/errors.ts";
 import type { FileSpec, SyncSpec } from "../common/spec.ts";
 import type { CertsApi } from "./render.ts";
 import { SourceError } from "./secret-source.ts";
+import type { SyncStatus } from "./status.ts";
 import { computeDelay, runSyncLoop, syncOnce, systemClock, type SyncDeps } from "./sync-loop.ts";
 import { createSinkLogger, FakeClock, FakeSource } from "../testing/sidecar.ts";
 
@@ -31,12 +32,17 @@ interface Harness {
   clock: FakeClock;
   source: FakeSource;
   published: Map<string, string>[];
+  /** Every status written, parsed: with a publish (`published`) or after a failure (`failed`). */
+  statuses: { via: "published" | "failed"; status: SyncStatus }[];
   log: ReturnType<typeof createSinkLogger>;
 }
 
 function harness(spec: SyncSpec, source = new FakeSource(), random = () => 0.5): Harness {
   const clock = new FakeClock();
   const published: Map<string, string>[] = [];
+  const statuses: Harness["statuses"] = [];
+  const parse = (bytes: Uint8Array): SyncStatus =>
+    JSON.parse(Buffer.from(bytes).toString()) as SyncStatus;
   const log = createSinkLogger();
   let last = "";
   const deps: SyncDeps = {
@@ -45,7 +51,8 @@ function harness(spec: SyncSpec, source = new FakeSource(), random = () => 0.5):
     clock,
     random,
     logger: log.logger,
-    publish: (files) => {
+    publish: (files, status) => {
+      statuses.push({ via: "published", status: parse(status) });
       const m = new Map([...files].map(([k, v]) => [k, Buffer.from(v).toString()]));
       const key = JSON.stringify([...m]);
       const changed = key !== last;
@@ -53,10 +60,13 @@ function harness(spec: SyncSpec, source = new FakeSource(), random = () => 0.5):
       if (changed) published.push(m);
       return Promise.resolve({ changed });
     },
+    writeStatus: (status) => {
+      statuses.push({ via: "failed", status: parse(status) });
+    },
     loadCerts: () => Promise.reject(new Error("no certs in this test")),
     tuning: { concurrency: 4, attemptTimeoutMs: 5000, fetchAttempts: 4 },
   };
-  return { deps, clock, source, published, log };
+  return { deps, clock, source, published, statuses, log };
 }
 
 const throttled = (retryAfterMs?: number): SourceError =>
@@ -329,6 +339,148 @@ describe("runSyncLoop", () => {
     expect(errors[0]?.msg).toContain("keeping the last good files");
   });
 
+  it("status: each sync's files and versions; after a failed refresh the same files, the error and the count; a success resets the count", async () => {
+    const V2 = "fedcba9876543210fedcba9876543210";
+    const spec: SyncSpec = {
+      ...specOf(["a", `b/${V}`]),
+      files: [
+        ...specOf(["a", `b/${V}`]).files,
+        {
+          file: "app.env",
+          format: "raw",
+          source: {
+            kind: "template",
+            parts: [
+              { text: "x=" },
+              { secret: { name: "a" } },
+              { text: " y=" },
+              { secret: { name: "b", version: V } },
+              { secret: { name: "a" } },
+            ],
+          },
+        },
+      ],
+    };
+    const h = harness(spec, new FakeSource(), () => 0.5);
+    h.source.answers.set(`b/${V}`, { value: "B-VALUE", contentType: undefined, version: V });
+    const script: (string | Error)[] = ["A-VALUE-1", forbidden("a"), unavailable(), "A-VALUE-2"];
+    h.source.answers.set("a", (call) => {
+      const step = script[Math.min(call, script.length - 1)] ?? new Error("?");
+      return typeof step === "string"
+        ? { value: step, contentType: undefined, version: call === 0 ? V : V2 }
+        : step;
+    });
+    const stop = new AbortController();
+    const loop = runSyncLoop(
+      { ...h.deps, tuning: { ...h.deps.tuning, fetchAttempts: 1 } },
+      stop.signal,
+    );
+    while (h.statuses.length < 4) {
+      await new Promise((r) => setImmediate(r));
+      if (h.clock.pending > 0 && h.statuses.length < 4) h.clock.advanceToNext();
+    }
+    stop.abort();
+    await loop;
+    const [first, afterForbidden, afterOutage, recovered] = h.statuses;
+    const files = (version: string) => [
+      { name: "a", secrets: [{ name: "a", version }] },
+      { name: "b", secrets: [{ name: "b", version: V }] },
+      {
+        name: "app.env",
+        secrets: [
+          { name: "a", version },
+          { name: "b", version: V },
+        ],
+      },
+    ];
+    expect(first).toEqual({
+      via: "published",
+      status: {
+        schemaVersion: 1,
+        lastSuccessTime: "2025-01-01T00:00:00.000Z",
+        files: files(V),
+        lastError: null,
+        consecutiveFailures: 0,
+      },
+    });
+    // The refresh failed: written beside the files, which stay as they were.
+    expect(afterForbidden?.via).toBe("failed");
+    expect(afterForbidden?.status).toMatchObject({
+      lastSuccessTime: first?.status.lastSuccessTime,
+      files: files(V),
+      lastError: {
+        code: ErrorCode.SECRET_FORBIDDEN,
+        message: "reading secret 'a' was refused (403)",
+      },
+      consecutiveFailures: 1,
+    });
+    expect(Date.parse(afterForbidden?.status.lastError?.time ?? "")).toBeGreaterThan(0);
+    expect(afterOutage?.via).toBe("failed");
+    expect(afterOutage?.status).toMatchObject({
+      files: files(V),
+      lastError: { code: ErrorCode.UNAVAILABLE, message: "unavailable (503)" },
+      consecutiveFailures: 2,
+    });
+    // Caught up: the new version, the count reset, the last error kept for the record.
+    expect(recovered?.via).toBe("published");
+    expect(recovered?.status).toMatchObject({
+      files: files(V2),
+      lastError: { code: ErrorCode.UNAVAILABLE },
+      consecutiveFailures: 0,
+    });
+    expect(Date.parse(recovered?.status.lastSuccessTime ?? "")).toBeGreaterThan(
+      Date.parse(first?.status.lastSuccessTime ?? ""),
+    );
+    const text = JSON.stringify(h.statuses);
+    for (const value of ["A-VALUE-1", "A-VALUE-2", "B-VALUE"]) expect(text).not.toContain(value);
+  });
+
+  it("status: failures before the first publish write nothing, and the first status names the last of them", async () => {
+    const h = harness(specOf(["a"], { mode: "init" }), new FakeSource(), () => 0.5);
+    let calls = 0;
+    h.source.answers.set("a", () =>
+      ++calls <= 2 ? unavailable() : { value: "A", contentType: undefined, version: V },
+    );
+    await h.clock.run(
+      runSyncLoop(
+        { ...h.deps, tuning: { ...h.deps.tuning, fetchAttempts: 1 } },
+        new AbortController().signal,
+      ),
+    );
+    expect(h.statuses.map((s) => s.via)).toEqual(["published"]);
+    expect(h.statuses[0]?.status).toMatchObject({
+      lastError: { code: ErrorCode.UNAVAILABLE },
+      consecutiveFailures: 0,
+    });
+  });
+
+  it("status: a status that cannot be written after a failure is logged, and the loop goes on", async () => {
+    const h = harness(specOf(["a"]), new FakeSource(), () => 0.5);
+    let calls = 0;
+    h.source.answers.set("a", () =>
+      ++calls === 2 ? unavailable() : { value: "A", contentType: undefined, version: V },
+    );
+    const stop = new AbortController();
+    const loop = runSyncLoop(
+      {
+        ...h.deps,
+        tuning: { ...h.deps.tuning, fetchAttempts: 1 },
+        writeStatus: () => {
+          throw new AkvError(ErrorCode.PUBLISH_FAILED, "cannot write the status file (ENOSPC)");
+        },
+      },
+      stop.signal,
+    );
+    while (h.source.calls.length < 3) {
+      await new Promise((r) => setImmediate(r));
+      if (h.clock.pending > 0 && h.source.calls.length < 3) h.clock.advanceToNext();
+    }
+    stop.abort();
+    await loop;
+    const warning = h.log.lines().find((l) => String(l.msg).startsWith("cannot write the status"));
+    expect(warning?.code).toBe(ErrorCode.PUBLISH_FAILED);
+  });
+
   it.each(["sidecar", "init"] as const)(
     "%s mode: a publish that fails (a full volume) is retried with backoff, also on the first sync",
     async (mode) => {
@@ -340,12 +492,12 @@ describe("runSyncLoop", () => {
       const loop = runSyncLoop(
         {
           ...h.deps,
-          publish: (files) =>
+          publish: (files, status) =>
             ++tries <= 2
               ? Promise.reject(
                   new AkvError(ErrorCode.PUBLISH_FAILED, "cannot publish 1 file(s) (ENOSPC)"),
                 )
-              : publish(files),
+              : publish(files, status),
         },
         stop.signal,
       );

@@ -28,6 +28,15 @@ import { formatSecretRef, type SecretRef } from "../common/refs.ts";
 import { listSecretRefs, type SyncSpec } from "../common/spec.ts";
 import { needsCerts, renderFiles, type CertsApi } from "./render.ts";
 import {
+  describeError,
+  describeFiles,
+  encodeStatus,
+  statusAfterFailure,
+  statusAfterSuccess,
+  type LastError,
+  type SyncStatus,
+} from "./status.ts";
+import {
   isRetryable,
   retryAfterOf,
   SourceError,
@@ -137,10 +146,20 @@ export const DEFAULT_TUNING: Tuning = Object.freeze({
 export interface SyncDeps {
   readonly spec: SyncSpec;
   readonly source: SecretSource;
-  /** Publishes the rendered files atomically (atomic-writer.ts in production). */
+  /**
+   * Publishes the rendered files atomically, with the status file that
+   * describes them (atomic-writer.ts in production).
+   */
   readonly publish: (
     files: ReadonlyMap<string, Uint8Array>,
+    status: Uint8Array,
   ) => Promise<{ readonly changed: boolean }>;
+  /**
+   * Writes the status after a failed sync beside the files, which stay as
+   * they were (atomic-writer.ts's `writeStatus`); called only once a set was
+   * published. A failure to write it is logged, never fatal.
+   */
+  readonly writeStatus?: (status: Uint8Array) => unknown;
   /** Loads the certificate functions; called only when a pem/cert/key file exists. */
   readonly loadCerts: () => Promise<CertsApi>;
   readonly clock: Clock;
@@ -212,12 +231,19 @@ function waitFor(
   };
 }
 
-/**
- * A sync's state across refreshes: pinned versions (`NAME/VERSION`) never
- * change in Key Vault, so each is read once per process.
- */
-export function createSyncState(): { readonly pinned: Map<string, FetchedSecret> } {
-  return { pinned: new Map() };
+/** What one sync leaves for the next. */
+export interface SyncState {
+  /** Pinned versions (`NAME/VERSION`) never change in Key Vault: each is read once per process. */
+  readonly pinned: Map<string, FetchedSecret>;
+  /** The status of the published set; undefined until the first publish. */
+  status: SyncStatus | undefined;
+  /** The most recent failure, also one before the first publish. */
+  lastError: LastError | null;
+}
+
+/** A sync's state across refreshes. */
+export function createSyncState(): SyncState {
+  return { pinned: new Map(), status: undefined, lastError: null };
 }
 
 /**
@@ -303,8 +329,14 @@ export async function syncOnce(
 
   const certs = needsCerts(deps.spec.files) ? await deps.loadCerts() : undefined;
   const files = renderFiles(deps.spec.files, values, { certs, maxBytes: deps.maxOutputBytes });
-  const { changed } = await deps.publish(files);
   const versions = new Map([...values].map(([k, v]) => [k, v.version]));
+  const status = statusAfterSuccess(
+    describeFiles(deps.spec.files, versions),
+    deps.clock.now(),
+    state.lastError,
+  );
+  const { changed } = await deps.publish(files, encodeStatus(status));
+  state.status = status;
   return { changed, versions };
 }
 
@@ -388,6 +420,23 @@ function isRetryableSync(error: AkvError): boolean {
 }
 
 /**
+ * Counts a failed sync in the status and, once a set was published, writes
+ * the status beside the files (which stay as they were): the app sees that
+ * the refresh failed, and why, without the sidecar's logs.
+ */
+function recordFailure(deps: SyncDeps, state: SyncState, err: AkvError): void {
+  state.lastError = describeError(err, deps.clock.now());
+  if (state.status === undefined) return;
+  state.status = statusAfterFailure(state.status, state.lastError);
+  try {
+    deps.writeStatus?.(encodeStatus(state.status));
+  } catch (error) {
+    const e = isAkvError(error) ? error : wrapUnknown(error, "status");
+    deps.logger.warn({ code: e.code }, `cannot write the status file: ${e.message}`);
+  }
+}
+
+/**
  * Runs the spec's mode until done: `init` returns after one good sync;
  * `sidecar` returns when `signal` aborts.
  * @throws {AkvError} a configuration error on the first sync (either mode),
@@ -434,6 +483,7 @@ export async function runSyncLoop(deps: SyncDeps, signal: AbortSignal): Promise<
     } catch (error) {
       if (aborted()) return;
       const err = isAkvError(error) ? error : wrapUnknown(error, "?");
+      recordFailure(deps, state, err);
       if (!isRetryableSync(err)) {
         if (!synced) throw err;
         logger.error(

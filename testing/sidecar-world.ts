@@ -8,8 +8,9 @@
 import { mkdtemp, readdir, readFile, realpath, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SidecarEnv } from "../common/names.ts";
+import { Injected, SidecarEnv } from "../common/names.ts";
 import { encodeSpec, type FileSpec, type SyncSpec } from "../common/spec.ts";
+import type { SyncStatus } from "../sidecar/status.ts";
 import {
   createMockTls,
   startMocks,
@@ -130,18 +131,29 @@ export function rawFiles(n: number, prefix = "s"): FileSpec[] {
   }));
 }
 
-/** The published set, read as an app would: through `..data`, again if a publish removed it mid-read. */
+/**
+ * The published set, read as an app would: through `..data`, again if a
+ * publish removed it mid-read. The files alone: the status file
+ * (`..status.json`) is read by {@link readStatus}.
+ */
 export async function readSet(dir: string): Promise<Record<string, string>> {
   for (let attempt = 1; ; attempt++) {
     try {
       const data = await realpath(join(dir, "..data"));
       const out: Record<string, string> = {};
-      for (const name of await readdir(data)) out[name] = await readFile(join(data, name), "utf8");
+      for (const name of await readdir(data)) {
+        if (!name.startsWith("..")) out[name] = await readFile(join(data, name), "utf8");
+      }
       return out;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "ENOENT" || attempt === 20) throw error;
     }
   }
+}
+
+/** The status file beside the files, parsed. */
+export async function readStatus(dir: string): Promise<SyncStatus> {
+  return JSON.parse(await readFile(join(dir, Injected.statusFile), "utf8")) as SyncStatus;
 }
 
 /** Polls `fn` until it returns something other than undefined. */
