@@ -47,6 +47,12 @@ export const Annotation = {
   fileMode: "akv-injector.io/file-mode",
   /** Overrides the service account's client id. */
   clientId: "akv-injector.io/client-id",
+  /**
+   * Port (1024-65535) on which the sidecar serves Prometheus metrics at
+   * `/metrics`; not a port a container of the pod declares; `sidecar` mode
+   * only. Default: unset, no metrics (nothing listens, nothing is loaded).
+   */
+  metricsPort: "akv-injector.io/metrics-port",
   /** Written by the webhook only: see {@link STATUS_ANNOTATION}. */
   status: STATUS_ANNOTATION,
 } as const;
@@ -155,6 +161,8 @@ export const Injected = {
   sidecarUser: 65532,
   /** Appended to the entrypoint for the startup probe: exits 0 once the first sync was published. */
   sidecarProbeArgs: ["probe"],
+  /** The name of the sidecar's container port for its metrics, when `metrics-port` is set. */
+  metricsPortName: "akv-metrics",
 } as const;
 
 /** Environment of the sidecar process, as the webhook sets it. */
@@ -175,6 +183,8 @@ export const SidecarEnv = {
   extraCaCerts: "AKV_INJECTOR_EXTRA_CA_CERTS",
   /** pino log level; default `info`. */
   logLevel: "AKV_INJECTOR_LOG_LEVEL",
+  /** The `metrics-port` annotation's port: serve Prometheus metrics there. Unset: no metrics. */
+  metricsPort: "AKV_INJECTOR_METRICS_PORT",
 } as const;
 
 /** Environment of the webhook process (the chart sets it). */

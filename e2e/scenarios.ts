@@ -306,6 +306,17 @@ export function refusalScenarios(ctx: ScenarioContext): RefusalScenario[] {
     },
     {
       ...base,
+      name: "metrics port below 1024",
+      pod: "refuse-metrics-port",
+      annotations: {
+        ...vault,
+        "akv-injector.io/secrets": "db",
+        "akv-injector.io/metrics-port": "80",
+      },
+      message: ["akv-injector.io/metrics-port", '"80"', "from 1024 to 65535"],
+    },
+    {
+      ...base,
       name: "bad secret version",
       pod: "refuse-version",
       annotations: { ...vault, "akv-injector.io/secrets": "db/123" },

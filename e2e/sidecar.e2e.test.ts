@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode } from "../common/errors.ts";
 import { Injected } from "../common/names.ts";
 import { startEnvironment, type Environment } from "./cluster/environment.ts";
+import { freePort } from "./host/network.ts";
 import type { RunningPod } from "./kubelet/kubelet.ts";
 import {
   buildPod,
@@ -183,6 +184,42 @@ describe("the injected sidecar, run by the test kubelet", () => {
       if (Date.now() > deadline) throw new Error("the rotated values never appeared");
     }
     expect(seen.has("new")).toBe(true);
+    await pod.stop();
+  });
+
+  it("serves Prometheus metrics on the pod's metrics-port, and the app reads the status beside its files", async () => {
+    const version = setSecret("met-a", freshValue("met"));
+    const port = await freePort();
+    const pod = await runWith("metrics", {
+      "akv-injector.io/secrets": "met-a",
+      "akv-injector.io/refresh-interval": "1s",
+      "akv-injector.io/metrics-port": String(port),
+    });
+    // The webhook declared the port on the sidecar, to be scraped as pods are.
+    const created = await env.api("GET", `/api/v1/namespaces/${WORKLOAD.namespace}/pods/metrics`);
+    const sidecar = (created.body as V1Pod).spec?.initContainers?.find(
+      (c) => c.name === Injected.containerName,
+    );
+    expect(sidecar?.ports).toEqual([
+      { name: Injected.metricsPortName, containerPort: port, protocol: "TCP" },
+    ]);
+    // The test kubelet's containers share this machine's network, as a pod's share the pod's.
+    await eventually(async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+      expect(res.status).toBe(200);
+      const text = await res.text();
+      expect(text).toMatch(/^akv_injector_sidecar_files_published 1$/m);
+      expect(text).toMatch(/^akv_injector_sidecar_last_success_timestamp_seconds [1-9]\d{9}/m);
+      expect(text).toMatch(
+        /^akv_injector_sidecar_requests_total\{service="key-vault",outcome="success"\} ([2-9]|\d{2,})$/m,
+      );
+      expect(text).toMatch(
+        /^akv_injector_sidecar_requests_total\{service="entra",outcome="success"\} [1-9]/m,
+      );
+    }, 15_000);
+    const status = await readStatusView(pod, "app", "/mnt/secrets");
+    expect(status.files).toEqual([{ name: "met-a", secrets: [{ name: "met-a", version }] }]);
+    expect(status.consecutiveFailures).toBe(0);
     await pod.stop();
   });
 

@@ -7,7 +7,9 @@
  * main.ts imports this module lazily: the startup probe must not pay for
  * loading the Azure SDKs.
  */
+import type { TokenCredential } from "@azure/core-auth";
 import { readFileSync } from "node:fs";
+import type { Server } from "node:http";
 import { getCACertificates, setDefaultCACertificates } from "node:tls";
 import type { DestinationStream } from "pino";
 import { createLogger, type Logger } from "../common/logger.ts";
@@ -16,7 +18,14 @@ import { parseSidecarConfig, type SidecarConfig, type SidecarEnvRecord } from ".
 import { createCredential, withTokenPrefetch } from "./credential.ts";
 import { createKeyVaultSource } from "./key-vault-source.ts";
 import type { CertsApi } from "./render.ts";
-import { runSyncLoop, systemClock, type Clock, type Tuning } from "./sync-loop.ts";
+import type { SecretSource } from "./secret-source.ts";
+import {
+  runSyncLoop,
+  systemClock,
+  type Clock,
+  type SyncObserver,
+  type Tuning,
+} from "./sync-loop.ts";
 
 /** Options of {@link runSidecar}. */
 export interface RunOptions {
@@ -74,21 +83,23 @@ async function runWithLogger(
     },
     "starting",
   );
+  const metrics = await startMetrics(config, logger);
+  const entra = createCredential({
+    tenantId: config.tenantId,
+    clientId: config.clientId,
+    tokenFile: config.tokenFile,
+    authorityHost: config.authorityHost,
+    disableInstanceDiscovery: config.disableInstanceDiscovery,
+    // Synchronous: a projected token is a small file on a tmpfs, and the
+    // sidecar's only async file read would start the libuv threadpool.
+    readFile: (path) => Promise.resolve(readFileSync(path, "utf8")),
+    now: () => clock.now(),
+  });
   const credential = withTokenPrefetch(
-    createCredential({
-      tenantId: config.tenantId,
-      clientId: config.clientId,
-      tokenFile: config.tokenFile,
-      authorityHost: config.authorityHost,
-      disableInstanceDiscovery: config.disableInstanceDiscovery,
-      // Synchronous: a projected token is a small file on a tmpfs, and the
-      // sidecar's only async file read would start the libuv threadpool.
-      readFile: (path) => Promise.resolve(readFileSync(path, "utf8")),
-      now: () => clock.now(),
-    }),
+    metrics === undefined ? entra : metrics.countTokenRequests(entra),
     config.tenantId,
   );
-  const source = createKeyVaultSource({
+  const keyVault = createKeyVaultSource({
     vaultUrl: spec.vaultUrl,
     credential,
     prefetchToken: (scope) => {
@@ -98,6 +109,7 @@ async function runWithLogger(
     disableChallengeResourceVerification: config.disableChallengeResourceVerification,
     now: () => clock.now(),
   });
+  const source = metrics === undefined ? keyVault : metrics.countSourceRequests(keyVault);
   try {
     await runSyncLoop(
       {
@@ -115,6 +127,7 @@ async function runWithLogger(
         random: Math.random,
         logger,
         maxOutputBytes: volumeBytes,
+        ...(metrics === undefined ? {} : { observer: metrics.observer }),
         ...(options.tuning === undefined ? {} : { tuning: options.tuning }),
       },
       options.signal,
@@ -123,8 +136,51 @@ async function runWithLogger(
     const e = error as Error & { code?: string; status?: number };
     logger.error({ event: "failed", code: e.code, status: e.status }, e.message);
     throw error;
+  } finally {
+    metrics?.close();
   }
   logger.info({ event: "stop" }, options.signal.aborted ? "stopping: signal" : "done");
+}
+
+/** The metrics as the rest of the wiring uses them. */
+interface RunningMetrics {
+  readonly observer: SyncObserver;
+  countTokenRequests(credential: TokenCredential): TokenCredential;
+  countSourceRequests(source: SecretSource): SecretSource;
+  close(): void;
+}
+
+/**
+ * Serves metrics when the pod asked for them (`metrics-port`): only then is
+ * the metrics module (and its HTTP server) loaded, so the sidecar's start is
+ * the same without. A port that cannot be listened on is logged and the
+ * sidecar goes on without metrics: the files matter more.
+ */
+async function startMetrics(
+  config: SidecarConfig,
+  logger: Logger,
+): Promise<RunningMetrics | undefined> {
+  const port = config.metricsPort;
+  if (port === undefined) return undefined;
+  const m = await import("./metrics.ts");
+  const metrics = m.createMetrics();
+  let server: Server | undefined;
+  try {
+    server = await m.startMetricsServer(metrics, port);
+    logger.info({ event: "metrics", port }, `serving metrics on port ${port} at /metrics`);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    logger.error(
+      { event: "metrics", port, code },
+      `cannot serve metrics on port ${port} (${code}); going on without`,
+    );
+  }
+  return {
+    observer: metrics,
+    countTokenRequests: (credential) => m.countTokenRequests(credential, metrics),
+    countSourceRequests: (source) => m.countSourceRequests(source, metrics),
+    close: () => server?.close(),
+  };
 }
 
 /** Adds `AKV_INJECTOR_EXTRA_CA_CERTS` to the CAs every TLS connection trusts; must run before the first connection. */

@@ -43,7 +43,14 @@ describe("parseSidecarConfig", () => {
     expect(c.disableChallengeResourceVerification).toBe(false);
     expect(c.logLevel).toBe("info");
     expect(c.extraCaCerts).toEqual([]);
+    // No metrics unless the pod asked for them.
+    expect(c.metricsPort).toBeUndefined();
     expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it("reads the metrics port the webhook passes for metrics-port", () => {
+    expect(parseSidecarConfig(env({ [SidecarEnv.metricsPort]: "9102" })).metricsPort).toBe(9102);
+    expect(parseSidecarConfig(env({ [SidecarEnv.metricsPort]: "65535" })).metricsPort).toBe(65_535);
   });
 
   it("turns instance discovery off exactly for a non-Entra authority", () => {
@@ -244,6 +251,13 @@ describe("parseSidecarConfig: each bad variable, by its whole message", () => {
       { [SidecarEnv.extraCaCerts]: "not a certificate" },
       "AKV_INJECTOR_EXTRA_CA_CERTS: expected PEM text with one or more BEGIN CERTIFICATE blocks",
     ],
+    ...["80", "1023", "65536", "9102x", "0x2000", "-9102"].map(
+      (port): [string, Record<string, string>, string] => [
+        `a metrics port of ${port}`,
+        { [SidecarEnv.metricsPort]: port },
+        "AKV_INJECTOR_METRICS_PORT: expected a port number from 1024 to 65535",
+      ],
+    ),
     [
       "an unknown log level",
       { [SidecarEnv.logLevel]: "verbose" },

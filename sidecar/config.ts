@@ -39,6 +39,8 @@ export interface SidecarConfig {
   readonly extraCaCerts: readonly string[];
   /** pino level. */
   readonly logLevel: string;
+  /** Where to serve Prometheus metrics; undefined: no metrics. */
+  readonly metricsPort: number | undefined;
 }
 
 /** The environment the sidecar reads: {@link SidecarEnv}'s variables. */
@@ -132,6 +134,14 @@ export function parseSidecarConfig(env: SidecarEnvRecord): SidecarConfig {
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
     bad(SidecarEnv.logLevel, LOG_LEVELS.join(", "));
 
+  const metricsText = get(SidecarEnv.metricsPort);
+  const metricsPort = metricsText === undefined ? undefined : Number(metricsText);
+  if (
+    metricsPort !== undefined &&
+    !(/^[0-9]{4,5}$/.test(metricsText ?? "") && metricsPort >= 1024 && metricsPort <= 65_535)
+  )
+    bad(SidecarEnv.metricsPort, "a port number from 1024 to 65535");
+
   if (problems.length > 0) {
     throw new AkvError(
       ErrorCode.SIDECAR_CONFIG_INVALID,
@@ -148,5 +158,6 @@ export function parseSidecarConfig(env: SidecarEnvRecord): SidecarConfig {
     disableChallengeResourceVerification,
     extraCaCerts: Object.freeze(extraCaCerts),
     logLevel,
+    metricsPort,
   });
 }

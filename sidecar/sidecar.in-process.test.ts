@@ -9,6 +9,7 @@
 import { X509Certificate } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { getCACertificates } from "node:tls";
@@ -56,6 +57,15 @@ function captureLog(): { sink: Writable; text: () => string } {
   return { sink, text: () => text };
 }
 const devNull = (): Writable => captureLog().sink;
+
+/** A port free on this machine now (the kernel's pick). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((ok) => server.close(ok));
+  return port;
+}
 
 beforeAll(async () => {
   world = await startMockWorld();
@@ -186,6 +196,92 @@ describe("faults, in process with short timeouts (real SDKs, real HTTPS)", () =>
     stop.abort();
     await running;
   }, 30_000);
+
+  it("serves metrics on the metrics port when asked: syncs, failures by code, requests by outcome, files", async () => {
+    for (let i = 0; i < 2; i++) secret(`m${i}`, `metric-value-${i}`);
+    const port = await freePort();
+    const stop = new AbortController();
+    const log = captureLog();
+    const env = {
+      ...world.env({ files: rawFiles(2, "m"), mode: "sidecar", refreshIntervalMs: 1000 }),
+      [SidecarEnv.metricsPort]: String(port),
+    };
+    const dir = outputDirOf(env);
+    const running = runSidecar({ env, signal: stop.signal, logDestination: log.sink, tuning });
+    await waitFor(() => (existsSync(join(dir, "..data")) ? true : undefined));
+    const scrape = async (): Promise<string> => {
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+      expect(res.status).toBe(200);
+      return res.text();
+    };
+    const first = await scrape();
+    expect(first).toMatch(/^akv_injector_sidecar_last_success_timestamp_seconds \d{10}(\.\d+)?$/m);
+    expect(first).toMatch(/^akv_injector_sidecar_files_published 2$/m);
+    expect(first).toMatch(
+      /^akv_injector_sidecar_requests_total\{service="key-vault",outcome="success"\} [2-9]\d*$/m,
+    );
+    expect(first).toMatch(
+      /^akv_injector_sidecar_requests_total\{service="entra",outcome="success"\} \d+$/m,
+    );
+    world.vault.injectFault({
+      action: { type: "status", status: 503 },
+      match: { secret: "m1" },
+      probability: 1,
+    });
+    await waitFor(async () =>
+      /^akv_injector_sidecar_sync_failures_total\{code="AKV_UNAVAILABLE"\} [1-9]/m.test(
+        await scrape(),
+      )
+        ? true
+        : undefined,
+    );
+    expect(await scrape()).toMatch(
+      /^akv_injector_sidecar_requests_total\{service="key-vault",outcome="AKV_UNAVAILABLE"\} [1-9]/m,
+    );
+    world.vault.clearFaults();
+    stop.abort();
+    await running;
+    expect(log.text()).toContain(`serving metrics on port ${port}`);
+    // Stopped with the sidecar.
+    await expect(fetch(`http://127.0.0.1:${port}/metrics`)).rejects.toThrow();
+  }, 30_000);
+
+  it("syncs without metrics when their port is taken, saying so", async () => {
+    secret("busy", "busy-port-value");
+    const taken = createServer();
+    await new Promise<void>((ok) => taken.listen(0, ok));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      const log = captureLog();
+      const env = {
+        ...world.env({
+          files: [
+            { file: "busy", format: "raw", source: { kind: "secret", ref: { name: "busy" } } },
+          ],
+          mode: "init",
+        }),
+        [SidecarEnv.metricsPort]: String(port),
+      };
+      await runSidecar({ env, signal: new AbortController().signal, logDestination: log.sink });
+      expect(await readSet(outputDirOf(env))).toEqual({ busy: "busy-port-value" });
+      expect(log.text()).toContain(
+        `cannot serve metrics on port ${port} (EADDRINUSE); going on without`,
+      );
+    } finally {
+      await new Promise((ok) => taken.close(ok));
+    }
+  });
+
+  it("serves no metrics and loads no metrics code unless asked", async () => {
+    secret("nm", "no-metrics");
+    const log = captureLog();
+    const env = world.env({
+      files: [{ file: "nm", format: "raw", source: { kind: "secret", ref: { name: "nm" } } }],
+      mode: "init",
+    });
+    await runSidecar({ env, signal: new AbortController().signal, logDestination: log.sink });
+    expect(log.text()).not.toContain('"event":"metrics"');
+  });
 
   it("a token prefetch and the Key Vault client's own call cost one token request (real MSAL)", async () => {
     const { createCredential, withTokenPrefetch } = await import("./credential.ts");

@@ -160,6 +160,8 @@ export interface SyncDeps {
    * published. A failure to write it is logged, never fatal.
    */
   readonly writeStatus?: (status: Uint8Array) => unknown;
+  /** Told of every sync's outcome (the optional metrics). */
+  readonly observer?: SyncObserver;
   /** Loads the certificate functions; called only when a pem/cert/key file exists. */
   readonly loadCerts: () => Promise<CertsApi>;
   readonly clock: Clock;
@@ -169,6 +171,14 @@ export interface SyncDeps {
   /** The size of the volume the files go to: a larger set is refused before it is published. */
   readonly maxOutputBytes?: number | undefined;
   readonly tuning?: Partial<Tuning>;
+}
+
+/** Told of each sync's outcome. */
+export interface SyncObserver {
+  /** A sync published (or confirmed) `files` files at `nowMs`. */
+  synced(nowMs: number, files: number): void;
+  /** A sync failed with this stable error code. */
+  syncFailed(code: string): void;
 }
 
 /** What one sync did. */
@@ -476,6 +486,7 @@ export async function runSyncLoop(deps: SyncDeps, signal: AbortSignal): Promise<
       );
       synced = true;
       failures = 0;
+      deps.observer?.synced(clock.now(), spec.files.length);
       if (spec.mode === "init") return;
       delayMs = Math.round(
         interval * (1 - tuning.refreshJitter + 2 * tuning.refreshJitter * deps.random()),
@@ -484,6 +495,7 @@ export async function runSyncLoop(deps: SyncDeps, signal: AbortSignal): Promise<
       if (aborted()) return;
       const err = isAkvError(error) ? error : wrapUnknown(error, "?");
       recordFailure(deps, state, err);
+      deps.observer?.syncFailed(err.code);
       if (!isRetryableSync(err)) {
         if (!synced) throw err;
         logger.error(

@@ -167,6 +167,8 @@ export interface PodContainer {
   readonly name: string;
   /** Undefined when the container has no `volumeMounts` (the patch adds the array whole). */
   readonly volumeMounts: readonly PodVolumeMount[] | undefined;
+  /** Its `ports[].containerPort` numbers, when it declares any (the `metrics-port` may not be one). */
+  readonly ports?: readonly number[];
 }
 
 /** The label nodes carry their operating system in. */
@@ -323,14 +325,22 @@ export function parsePod(object: unknown, namespace: string): ParsedPod {
         problems.add(`${where}.name: expected a container name`);
         return { name: "", volumeMounts: undefined };
       }
+      const ports = Array.isArray(c.ports)
+        ? c.ports.flatMap((p: unknown) =>
+            isObject(p) && typeof p.containerPort === "number" ? [p.containerPort] : [],
+          )
+        : [];
+      const declared = ports.length > 0 ? { ports } : {};
       const mounts = c.volumeMounts;
-      if (mounts === undefined || mounts === null) return { name: c.name, volumeMounts: undefined };
+      if (mounts === undefined || mounts === null)
+        return { name: c.name, volumeMounts: undefined, ...declared };
       if (!Array.isArray(mounts)) {
         problems.add(`${where}.volumeMounts: expected a list`);
-        return { name: c.name, volumeMounts: undefined };
+        return { name: c.name, volumeMounts: undefined, ...declared };
       }
       return {
         name: c.name,
+        ...declared,
         volumeMounts: mounts.map((m: unknown) => ({
           name: isObject(m) && typeof m.name === "string" ? m.name : "",
           mountPath: isObject(m) && typeof m.mountPath === "string" ? m.mountPath : "",

@@ -75,6 +75,12 @@ describe("parseInjectionConfig: refusals of the contract", () => {
       ["akv-injector.io/inject: unknown annotation", "is a pod label"],
     ],
     [
+      "a metrics port outside 1024-65535",
+      { ...base, "akv-injector.io/metrics-port": "80" },
+      {},
+      ["akv-injector.io/metrics-port: expected a port number from 1024 to 65535", '(got "80")'],
+    ],
+    [
       "bad secret name in secrets",
       { ...base, "akv-injector.io/secrets": "db-password,under_score" },
       {},

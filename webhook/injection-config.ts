@@ -19,6 +19,7 @@ import type { Pod } from "./admission-review.ts";
 import { sortAnnotationKeys } from "./injection-config/annotations.ts";
 import { parseFileModeAnnotation } from "./injection-config/file-mode.ts";
 import { parseFileAnnotations } from "./injection-config/files.ts";
+import { parseMetricsPortAnnotation } from "./injection-config/metrics-port.ts";
 import {
   resolveClientId,
   resolveTenantId,
@@ -46,6 +47,8 @@ export interface InjectionConfig {
   readonly clientId: string;
   /** Precedence: the service account's `azure.workload.identity/tenant-id`, then the webhook's `AZURE_TENANT_ID`. */
   readonly tenantId: string;
+  /** The sidecar's Prometheus metrics port (`metrics-port`); absent: no metrics. */
+  readonly metricsPort?: number;
 }
 
 /** The result: a config, or every problem; warnings in both cases. */
@@ -112,6 +115,12 @@ export function parseInjectionConfig(
     problems,
     warnings,
   );
+  const metricsPort = parseMetricsPortAnnotation(
+    annotations[Annotation.metricsPort],
+    pod,
+    mode,
+    problems,
+  );
   const clientId = resolveClientId(pod, serviceAccount, problems);
   const tenantId = resolveTenantId(pod, serviceAccount, settings.tenantId, problems);
 
@@ -128,7 +137,14 @@ export function parseInjectionConfig(
   };
   return {
     ok: true,
-    config: freezeConfig({ spec, mountPath, targets, clientId, tenantId }),
+    config: freezeConfig({
+      spec,
+      mountPath,
+      targets,
+      clientId,
+      tenantId,
+      ...(metricsPort === undefined ? {} : { metricsPort }),
+    }),
     warnings: warnings.list(),
   };
 }

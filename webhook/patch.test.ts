@@ -68,6 +68,21 @@ const envOf = (c: Container): Record<string, string> =>
   Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
 
 describe("buildPatch", () => {
+  it("declares the metrics port and passes it to the sidecar only when metrics-port is set", () => {
+    const { result } = inject(
+      testPod(
+        { ...annotations, "akv-injector.io/metrics-port": "9102" },
+        { containers: [{ name: "app", image: "busybox", ports: [{ containerPort: 8080 }] }] },
+      ),
+    );
+    const sidecar = sidecarOf(result) as Container & { ports?: unknown };
+    expect(sidecar.ports).toEqual([{ name: "akv-metrics", containerPort: 9102, protocol: "TCP" }]);
+    expect(envOf(sidecar).AKV_INJECTOR_METRICS_PORT).toBe("9102");
+    const plain = sidecarOf(inject(testPod(annotations)).result) as Container & { ports?: unknown };
+    expect(plain.ports).toBeUndefined();
+    expect(envOf(plain)).not.toHaveProperty("AKV_INJECTOR_METRICS_PORT");
+  });
+
   it("injects exactly the spec of the contract into a minimal pod", () => {
     const pod = testPod(annotations);
     const { result } = inject(pod);

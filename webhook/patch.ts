@@ -54,6 +54,9 @@ export function buildSidecarContainer(
   if (settings.sidecarExtraCaPem !== undefined) {
     env.push({ name: SidecarEnv.extraCaCerts, value: settings.sidecarExtraCaPem });
   }
+  if (config.metricsPort !== undefined) {
+    env.push({ name: SidecarEnv.metricsPort, value: String(config.metricsPort) });
+  }
   const container: Record<string, unknown> = {
     name: Injected.containerName,
     image: settings.sidecarImage,
@@ -62,6 +65,14 @@ export function buildSidecarContainer(
       : { imagePullPolicy: settings.sidecarImagePullPolicy }),
     args: [...Injected.sidecarRunArgs],
     env,
+    // Declared, so a PodMonitor can name it and `kubectl port-forward` finds it.
+    ...(config.metricsPort === undefined
+      ? {}
+      : {
+          ports: [
+            { name: Injected.metricsPortName, containerPort: config.metricsPort, protocol: "TCP" },
+          ],
+        }),
     resources: settings.sidecarResources,
     volumeMounts: [
       { name: Injected.secretsVolume, mountPath: Injected.sidecarSecretsPath },

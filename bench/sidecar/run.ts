@@ -37,7 +37,11 @@
  *
  * Results go to bench/sidecar/RESULTS.md with date and machine.
  *
- * Run: `npm run build && node bench/sidecar/run.ts [runs] [--no-pin] [--dist] [--out-disk] [--compare "LABEL=PATH [FLAGS]"]… [--node-args "LABEL=FLAGS"]… [--only-variants]` (Node 24).
+ * `--metrics` adds the compile-cache build again with
+ * `AKV_INJECTOR_METRICS_PORT` set (the pod's `metrics-port`): the metrics
+ * chunk loaded and its port listened on.
+ *
+ * Run: `npm run build && node bench/sidecar/run.ts [runs] [--no-pin] [--dist] [--out-disk] [--compare "LABEL=PATH [FLAGS]"]… [--node-args "LABEL=FLAGS"]… [--only-variants] [--metrics]` (Node 24).
  */
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -46,6 +50,8 @@ import { cpus, loadavg, release, totalmem } from "node:os";
 import { isAbsolute, join } from "node:path";
 import { build } from "esbuild";
 import { sidecarBuildOptions } from "../../scripts/sidecar-bundle.ts";
+import { SidecarEnv } from "../../common/names.ts";
+import { freePort } from "../../e2e/host/network.ts";
 import { choosePinning, median } from "./harness.ts";
 import { rawFiles, startMockWorld, type MockWorld } from "../../testing/sidecar-world.ts";
 
@@ -109,6 +115,7 @@ async function runOnce(
   pin: readonly string[],
   outBase: string | undefined,
   nodeArgs: readonly string[],
+  extraEnv: Readonly<Record<string, string>>,
 ): Promise<Sample> {
   const env = world.env({
     files: rawFiles(n),
@@ -121,7 +128,7 @@ async function runOnce(
   const argv = [process.execPath, ...nodeArgs, "--require", hook, bundle, "run"];
   const [file = "", ...rest] = [...pin, ...argv];
   const child = spawn(file, rest, {
-    env: { PATH: process.env.PATH ?? "", NODE_EXTRA_CA_CERTS: world.caFile, ...env },
+    env: { PATH: process.env.PATH ?? "", NODE_EXTRA_CA_CERTS: world.caFile, ...env, ...extraEnv },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -150,6 +157,8 @@ interface Build {
   readonly bundle: string;
   /** Node flags before the entry, as an image's ENTRYPOINT would put them. */
   readonly nodeArgs?: readonly string[];
+  /** More environment for the sidecar (`--metrics`: its metrics port). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** Measures every build for every count, the builds' runs interleaved. */
@@ -168,7 +177,7 @@ async function bench(
       for (const b of builds) {
         world.vault.resetCounters();
         world.aad.resetCounters();
-        const s = await runOnce(world, b.bundle, n, pin, outBase, b.nodeArgs ?? []);
+        const s = await runOnce(world, b.bundle, n, pin, outBase, b.nodeArgs ?? [], b.env ?? {});
         if (i >= WARMUP) samples.get(b.label)?.push(s);
         counts.set(b.label, {
           kv: world.vault.counters().total,
@@ -262,6 +271,16 @@ try {
     builds.push({
       label: "sidecar/bundle.ts + compile cache",
       bundle: await withCache(join(root, "bench/out/sidecar-opt-cc"), []),
+    });
+  }
+  if (args.includes("--metrics")) {
+    // The same image build with metrics on: the chunk loaded and the port
+    // listened on before the sync (runs are sequential: one port serves all).
+    const port = await freePort();
+    builds.push({
+      label: "sidecar/bundle.ts + compile cache, metrics on",
+      bundle: await withCache(join(root, "bench/out/sidecar-opt-cc-metrics"), []),
+      env: { [SidecarEnv.metricsPort]: String(port) },
     });
   }
   for (const [i, v] of variants.entries()) {
