@@ -28,11 +28,18 @@ function layers() {
       regex: `^(\\.\\./)+${TEST_SIDE}/`,
       message: "product code never imports test, mock, e2e, bench or build code",
     };
+    const heavyClient = {
+      regex: "^@kubernetes/client-node",
+      message:
+        "the product talks to the apiserver through webhook/kube/: client-node was half the webhook's bundle and 40-55 MiB of its idle memory (bench/webhook/RESULTS.md); tests may use it",
+    };
     return [
       {
         files: [`${folder}/**/*.ts`],
         ignores: ["**/*.test.ts"],
-        rules: { "no-restricted-imports": ["error", { patterns: [...upward, testSide] }] },
+        rules: {
+          "no-restricted-imports": ["error", { patterns: [...upward, testSide, heavyClient] }],
+        },
       },
       {
         files: [`${folder}/**/*.test.ts`],

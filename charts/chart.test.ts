@@ -3,7 +3,9 @@
 // the parsed objects: what fails closed, what is excluded, who may do what,
 // and that the environment it gives the webhook is what the webhook parses.
 import { X509Certificate } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createCertificateAuthority } from "../certs/index.ts";
 import {
@@ -16,7 +18,10 @@ import {
   ServiceAccountAnnotation,
   WebhookEnv,
 } from "../common/names.ts";
+import { createLogger } from "../common/logger.ts";
+import { FakeCertApiServer } from "../testing/cert-apiserver.ts";
 import { serviceDnsNames } from "../webhook/cert-reconcile.ts";
+import { ensureSelfManagedCerts } from "../webhook/self-managed-certs.ts";
 import { parseSettings } from "../webhook/settings.ts";
 import { ensureHelm, lintChart, renderChart, renderNotes, type KubeObject } from "./helm.ts";
 
@@ -695,28 +700,63 @@ describe("defaults (self-managed certificates)", () => {
     }
   });
 
-  it("grants the self-mode verbs that the certificate manager's API calls need, and no more", () => {
-    // client-node method prefix → RBAC verb.
-    const verbOf = { read: "get", patch: "patch", replace: "update", create: "create" } as const;
-    const source = readFileSync(
-      new URL("../webhook/self-managed-certs.ts", import.meta.url),
-      "utf8",
-    );
-    const used = (kind: string): string[] =>
-      [...source.matchAll(new RegExp(`\\.(read|patch|replace|create)${kind}\\(`, "g"))]
-        .map((m) => verbOf[m[1] as keyof typeof verbOf])
-        .filter((v, i, all) => all.indexOf(v) === i)
-        .sort();
-    const granted = (rules: Rule[], resource: string): string[] =>
-      [
-        ...new Set(rules.filter((r) => r.resources.includes(resource)).flatMap((r) => r.verbs)),
-      ].sort();
-    const clusterRole = one<{ rules: Rule[] }>(docs, "ClusterRole");
-    const role = one<{ rules: Rule[] }>(docs, "Role");
-    expect(granted(clusterRole.rules, "mutatingwebhookconfigurations")).toEqual(
-      used("MutatingWebhookConfiguration"),
-    );
-    expect(granted(role.rules, "secrets")).toEqual(used("NamespacedSecret"));
+  it("grants the self-mode verbs that the certificate manager's API calls need, and no more", async () => {
+    // What the manager sends, recorded by the fake apiserver: a first pass
+    // (create the Secret, patch the caBundle), then one past the renewal time.
+    const api = new FakeCertApiServer({
+      namespace: NS,
+      secretName: `${FULLNAME}-tls`,
+      serviceName: FULLNAME,
+    });
+    await api.start();
+    const dir = await mkdtemp(join(tmpdir(), "akv-chart-rbac-"));
+    try {
+      api.addConfig(FULLNAME);
+      let now = new Date();
+      const options = {
+        client: api.client(),
+        namespace: NS,
+        secretName: `${FULLNAME}-tls`,
+        webhookConfigName: FULLNAME,
+        serviceName: FULLNAME,
+        certFile: join(dir, "tls.crt"),
+        keyFile: join(dir, "tls.key"),
+        logger: createLogger({ name: "webhook", level: "silent" }),
+        clock: () => now,
+      };
+      const first = await ensureSelfManagedCerts(options);
+      now = new Date(first.renewAt.getTime() + 1);
+      expect((await ensureSelfManagedCerts(options)).secret).toBe("updated");
+      const verbOf: Record<string, string> = {
+        GET: "get",
+        POST: "create",
+        PUT: "update",
+        PATCH: "patch",
+      };
+      const used = (resource: string): string[] =>
+        [
+          ...new Set(
+            api.requests
+              .filter((r) => r.split(" ")[1]?.includes(`/${resource}`))
+              .map((r) => verbOf[r.split(" ")[0] ?? ""] ?? r),
+          ),
+        ].sort();
+      const granted = (rules: Rule[], resource: string): string[] =>
+        [
+          ...new Set(rules.filter((r) => r.resources.includes(resource)).flatMap((r) => r.verbs)),
+        ].sort();
+      const clusterRole = one<{ rules: Rule[] }>(docs, "ClusterRole");
+      const role = one<{ rules: Rule[] }>(docs, "Role");
+      expect(used("mutatingwebhookconfigurations")).toEqual(["get", "patch"]);
+      expect(granted(clusterRole.rules, "mutatingwebhookconfigurations")).toEqual(
+        used("mutatingwebhookconfigurations"),
+      );
+      expect(used("secrets")).toEqual(["create", "get", "update"]);
+      expect(granted(role.rules, "secrets")).toEqual(used("secrets"));
+    } finally {
+      await api.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("uses the chart's appVersion as the images' tag", () => {

@@ -10,9 +10,9 @@ import { once } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
-import type { KubeConfig } from "@kubernetes/client-node";
 import jsonpatch from "fast-json-patch";
 import { expect } from "vitest";
+import type { KubeClient } from "../webhook/kube/client.ts";
 import { fakeApiServerTls, fakeKubeConfig } from "./webhook-apiserver.ts";
 
 export type KubeObject = Record<string, unknown> & { metadata: Record<string, unknown> };
@@ -64,9 +64,9 @@ export class FakeCertApiServer {
     await new Promise((resolve) => this.server?.close(resolve));
   }
 
-  kubeConfig(): KubeConfig {
+  client(): KubeClient {
     const { port } = this.server?.address() as AddressInfo;
-    return fakeKubeConfig(`https://127.0.0.1:${port}`, this.caPem).kubeConfig;
+    return fakeKubeConfig(`https://127.0.0.1:${port}`, this.caPem).client;
   }
 
   nextVersion(): string {

@@ -1,13 +1,14 @@
 /**
- * A loopback apiserver for tests: just enough of the API for
- * @kubernetes/client-node's service-account list, watch (a held-open stream)
- * and get, over HTTPS with its own CA. Not part of any bundle.
+ * A loopback apiserver for tests: just enough of the API for the webhook's
+ * service-account list, watch (a held-open stream) and get, over HTTPS with
+ * its own CA. Not part of any bundle.
  */
 import type { ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
-import { KubeConfig } from "@kubernetes/client-node";
+import { stringify } from "yaml";
 import { createCertificateAuthority, createServingCertificate } from "../certs/index.ts";
+import { createKubeClient, type KubeClient } from "../webhook/kube/client.ts";
 
 /** A service account as the fake stores it. */
 export interface FakeServiceAccount {
@@ -123,17 +124,32 @@ export class FakeApiServer {
   }
 }
 
-/** A kubeconfig for the fake (token auth, its CA), as an object and as YAML text. */
+/** The fake's bearer token. */
+export const FAKE_TOKEN = "test-token";
+
+/** A client of the fake (token auth, its CA), and a kubeconfig saying the same, as YAML text. */
 export function fakeKubeConfig(
   server: string,
   caPem: string,
-): { kubeConfig: KubeConfig; yaml: string } {
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromOptions({
-    clusters: [{ name: "fake", server, caData: Buffer.from(caPem).toString("base64") }],
-    users: [{ name: "admin", token: "test-token" }],
-    contexts: [{ name: "fake", cluster: "fake", user: "admin" }],
-    currentContext: "fake",
+): { client: KubeClient; yaml: string } {
+  const client = createKubeClient({
+    server: new URL(server),
+    caPem,
+    insecure: false,
+    token: () => Promise.resolve(FAKE_TOKEN),
   });
-  return { kubeConfig, yaml: kubeConfig.exportConfig() };
+  const yaml = stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [
+      {
+        name: "fake",
+        cluster: { server, "certificate-authority-data": Buffer.from(caPem).toString("base64") },
+      },
+    ],
+    users: [{ name: "admin", user: { token: FAKE_TOKEN } }],
+    contexts: [{ name: "fake", context: { cluster: "fake", user: "admin" } }],
+    "current-context": "fake",
+  });
+  return { client, yaml };
 }

@@ -6,12 +6,13 @@
  */
 import { readFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-import { KubeConfig } from "@kubernetes/client-node";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { isAkvError, AkvError, ErrorCode } from "../common/errors.ts";
 import { createLogger } from "../common/logger.ts";
 import { WebhookEnv } from "../common/names.ts";
 import { startSelfManagedCerts, type SelfManagedCerts } from "./self-managed-certs.ts";
+import { createKubeClient, type KubeClient } from "./kube/client.ts";
+import { inClusterConnection, loadKubeconfig } from "./kube/connection.ts";
 import { createKubernetesServiceAccountCache } from "./service-accounts.ts";
 import { createWebhookServer } from "./server.ts";
 import { parseSettings, withSidecarExtraCa, type Settings } from "./settings.ts";
@@ -32,14 +33,13 @@ async function loadSettings(): Promise<Settings> {
   return withSidecarExtraCa(settings, pem);
 }
 
-function loadKubeConfig(settings: Settings): KubeConfig {
-  const kubeConfig = new KubeConfig();
+async function connectToCluster(settings: Settings): Promise<KubeClient> {
   try {
-    if (settings.kubeconfig !== undefined) kubeConfig.loadFromFile(settings.kubeconfig);
-    else if (process.env.KUBERNETES_SERVICE_HOST !== undefined) kubeConfig.loadFromCluster();
-    else {
-      throw new Error("not in a cluster (no KUBERNETES_SERVICE_HOST)");
-    }
+    const connection =
+      settings.kubeconfig === undefined
+        ? await inClusterConnection(process.env)
+        : await loadKubeconfig(settings.kubeconfig);
+    return createKubeClient(connection);
   } catch (cause) {
     throw new AkvError(
       ErrorCode.SETTINGS_INVALID,
@@ -47,19 +47,12 @@ function loadKubeConfig(settings: Settings): KubeConfig {
       { cause },
     );
   }
-  if (kubeConfig.getCurrentCluster() === null) {
-    throw new AkvError(
-      ErrorCode.SETTINGS_INVALID,
-      `invalid webhook settings: ${WebhookEnv.kubeconfig}: the kubeconfig has no current cluster`,
-    );
-  }
-  return kubeConfig;
 }
 
 async function main(): Promise<void> {
   const settings = await loadSettings();
   const logger = createLogger({ name: "webhook", level: settings.logLevel });
-  const kubeConfig = loadKubeConfig(settings);
+  const client = await connectToCluster(settings);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
@@ -67,7 +60,7 @@ async function main(): Promise<void> {
   let selfCerts: SelfManagedCerts | undefined;
   if (settings.selfCerts !== undefined) {
     selfCerts = await startSelfManagedCerts({
-      kubeConfig,
+      client,
       namespace: settings.selfCerts.namespace,
       secretName: settings.selfCerts.secretName,
       webhookConfigName: settings.selfCerts.webhookConfigName,
@@ -80,7 +73,7 @@ async function main(): Promise<void> {
     });
   }
 
-  const serviceAccounts = createKubernetesServiceAccountCache(kubeConfig, logger);
+  const serviceAccounts = createKubernetesServiceAccountCache(client, logger);
   const server = await createWebhookServer({ settings, logger, serviceAccounts, registry });
   const ports = await server.listen({
     host: "0.0.0.0",

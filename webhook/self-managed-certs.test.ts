@@ -70,7 +70,7 @@ describe("self-managed certificates", () => {
     extra: Partial<SelfManagedCertsOptions> = {},
   ): SelfManagedCertsOptions {
     return {
-      kubeConfig: api.kubeConfig(),
+      client: api.client(),
       namespace: NS,
       secretName: SECRET,
       webhookConfigName: CONFIG,

@@ -20,18 +20,16 @@
 import { X509Certificate, randomBytes } from "node:crypto";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import {
-  AdmissionregistrationV1Api,
-  ApiException,
-  CoreV1Api,
-  V1ObjectMeta,
-  V1Secret,
-  type KubeConfig,
-  type V1MutatingWebhookConfiguration,
-} from "@kubernetes/client-node";
 import { AkvError, ErrorCode } from "../common/errors.ts";
 import type { Logger } from "../common/logger.ts";
-import { caBundleOf, caBundlePatch, readStoredCerts, secretDataOf } from "./cert-objects.ts";
+import {
+  caBundleOf,
+  caBundlePatch,
+  readStoredCerts,
+  secretDataOf,
+  type WebhookConfigurationCaBundles,
+} from "./cert-objects.ts";
+import { KubeApiError, type KubeClient } from "./kube/client.ts";
 import {
   certRequirements,
   checkIntervals,
@@ -46,8 +44,8 @@ const MAX_ATTEMPTS = 5;
 
 /** Where the certificates live and what they are for. */
 export interface SelfManagedCertsOptions {
-  /** The webhook's kubeconfig (in-cluster or from `KUBECONFIG`). */
-  readonly kubeConfig: KubeConfig;
+  /** The webhook's apiserver client (in-cluster or from `KUBECONFIG`). */
+  readonly client: KubeClient;
   /** The webhook's own namespace; the Secret lives there. */
   readonly namespace: string;
   /** The Secret that holds the CA and serving certificate. */
@@ -112,21 +110,20 @@ export async function ensureSelfManagedCerts(
   const { namespace, secretName, logger } = options;
   const clock = options.clock ?? (() => new Date());
   const requirements = certRequirements(options);
-  const core = options.kubeConfig.makeApiClient(CoreV1Api);
-  const admission = options.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
+  const { client } = options;
+  const secretsPath = `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets`;
 
   let certs: StoredCerts | undefined;
   let secret: EnsureResult["secret"] = "unchanged";
   for (let attempt = 1; certs === undefined; attempt++) {
-    const current = await readSecret(core, namespace, secretName);
+    const current = await readSecret(client, secretsPath, namespace, secretName);
     const stored = current && readStoredCerts(current);
     const { certs: next, reason } = reconcileCerts(stored, requirements, clock());
     if (reason === undefined) {
       certs = next;
       break;
     }
-    // client-node's models are classes; fill instances rather than cast literals.
-    const metadata = Object.assign(new V1ObjectMeta(), {
+    const metadata = {
       name: secretName,
       namespace,
       labels: {
@@ -134,23 +131,26 @@ export async function ensureSelfManagedCerts(
         "app.kubernetes.io/component": "webhook-certificate",
       },
       // Present on update: the apiserver answers 409 if another replica wrote since we read.
-      resourceVersion: current?.metadata?.resourceVersion,
-    });
-    const body = Object.assign(new V1Secret(), {
+      ...(current?.metadata?.resourceVersion === undefined
+        ? {}
+        : { resourceVersion: current.metadata.resourceVersion }),
+    };
+    const body = {
       apiVersion: "v1",
       kind: "Secret",
       type: "kubernetes.io/tls",
       metadata,
       data: secretDataOf(next),
-    });
+    };
     const won =
       current === undefined
         ? await writeSecret(
-            () => core.createNamespacedSecret({ namespace, body }),
+            () => client.request("POST", secretsPath, { body }),
             `create Secret ${namespace}/${secretName}`,
           )
         : await writeSecret(
-            () => core.replaceNamespacedSecret({ name: secretName, namespace, body }),
+            () =>
+              client.request("PUT", `${secretsPath}/${encodeURIComponent(secretName)}`, { body }),
             `update Secret ${namespace}/${secretName}`,
           );
     if (won) {
@@ -178,7 +178,7 @@ export async function ensureSelfManagedCerts(
   if (filesWritten)
     logger.info({ certFile: options.certFile }, "serving certificate files written");
   const caBundle = await patchCaBundle(
-    admission,
+    client,
     options.webhookConfigName,
     caBundleOf(certs),
     logger,
@@ -241,13 +241,23 @@ export async function startSelfManagedCerts(
   };
 }
 
+/** The parts of a Secret this file reads. */
+interface StoredSecret {
+  readonly metadata?: { readonly resourceVersion?: string };
+  readonly data?: Readonly<Record<string, string>>;
+}
+
 async function readSecret(
-  core: CoreV1Api,
+  client: KubeClient,
+  secretsPath: string,
   namespace: string,
   name: string,
-): Promise<V1Secret | undefined> {
+): Promise<StoredSecret | undefined> {
   try {
-    return await core.readNamespacedSecret({ name, namespace });
+    return (await client.request(
+      "GET",
+      `${secretsPath}/${encodeURIComponent(name)}`,
+    )) as StoredSecret;
   } catch (error) {
     if (statusOf(error) === 404) return undefined;
     throw kubernetesError(`read Secret ${namespace}/${name}`, error);
@@ -270,15 +280,16 @@ async function writeSecret(write: () => Promise<unknown>, what: string): Promise
  * reading again when a concurrent change failed the patch's `test`.
  */
 async function patchCaBundle(
-  admission: AdmissionregistrationV1Api,
+  client: KubeClient,
   name: string,
   caBundle: string,
   logger: Logger,
 ): Promise<CaBundleOutcome> {
+  const path = `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${encodeURIComponent(name)}`;
   for (let attempt = 1; ; attempt++) {
-    let config: V1MutatingWebhookConfiguration;
+    let config: WebhookConfigurationCaBundles;
     try {
-      config = await admission.readMutatingWebhookConfiguration({ name });
+      config = (await client.request("GET", path)) as WebhookConfigurationCaBundles;
     } catch (error) {
       if (statusOf(error) === 404) return "missing";
       throw kubernetesError(`read MutatingWebhookConfiguration ${name}`, error);
@@ -286,7 +297,10 @@ async function patchCaBundle(
     const patch = caBundlePatch(config, caBundle);
     if (patch === undefined) return "unchanged";
     try {
-      await admission.patchMutatingWebhookConfiguration({ name, body: patch.body });
+      await client.request("PATCH", path, {
+        body: patch.body,
+        contentType: "application/json-patch+json",
+      });
       logger.info({ webhookConfiguration: name, webhooks: patch.webhooks }, "caBundle patched");
       return "patched";
     } catch (error) {
@@ -342,7 +356,7 @@ async function readIfExists(path: string): Promise<string | undefined> {
 }
 
 function statusOf(error: unknown): number | undefined {
-  return error instanceof ApiException ? error.code : undefined;
+  return error instanceof KubeApiError ? error.code : undefined;
 }
 
 function kubernetesError(what: string, error: unknown): AkvError {

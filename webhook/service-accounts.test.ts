@@ -1,9 +1,9 @@
 import { createServer, type AddressInfo } from "node:net";
-import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ErrorCode, isAkvError } from "../common/errors.ts";
 import type { ServiceAccount } from "./injection-config.ts";
+import { createKubeClient } from "./kube/client.ts";
 import {
   createKubernetesServiceAccountCache,
   createServiceAccountCache,
@@ -278,8 +278,8 @@ describe("createKubernetesServiceAccountCache (real client, loopback apiserver)"
     api.add(fakeServiceAccount("team-a", "listed"), false);
     api.failLists = 1;
     const server = await api.listen();
-    const { kubeConfig } = fakeKubeConfig(server, api.caPem);
-    const cache = createKubernetesServiceAccountCache(kubeConfig, silent, {
+    const { client } = fakeKubeConfig(server, api.caPem);
+    const cache = createKubernetesServiceAccountCache(client, silent, {
       restartDelayMs: () => 10,
     });
     try {
@@ -321,14 +321,12 @@ describe("createKubernetesServiceAccountCache (real client, loopback apiserver)"
     await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
     const port = (probe.address() as AddressInfo).port;
     await new Promise((resolve) => probe.close(resolve));
-    const kubeConfig = new KubeConfig();
-    kubeConfig.loadFromOptions({
-      clusters: [{ name: "gone", server: `https://127.0.0.1:${port}`, skipTLSVerify: true }],
-      users: [{ name: "u" }],
-      contexts: [{ name: "gone", cluster: "gone", user: "u" }],
-      currentContext: "gone",
+    const client = createKubeClient({
+      server: new URL(`https://127.0.0.1:${String(port)}`),
+      insecure: true,
+      token: () => Promise.resolve(undefined),
     });
-    const cache = createKubernetesServiceAccountCache(kubeConfig, silent);
+    const cache = createKubernetesServiceAccountCache(client, silent);
     const error: unknown = await cache.lookup("ns", "a").catch((e: unknown) => e);
     expect(isAkvError(error, ErrorCode.KUBERNETES_UNAVAILABLE)).toBe(true);
     expect((error as Error).message).toMatch(

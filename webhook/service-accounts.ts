@@ -5,24 +5,19 @@
  * have reached the watch yet. The webhook is ready only once the first list
  * has filled the cache.
  *
- * The informer of @kubernetes/client-node stops for good on an error (a list
- * that failed, a watch the apiserver closed with an error status); this module
- * restarts it with capped exponential backoff, keeping the cache it had.
+ * The informer (kube/informer.ts) stops on an error (a list that failed, a
+ * watch the apiserver closed with an error status); this module restarts it
+ * with capped exponential backoff, keeping the cache it had.
  */
-import {
-  CoreV1Api,
-  makeInformer,
-  type KubeConfig,
-  type V1ServiceAccount,
-} from "@kubernetes/client-node";
 import { AkvError, ErrorCode } from "../common/errors.ts";
 import type { Logger } from "../common/logger.ts";
 import type { ServiceAccount } from "./injection-config.ts";
+import { KubeApiError, type KubeClient } from "./kube/client.ts";
+import { createInformer } from "./kube/informer.ts";
 import type { ServiceAccountLookup } from "./review.ts";
 
-/** The part of a client-node informer this module uses (a fake in tests). */
+/** The part of an informer this module uses (a fake in tests). */
 export interface ServiceAccountInformer {
-  on(verb: "add" | "update" | "delete", cb: (obj: ServiceAccount) => void): void;
   on(verb: "error", cb: (err?: unknown) => void): void;
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -186,30 +181,44 @@ export function describeError(err: unknown): string {
 /**
  * The cache over a real cluster: an informer on `/api/v1/serviceaccounts` (all
  * namespaces; RBAC: `get`, `list`, `watch` on `serviceaccounts`) and
- * `readNamespacedServiceAccount` for misses.
+ * a GET of the one account for misses.
  */
 export function createKubernetesServiceAccountCache(
-  kubeConfig: KubeConfig,
+  client: KubeClient,
   logger: Logger,
   options: Pick<ServiceAccountCacheOptions, "readTimeoutMs" | "restartDelayMs"> = {},
 ): ServiceAccountCache {
-  const api = kubeConfig.makeApiClient(CoreV1Api);
-  const informer = makeInformer<V1ServiceAccount>(kubeConfig, "/api/v1/serviceaccounts", () =>
-    api.listServiceAccountForAllNamespaces(),
-  );
+  const informer = createInformer({
+    client,
+    path: "/api/v1/serviceaccounts",
+    trim: trimServiceAccount,
+  });
   const read: ReadServiceAccount = async (namespace, name) => {
     try {
-      return await api.readNamespacedServiceAccount({ name, namespace });
+      const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/serviceaccounts/${encodeURIComponent(name)}`;
+      return trimServiceAccount(await client.request("GET", path));
     } catch (error) {
-      if (
-        typeof error === "object" &&
-        error !== null &&
-        (error as { code?: unknown }).code === 404
-      ) {
-        return undefined;
-      }
+      if (error instanceof KubeApiError && error.code === 404) return undefined;
       throw error;
     }
   };
   return createServiceAccountCache({ informer, read, logger, ...options });
+}
+
+/** What the webhook reads of a service account: its name, namespace and annotations. */
+export function trimServiceAccount(object: unknown): ServiceAccount {
+  const metadata = (object as { metadata?: Record<string, unknown> } | null)?.metadata ?? {};
+  const text = (value: unknown): string | undefined =>
+    typeof value === "string" ? value : undefined;
+  const annotations = metadata.annotations;
+  return {
+    metadata: {
+      name: text(metadata.name),
+      namespace: text(metadata.namespace),
+      annotations:
+        typeof annotations === "object" && annotations !== null
+          ? (annotations as Record<string, string>)
+          : undefined,
+    },
+  };
 }
