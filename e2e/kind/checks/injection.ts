@@ -68,6 +68,45 @@ export async function runInjectionChecks(kit: KindKit, check: Check): Promise<vo
   });
 
   await check(
+    "sidecar metrics: the app scrapes the annotated port on the pod's network",
+    async () => {
+      await kit.setSecret("metrics-a", freshValue("m"));
+      await apply(
+        buildPod(
+          {
+            pod: "metrics",
+            serviceAccount: WORKLOAD.serviceAccount,
+            annotations: {
+              "akv-injector.io/vault": ctx.vaultUrl,
+              "akv-injector.io/secrets": "metrics-a",
+              "akv-injector.io/metrics-port": "9102",
+            },
+          },
+          ctx,
+          ns,
+        ),
+      );
+      await waitReady(ns, "metrics");
+      const pod = await getJson<V1Pod>(["pod", "-n", ns, "metrics"]);
+      const sidecar = pod.spec?.initContainers?.find((c) => c.name === Injected.containerName);
+      if (sidecar?.ports?.some((p) => p.containerPort === 9102) !== true)
+        throw new Error(`the sidecar declares no port 9102: ${JSON.stringify(sidecar?.ports)}`);
+      const run = await execAccess(ns, "metrics").exec("app", [
+        "wget",
+        "-qO-",
+        "http://127.0.0.1:9102/metrics",
+      ]);
+      for (const series of [
+        /^akv_injector_sidecar_last_success_timestamp_seconds \d/m,
+        /^akv_injector_sidecar_files_published 1$/m,
+      ]) {
+        if (!series.test(run.stdout))
+          throw new Error(`no ${String(series)} in: ${(run.stdout + run.stderr).slice(0, 400)}`);
+      }
+    },
+  );
+
+  await check(
     "rotation reaches every file of a pod together, through the app's mount",
     async () => {
       await kit.setSecret("rot-a", freshValue("a1"));
