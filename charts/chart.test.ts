@@ -23,6 +23,7 @@ import { FakeCertApiServer } from "../testing/cert-apiserver.ts";
 import { serviceDnsNames } from "../webhook/cert-reconcile.ts";
 import { ensureSelfManagedCerts } from "../webhook/self-managed-certs.ts";
 import { parseSettings } from "../webhook/settings.ts";
+import { CONVENTIONS } from "./convention-values.ts";
 import { ensureHelm, lintChart, renderChart, renderNotes, type KubeObject } from "./helm.ts";
 
 const TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47";
@@ -49,33 +50,6 @@ const RESTRICTED_CONTAINER = {
   capabilities: { drop: ["ALL"] },
   seccompProfile: { type: "RuntimeDefault" },
 };
-/** Every convention value away from its default at once (docs/chart.md's OpenShift recipe among them). */
-const CONVENTIONS = {
-  webhook: {
-    podSecurityContext: { runAsUser: null, runAsGroup: null, fsGroup: null },
-    securityContext: { runAsUser: null, runAsGroup: null },
-    nodeSelector: { "kubernetes.io/os": null, "node-role.example/system": "true" },
-    extraEnv: [
-      { name: "NODE_OPTIONS", value: "--max-old-space-size=200" },
-      { name: "POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } },
-    ],
-    extraVolumes: [{ name: "scratch", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } }],
-    extraVolumeMounts: [{ name: "scratch", mountPath: "/scratch" }],
-    podLabels: { team: "security" },
-    podAnnotations: { "example.com/owner": "security" },
-    configurationAnnotations: { "example.com/owner": "security" },
-  },
-  metrics: {
-    serviceMonitor: {
-      enabled: true,
-      interval: "45s",
-      scrapeTimeout: "20s",
-      labels: { release: "kube-prometheus-stack" },
-    },
-  },
-  serviceAccount: { create: false, name: "akv-webhook" },
-};
-
 // Minimal shapes of what the tests read; the rendered YAML is checked, not trusted.
 interface EnvVar {
   name: string;

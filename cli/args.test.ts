@@ -1,17 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { ErrorCode, isAkvError } from "../common/errors.ts";
+import { usageError } from "../testing/cli.ts";
 import { HELP, parseCliArgs, PREVIEW_DEFAULTS } from "./args.ts";
 import { WORKLOAD_KINDS } from "./workloads.ts";
-
-function usageError(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    expect(isAkvError(error, ErrorCode.CLI_USAGE)).toBe(true);
-    return (error as Error).message;
-  }
-  throw new Error("expected a usage error");
-}
 
 describe("parseCliArgs", () => {
   it("reads preview with every option", () => {

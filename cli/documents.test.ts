@@ -1,16 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ErrorCode, isAkvError } from "../common/errors.ts";
+import { usageError } from "../testing/cli.ts";
 import { describeDocument, MAX_INPUT_BYTES, parseManifests } from "./documents.ts";
-
-function usageError(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    expect(isAkvError(error, ErrorCode.CLI_USAGE)).toBe(true);
-    return (error as Error).message;
-  }
-  throw new Error("expected a usage error");
-}
 
 const DEPLOYMENT = `apiVersion: apps/v1
 kind: Deployment

@@ -14,6 +14,7 @@ import {
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCertificateAuthority } from "../certs/index.ts";
+import { CONVENTIONS } from "../charts/convention-values.ts";
 import { renderChart } from "../charts/helm.ts";
 import { INJECT_LABEL } from "../common/names.ts";
 import { startControlPlane, type ControlPlane } from "./cluster/control-plane.ts";
@@ -125,23 +126,7 @@ describe("the chart's conventions, applied to the real apiserver", () => {
     const objects = await renderChart({
       values: {
         tenantId,
-        webhook: {
-          // docs/chart.md's OpenShift recipe.
-          podSecurityContext: { runAsUser: null, runAsGroup: null, fsGroup: null },
-          securityContext: { runAsUser: null, runAsGroup: null },
-          nodeSelector: { "node-role.example/system": "true" },
-          extraEnv: [
-            { name: "NODE_OPTIONS", value: "--max-old-space-size=200" },
-            { name: "POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } },
-          ],
-          extraVolumes: [{ name: "scratch", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } }],
-          extraVolumeMounts: [{ name: "scratch", mountPath: "/scratch" }],
-          podLabels: { team: "security" },
-          podAnnotations: { "example.com/owner": "security" },
-          configurationAnnotations: { "example.com/owner": "security" },
-        },
-        metrics: { serviceMonitor: { enabled: true, interval: "30s" } },
-        serviceAccount: { create: false, name: "akv-webhook" },
+        ...CONVENTIONS,
       },
       releaseName: "akv-conventions",
       namespace,
