@@ -212,6 +212,7 @@ describe.each([
       "scripts/build.ts",
       "scripts/bundles.ts",
       "scripts/sidecar-bundle.ts",
+      "scripts/webhook-bundle.ts",
       ...Object.values(buildEntries).flatMap((e) => [...sourcesOf(e)]),
     ]);
     expect(files).toContain("common/names.ts");

@@ -22,6 +22,7 @@ import {
 import { isIP } from "node:net";
 import forge from "node-forge";
 import { AkvError, ErrorCode } from "../common/errors.ts";
+import { CLOCK_SKEW_MS } from "./clock-skew.ts";
 
 /** A certificate and its private key, both PEM (the key is PKCS#8). */
 export interface CertificateAndKey {
@@ -74,8 +75,7 @@ export interface Pkcs12Options {
 export const DEFAULT_CA_VALIDITY_DAYS = 3650;
 /** Default lifetime of a serving certificate. */
 export const DEFAULT_SERVING_VALIDITY_DAYS = 365;
-/** How far before `now` validity starts, so a peer whose clock lags a little still accepts it. */
-export const CLOCK_SKEW_MS = 5 * 60_000;
+export { CLOCK_SKEW_MS };
 
 const DAY_MS = 86_400_000;
 const SHA256_WITH_RSA = "1.2.840.113549.1.1.11";

@@ -3,13 +3,15 @@
  * these files alone (no node_modules, no npm), and a process starts faster
  * from one bundle than from thousands of module loads. The sidecar, started
  * once per pod across a fleet, gets the tuned layout of scripts/sidecar-bundle.ts
- * (a tiny entry for the probe, chunks loaded on demand).
+ * (a tiny entry for the probe, chunks loaded on demand); the webhook, run
+ * twice in every cluster, that of scripts/webhook-bundle.ts.
  */
 import { build, type BuildOptions } from "esbuild";
 import { chmod, readFile, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { sidecarBuildOptions } from "./sidecar-bundle.ts";
-import { BUNDLE_ENTRIES } from "./bundles.ts";
+import { webhookBuildOptions } from "./webhook-bundle.ts";
+import { BUNDLE_CHUNK_DIRS, BUNDLE_ENTRIES } from "./bundles.ts";
 
 const pkg = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8")) as {
   bin: Record<string, string>;
@@ -50,21 +52,24 @@ function sidecar(outfile: string): BuildOptions {
   return { ...options, banner: { js: `${SHEBANG}\n${options.banner?.js ?? ""}` } };
 }
 
+function webhook(outfile: string): BuildOptions {
+  const options = webhookBuildOptions(dirname(outfile), BUNDLE_ENTRIES["akv-injector-webhook"]);
+  return { ...options, banner: { js: `${SHEBANG}\n${options.banner?.js ?? ""}` } };
+}
+
 const builds: Record<string, BuildOptions> = {
-  "akv-injector-webhook": singleFile(
-    BUNDLE_ENTRIES["akv-injector-webhook"],
-    binPath("akv-injector-webhook"),
-  ),
+  "akv-injector-webhook": webhook(binPath("akv-injector-webhook")),
   "akv-injector-sidecar": sidecar(binPath("akv-injector-sidecar")),
   "akv-injector": singleFile(BUNDLE_ENTRIES["akv-injector"], binPath("akv-injector")),
 };
 
 // Chunk names carry content hashes: without this, every build would leave
 // the previous build's chunks beside the new ones.
-await rm(join(dirname(binPath("akv-injector-sidecar")), "sidecar-chunks"), {
-  recursive: true,
-  force: true,
-});
+for (const [bin, dirs] of Object.entries(BUNDLE_CHUNK_DIRS)) {
+  for (const dir of dirs) {
+    await rm(join(dirname(binPath(bin)), dir), { recursive: true, force: true });
+  }
+}
 
 await Promise.all(
   Object.entries(builds).map(async ([bin, options]) => {

@@ -13,7 +13,7 @@ export type BundleBin = keyof typeof BUNDLE_ENTRIES;
 
 /** Chunk folders (under dist/) that a bin's entry file loads at run time. */
 export const BUNDLE_CHUNK_DIRS: Readonly<Record<BundleBin, readonly string[]>> = {
-  "akv-injector-webhook": [],
+  "akv-injector-webhook": ["webhook-chunks"],
   "akv-injector-sidecar": ["sidecar-chunks"],
   "akv-injector": [],
 };

@@ -11,7 +11,8 @@ import {
   secretDataOf,
   type WebhookConfigurationCaBundles,
 } from "./cert-objects.ts";
-import { reconcileCerts, serviceDnsNames, type CertRequirements } from "./cert-reconcile.ts";
+import { reconcile } from "../testing/certs.ts";
+import { serviceDnsNames, type CertRequirements } from "./cert-reconcile.ts";
 
 const DAY = 86_400_000;
 const START = new Date("2031-05-06T07:08:09.000Z");
@@ -21,7 +22,7 @@ const requirements: CertRequirements = {
   servingValidityMs: 10 * DAY,
   caValidityMs: 100 * DAY,
 };
-const made = reconcileCerts(undefined, requirements, START);
+const made = reconcile(undefined, requirements, START);
 const b64 = (text: string): string => Buffer.from(text).toString("base64");
 
 describe("the Secret's data", () => {
@@ -51,7 +52,7 @@ describe("the Secret's data", () => {
 
   it("keeps every CA of a bundle, in order, whatever its line ends", () => {
     const [ca = ""] = made.certs.caCertPems;
-    const other = reconcileCerts(undefined, requirements, START).certs.caCertPems[0] ?? "";
+    const other = reconcile(undefined, requirements, START).certs.caCertPems[0] ?? "";
     const bundle = [ca.trimEnd(), other.trimEnd()];
     expect(caBundleOf({ ...made.certs, caCertPems: bundle })).toBe(`${bundle.join("\n")}\n`);
     const stored = readStoredCerts({

@@ -4,6 +4,7 @@
 // The certificates are made once, at fixed times, with the real `certs/`.
 import { X509Certificate } from "node:crypto";
 import { describe, expect, it } from "vitest";
+import * as certs from "../certs/index.ts";
 import { createCertificateAuthority } from "../certs/index.ts";
 import {
   DEFAULT_CA_VALIDITY_MS,
@@ -14,6 +15,7 @@ import {
   checkIntervals,
   nextCheckDelay,
   planCerts,
+  needsIssuer,
   reconcileCerts,
   renewalTime,
   serviceDnsNames,
@@ -21,6 +23,7 @@ import {
   type CertRequirements,
   type StoredCerts,
 } from "./cert-reconcile.ts";
+import { reconcile } from "../testing/certs.ts";
 
 const DAY = 86_400_000;
 const START = new Date("2031-05-06T07:08:09.000Z");
@@ -34,8 +37,8 @@ const requirements: CertRequirements = {
 };
 
 describe("planCerts", () => {
-  const made = reconcileCerts(undefined, requirements, START).certs;
-  const other = reconcileCerts(undefined, requirements, START).certs;
+  const made = reconcile(undefined, requirements, START).certs;
+  const other = reconcile(undefined, requirements, START).certs;
   const [ca = ""] = made.caCertPems;
   // Issued ten days before START for eleven: expired from a day after START.
   const oldCa = createCertificateAuthority({
@@ -182,8 +185,23 @@ describe("planCerts", () => {
     ],
     ["all fine", made, {}, atDay(6), { action: "keep", certs: made }],
   ])("%s", (_name, stored, changed, now, expected) => {
-    const plan = planCerts(stored, { ...requirements, ...changed }, now);
+    const wanted = { ...requirements, ...changed };
+    const plan = planCerts(stored, wanted, now);
     expect(plan).toEqual(expected);
+    // The webhook loads the issuer (node-forge) only for plans that say they need it.
+    let issued = 0;
+    const counting = {
+      createCertificateAuthority: (o: Parameters<typeof certs.createCertificateAuthority>[0]) => {
+        issued++;
+        return certs.createCertificateAuthority(o);
+      },
+      createServingCertificate: (...a: Parameters<typeof certs.createServingCertificate>) => {
+        issued++;
+        return certs.createServingCertificate(...a);
+      },
+    };
+    reconcileCerts(plan, wanted, now, counting);
+    expect(issued > 0).toBe(needsIssuer(plan));
   });
 
   it("keeps the very object it was given when all is fine", () => {
@@ -193,7 +211,7 @@ describe("planCerts", () => {
 });
 
 describe("reconcileCerts", () => {
-  const made = reconcileCerts(undefined, requirements, START);
+  const made = reconcile(undefined, requirements, START);
 
   it("makes a CA and a serving certificate from nothing", () => {
     expect(made.reason).toBe("no certificates yet");
@@ -208,43 +226,43 @@ describe("reconcileCerts", () => {
   it("keeps what is fine, to the millisecond before renewal", () => {
     const renewAt = renewalTime(new X509Certificate(made.certs.tlsCertPem));
     expect(renewAt.getTime()).toBe(START.getTime() + (10 * DAY * 2) / 3);
-    const kept = reconcileCerts(made.certs, requirements, new Date(renewAt.getTime() - 1));
+    const kept = reconcile(made.certs, requirements, new Date(renewAt.getTime() - 1));
     expect(kept).toEqual({ certs: made.certs, reason: undefined });
-    expect(reconcileCerts(made.certs, requirements, renewAt).reason).toBe(
+    expect(reconcile(made.certs, requirements, renewAt).reason).toBe(
       "the serving certificate is due for renewal",
     );
   });
 
   it("renews the CA before it would cut a serving certificate short", () => {
     const at = new Date(START.getTime() + 91 * DAY);
-    const next = reconcileCerts(made.certs, requirements, at);
+    const next = reconcile(made.certs, requirements, at);
     // 2/3 of 100 days came first.
     expect(next.reason).toBe("the CA is due for renewal");
     const longServing = { ...requirements, servingValidityMs: 50 * DAY };
-    expect(
-      reconcileCerts(made.certs, longServing, new Date(START.getTime() + 60 * DAY)).reason,
-    ).toBe("the CA expires before a new serving certificate would");
+    expect(reconcile(made.certs, longServing, new Date(START.getTime() + 60 * DAY)).reason).toBe(
+      "the CA expires before a new serving certificate would",
+    );
   });
 
   it("refuses a serving certificate from another CA or with a foreign key", () => {
-    const other = reconcileCerts(undefined, requirements, START).certs;
+    const other = reconcile(undefined, requirements, START).certs;
     const mixed: StoredCerts = {
       ...made.certs,
       tlsCertPem: other.tlsCertPem,
       tlsKeyPem: other.tlsKeyPem,
     };
-    expect(reconcileCerts(mixed, requirements, START).reason).toBe(
+    expect(reconcile(mixed, requirements, START).reason).toBe(
       "the serving certificate was not issued by the CA",
     );
     const wrongKey: StoredCerts = { ...made.certs, tlsKeyPem: other.tlsKeyPem };
-    expect(reconcileCerts(wrongKey, requirements, START).reason).toBe(
+    expect(reconcile(wrongKey, requirements, START).reason).toBe(
       "the serving key does not match its certificate",
     );
   });
 
   it("renews the serving certificate with the stored CA, from now", () => {
     const now = atDay(7);
-    const renewed = reconcileCerts(made.certs, requirements, now);
+    const renewed = reconcile(made.certs, requirements, now);
     expect(renewed.certs.caCertPems).toEqual(made.certs.caCertPems);
     expect(renewed.certs.caKeyPem).toBe(made.certs.caKeyPem);
     const leaf = new X509Certificate(renewed.certs.tlsCertPem);
@@ -253,7 +271,7 @@ describe("reconcileCerts", () => {
   });
 
   it("puts a new CA first and keeps trusting the old one while it is valid", () => {
-    const rotated = reconcileCerts(made.certs, requirements, atDay(67));
+    const rotated = reconcile(made.certs, requirements, atDay(67));
     const [first, second] = rotated.certs.caCertPems;
     expect(second).toBe(made.certs.caCertPems[0]);
     const newCa = new X509Certificate(first ?? "");

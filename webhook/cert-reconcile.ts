@@ -8,7 +8,10 @@
  *
  * {@link planCerts} decides and is deterministic; {@link reconcileCerts}
  * carries the plan out, which makes keys, so its only impurity is their
- * randomness.
+ * randomness. It is handed the issuer (`certs/index.ts`) rather than
+ * importing it: node-forge is most of the webhook's code and only issuing
+ * needs it, so the webhook loads it when a plan needs new certificates
+ * ({@link needsIssuer}), which most starts do not.
  *
  * Renewal keeps the CA, so the caBundle stays valid while replicas pick the
  * new serving certificate up one by one. When the CA itself is renewed (at two
@@ -17,12 +20,18 @@
  */
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import { isIP } from "node:net";
-import {
-  CLOCK_SKEW_MS,
+import { CLOCK_SKEW_MS } from "../certs/clock-skew.ts";
+import type {
+  CertificateAndKey,
   createCertificateAuthority,
   createServingCertificate,
-  type CertificateAndKey,
 } from "../certs/index.ts";
+
+/** What carrying out a plan needs from `certs/index.ts`. */
+export interface CertIssuer {
+  readonly createCertificateAuthority: typeof createCertificateAuthority;
+  readonly createServingCertificate: typeof createServingCertificate;
+}
 
 /** Default lifetime of the serving certificate (a year); renewed at two thirds. */
 export const DEFAULT_SERVING_VALIDITY_MS = 365 * 86_400_000;
@@ -183,16 +192,21 @@ export function planCerts(
   return { action: "keep", certs: stored };
 }
 
+/** Whether carrying `plan` out makes certificates, and so needs a {@link CertIssuer}. */
+export function needsIssuer(plan: CertPlan): boolean {
+  return plan.action === "new-serving" || plan.action === "new-ca";
+}
+
 /**
- * What the Secret should hold at `now`: {@link planCerts}, carried out. New
- * certificates start at `now` (less the clock skew `certs/` allows).
+ * What the Secret should hold at `now`: `plan` ({@link planCerts}) carried
+ * out. New certificates start at `now` (less the clock skew `certs/` allows).
  */
 export function reconcileCerts(
-  stored: StoredCerts | undefined,
+  plan: CertPlan,
   requirements: CertRequirements,
   now: Date,
+  issuer: CertIssuer,
 ): Reconciled {
-  const plan = planCerts(stored, requirements, now);
   switch (plan.action) {
     case "keep":
       return { certs: plan.certs, reason: undefined };
@@ -203,12 +217,12 @@ export function reconcileCerts(
         certs: {
           caCertPems: plan.caCertPems,
           caKeyPem: plan.signer.keyPem,
-          ...newServing(plan.signer, requirements, now),
+          ...newServing(issuer, plan.signer, requirements, now),
         },
         reason: plan.reason,
       };
     case "new-ca": {
-      const ca = createCertificateAuthority({
+      const ca = issuer.createCertificateAuthority({
         commonName: "akv-injector-ca",
         now,
         validityDays: requirements.caValidityMs / DAY_MS,
@@ -217,7 +231,7 @@ export function reconcileCerts(
         certs: {
           caCertPems: [ca.certPem, ...plan.trustedCaPems],
           caKeyPem: ca.keyPem,
-          ...newServing(ca, requirements, now),
+          ...newServing(issuer, ca, requirements, now),
         },
         reason: plan.reason,
       };
@@ -274,11 +288,12 @@ function checkServing(
 }
 
 function newServing(
+  issuer: CertIssuer,
   ca: CertificateAndKey,
   requirements: CertRequirements,
   now: Date,
 ): { tlsCertPem: string; tlsKeyPem: string } {
-  const serving = createServingCertificate(ca, {
+  const serving = issuer.createServingCertificate(ca, {
     dnsNames: requirements.dnsNames,
     ipAddresses: requirements.ipAddresses,
     now,

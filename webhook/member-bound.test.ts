@@ -4,7 +4,7 @@ import { finished } from "node:stream/promises";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ErrorCode, isAkvError } from "../common/errors.ts";
-import { boundMembers, JsonMemberCounter } from "./member-bound.ts";
+import { boundMembers, couldExceedMembers, JsonMemberCounter } from "./member-bound.ts";
 
 const count = (json: string): number => new JsonMemberCounter().feed(Buffer.from(json));
 
@@ -42,6 +42,55 @@ describe("JsonMemberCounter", () => {
         expect(total).toBe(membersOf(JSON.parse(json)));
       }),
     );
+  });
+
+  it("counts keys and values made of quotes, backslashes and colons, however the bytes are split", () => {
+    const tricky = fc.string({ unit: fc.constantFrom('"', "\\", ":", " ", "a", "{") });
+    const document = fc.array(
+      fc.dictionary(tricky, fc.oneof(tricky, fc.dictionary(tricky, tricky))),
+    );
+    fc.assert(
+      fc.property(document, fc.integer({ min: 1, max: 5 }), (value, step) => {
+        const bytes = Buffer.from(JSON.stringify(value));
+        const counter = new JsonMemberCounter();
+        let total = 0;
+        for (let i = 0; i < bytes.length; i += step)
+          total = counter.feed(bytes.subarray(i, i + step));
+        expect(total).toBe(membersOf(value));
+      }),
+    );
+  });
+});
+
+describe("couldExceedMembers", () => {
+  it("no JSON text holds more members than a quarter of its bytes", () => {
+    const tricky = fc.string({ unit: fc.constantFrom('"', "\\", ":", "a") });
+    const densest = fc.array(fc.dictionary(tricky, fc.constantFrom(0, "", {}, [])));
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.json().map((j) => JSON.parse(j) as unknown),
+          densest,
+        ),
+        (value) => {
+          const json = JSON.stringify(value);
+          expect(membersOf(value)).toBeLessThanOrEqual(Buffer.byteLength(json) / 4);
+        },
+      ),
+    );
+    // Repeated keys, which JSON.parse folds into one, count in the text too.
+    expect(count('{"":0,"":0,"":0}')).toBe(3);
+    expect('{"":0,"":0,"":0}'.length / 4).toBeGreaterThanOrEqual(3);
+  });
+
+  it.each([
+    ["40", 10, false],
+    ["41", 10, true],
+    ["0", 10, false],
+    [undefined, 10, true],
+    ["not a number", 10, true],
+  ])("a body of Content-Length %s, at most %i members: counted %s", (length, max, counted) => {
+    expect(couldExceedMembers(length, max)).toBe(counted);
   });
 });
 

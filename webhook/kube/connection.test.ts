@@ -2,15 +2,17 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { stringify } from "yaml";
+import { parse, stringify } from "yaml";
 import {
   fileToken,
   inClusterConnection,
   loadKubeconfig,
-  parseKubeconfig,
+  readKubeconfig,
   parseServer,
   TOKEN_REREAD_MS,
 } from "./connection.ts";
+
+const parseKubeconfig = (text: string, baseDir: string) => readKubeconfig(parse(text), baseDir);
 
 const kubeconfig = (cluster: Record<string, unknown>, user: Record<string, unknown>): string =>
   stringify({

@@ -5,12 +5,11 @@
  * a client certificate or a bearer token) and refuses the rest by name
  * (exec plugins, auth providers), rather than half-load it.
  *
- * The parsing is pure ({@link parseKubeconfig}); reading the files is in
+ * The parsing is pure ({@link readKubeconfig}); reading the files is in
  * {@link loadKubeconfig} and {@link inClusterConnection}.
  */
 import { readFile } from "node:fs/promises";
 import { isAbsolute, join, dirname } from "node:path";
-import { parse } from "yaml";
 
 /** The in-cluster service account's mounted files. */
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -79,12 +78,11 @@ function source(fields: Fields, key: string, baseDir: string): Source | undefine
 }
 
 /**
- * Parses a kubeconfig's current context into what to read.
+ * Reads a kubeconfig's current context (the parsed YAML document) into what to read.
  * @param baseDir the kubeconfig's folder: relative file paths are relative to it.
  * @throws {Error} naming what is missing or not supported.
  */
-export function parseKubeconfig(yamlText: string, baseDir: string): KubeconfigRefs {
-  const doc: unknown = parse(yamlText);
+export function readKubeconfig(doc: unknown, baseDir: string): KubeconfigRefs {
   if (!isFields(doc)) throw new Error("not a kubeconfig (not a YAML mapping)");
   const contextName = text(doc, "current-context");
   if (contextName === undefined) throw new Error("no current-context");
@@ -160,7 +158,9 @@ export function fileToken(path: string, now: () => number = Date.now): () => Pro
 
 /** Reads a kubeconfig file and the files it names. */
 export async function loadKubeconfig(path: string): Promise<KubeConnection> {
-  const refs = parseKubeconfig(await readFile(path, "utf8"), dirname(path));
+  // The YAML parser is loaded here only: in a cluster the webhook never reads a kubeconfig.
+  const { parse } = await import("./yaml.ts");
+  const refs = readKubeconfig(parse(await readFile(path, "utf8")), dirname(path));
   const server = parseServer(refs.server);
   const [caPem, clientCertPem, clientKeyPem] = await Promise.all([
     readSource(refs.ca),
