@@ -4,7 +4,7 @@
  * at `GET /metrics` on the given port.
  *
  * Hand-written, not prom-client: five series of counters and gauges need
- * no registry, and the webhook's prom-client would add its whole module
+ * no registry, and prom-client would add its whole module
  * graph (and its default collectors' `perf_hooks` and `cluster`) to a
  * process that starts in every pod. app.ts imports this module only when the
  * port is set, so with metrics off the sidecar loads none of it

@@ -6,7 +6,6 @@
  */
 import { readFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-import { collectDefaultMetrics, Registry } from "prom-client";
 import { isAkvError, AkvError, ErrorCode } from "../common/errors.ts";
 import { createLogger } from "../common/logger.ts";
 import { WebhookEnv } from "../common/names.ts";
@@ -53,8 +52,6 @@ async function main(): Promise<void> {
   const settings = await loadSettings();
   const logger = createLogger({ name: "webhook", level: settings.logLevel });
   const client = await connectToCluster(settings);
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
 
   // In `self` mode the first pass writes the TLS files before the server reads them.
   let selfCerts: SelfManagedCerts | undefined;
@@ -74,7 +71,7 @@ async function main(): Promise<void> {
   }
 
   const serviceAccounts = createKubernetesServiceAccountCache(client, logger);
-  const server = await createWebhookServer({ settings, logger, serviceAccounts, registry });
+  const server = await createWebhookServer({ settings, logger, serviceAccounts });
   const ports = await server.listen({
     host: "0.0.0.0",
     port: settings.port,

@@ -5,7 +5,7 @@
  * - HTTPS (TLS 1.2+) `POST /mutate`: decode, call {@link review}, encode. A
  *   body that is not an AdmissionReview gets HTTP 400 with a JSON error.
  * - plain HTTP `/healthz`, `/readyz` (a certificate is loaded and the service
- *   account cache has synced), `/metrics` (prom-client).
+ *   account cache has synced), `/metrics` (`metrics.ts`).
  * - the serving certificate (`serving-certificate.ts`) is wired in: its pair
  *   goes to `setSecureContext` when the files change (open connections and
  *   in-flight requests keep the old context, new handshakes get the new one),
@@ -15,10 +15,10 @@ import { STATUS_CODES } from "node:http";
 import type { Server as HttpsServer } from "node:https";
 import { performance } from "node:perf_hooks";
 import { fastify, type FastifyError, type FastifyInstance } from "fastify";
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { ErrorCode, isAkvError } from "../common/errors.ts";
 import { REDACT_PATHS, type Logger } from "../common/logger.ts";
 import { parseAdmissionReview } from "./admission-review.ts";
+import { createWebhookMetrics, EXPOSITION_CONTENT_TYPE, type WebhookMetrics } from "./metrics.ts";
 import { boundMembers, couldExceedMembers, MAX_REVIEW_MEMBERS } from "./member-bound.ts";
 import { OUTCOMES, review, type Outcome, type ServiceAccountLookup } from "./review.ts";
 import {
@@ -83,8 +83,8 @@ export interface WebhookServerOptions {
     readonly lookup: ServiceAccountLookup;
     isSynced(): boolean;
   };
-  /** Where the metrics go; default a fresh registry. */
-  readonly registry?: Registry;
+  /** Where the metrics go; default fresh ones. */
+  readonly metrics?: WebhookMetrics;
   /** Default {@link BODY_LIMIT}. */
   readonly bodyLimit?: number;
   /** Default {@link MAX_REVIEW_MEMBERS}. */
@@ -101,7 +101,7 @@ export interface WebhookServer {
   readonly app: FastifyInstance<HttpsServer>;
   /** Plain HTTP: `/healthz`, `/readyz`, `/metrics`. */
   readonly health: FastifyInstance;
-  readonly registry: Registry;
+  readonly metrics: WebhookMetrics;
   /** The certificate in use, or undefined before one loaded. */
   certificate(): CertificateState | undefined;
   /** Reads the files again now (also done on file events and by polling). Resolves true when a new certificate is in use. */
@@ -123,36 +123,6 @@ export interface WebhookServer {
   drain(): void;
   /** Stops accepting, lets in-flight requests finish, closes both servers and the file watchers. */
   close(): Promise<void>;
-}
-
-function createMetrics(registry: Registry) {
-  const admissions = new Counter({
-    name: "akv_injector_admissions_total",
-    help: "AdmissionReviews answered, by outcome (skipped, unchanged, remounted, injected, refused, error, invalid).",
-    labelNames: ["outcome"] as const,
-    registers: [registry],
-  });
-  const duration = new Histogram({
-    name: "akv_injector_admission_duration_seconds",
-    help: "Time from request body parsed to response ready, by outcome.",
-    labelNames: ["outcome"] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [registry],
-  });
-  const certificateExpiry = new Gauge({
-    name: "akv_injector_tls_certificate_expiry_timestamp_seconds",
-    help: "notAfter of the serving certificate in use, as a Unix timestamp.",
-    registers: [registry],
-  });
-  const reloads = new Counter({
-    name: "akv_injector_tls_reloads_total",
-    help: "Certificate reloads after a file change, by result (success, failure).",
-    labelNames: ["result"] as const,
-    registers: [registry],
-  });
-  // Zero series exist from the start, so rate() works before the first of each kind.
-  for (const outcome of [...OUTCOMES, "invalid"]) admissions.inc({ outcome }, 0);
-  return { admissions, duration, certificateExpiry, reloads };
 }
 
 /**
@@ -191,28 +161,19 @@ function describeRequestError(
 /** Builds the webhook's servers; nothing listens until {@link WebhookServer.listen}. */
 export async function createWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
   const { settings, logger, serviceAccounts } = options;
-  const registry = options.registry ?? new Registry();
-  const metrics = createMetrics(registry);
+  const metrics = options.metrics ?? createWebhookMetrics([...OUTCOMES, "invalid"]);
   const deps = { settings, lookupServiceAccount: serviceAccounts.lookup };
   const admissionLog = createAdmissionLogger(logger);
-  // Label lookups resolved once: prom-client hashes the label set on every call otherwise.
-  const byOutcome = new Map(
-    [...OUTCOMES, "invalid" as const].map((outcome) => [
-      outcome,
-      { count: metrics.admissions.labels(outcome), duration: metrics.duration.labels(outcome) },
-    ]),
-  );
-
   const certificateOptions: CertificateFiles = {
     certFile: settings.tlsCertFile,
     keyFile: settings.tlsKeyFile,
     logger,
     hooks: {
       inUse: (state) => {
-        metrics.certificateExpiry.set(state.notAfter.getTime() / 1000);
+        metrics.certificateInUse(state.notAfter.getTime());
       },
       reloaded: (result) => {
-        metrics.reloads.inc({ result });
+        metrics.reloaded(result);
       },
     },
     pollMs: options.certificatePollMs,
@@ -279,7 +240,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
     // whatever fastify's body parsing called it (415 for another media type,
     // 413 for a body over the limit); the code and message say which.
     const reason = describeRequestError(error, request.headers["content-type"], bodyLimit);
-    metrics.admissions.inc({ outcome: "invalid" });
+    metrics.admission("invalid");
     admissionLog.info({ status: 400, code: error.code, reason, outcome: "invalid" }, "admission");
     return reply.code(400).send(errorBody(400, error.code, reason));
   });
@@ -299,9 +260,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
     const started = performance.now();
     const done = (outcome: AdmissionOutcome): number => {
       const seconds = (performance.now() - started) / 1000;
-      const series = byOutcome.get(outcome);
-      series?.count.inc();
-      series?.duration.observe(seconds);
+      metrics.admission(outcome, seconds);
       return Math.round(seconds * 1e6) / 1e3;
     };
     let parsed;
@@ -340,14 +299,14 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
     if (reasons.length > 0) return reply.code(503).send({ status: "not ready", reasons });
     return { status: "ready" };
   });
-  health.get("/metrics", async (_request, reply) =>
-    reply.type(registry.contentType).send(await registry.metrics()),
+  health.get("/metrics", (_request, reply) =>
+    reply.type(EXPOSITION_CONTENT_TYPE).send(metrics.render()),
   );
 
   return {
     app,
     health,
-    registry,
+    metrics,
     certificate: () => certificate.state(),
     reloadCertificate: () => certificate.reload(),
     listen: async ({ host, port, healthPort }) => {

@@ -4,7 +4,7 @@
  *
  * - `full`: the real webhook server (`createWebhookServer`) with the real
  *   service-account cache (filled as the informer would fill it), pino logging
- *   to a file, prom-client metrics with the default process metrics.
+ *   to a file, its metrics.
  * - `baseline`: a bare fastify HTTPS handler that parses the same review and
  *   answers a fixed patch.
  *
@@ -14,7 +14,6 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fastify } from "fastify";
 import { pino } from "pino";
-import { collectDefaultMetrics, Registry } from "prom-client";
 import { createLogger } from "../../common/logger.ts";
 import { createServiceAccountCache } from "../../webhook/service-accounts.ts";
 import type { ServiceAccount } from "../../webhook/injection-config.ts";
@@ -41,8 +40,6 @@ async function startFull(): Promise<{ port: number; close: () => Promise<void> }
     name: "webhook",
     destination: pino.destination({ dest: join(dir ?? ".", "webhook.log"), sync: false }),
   });
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
   // The informer's cache, filled as a list would fill it: every lookup of the mix is a hit.
   const accounts = new Map<string, ServiceAccount>();
   for (const ns of ["team-a", "team-b"]) {
@@ -64,7 +61,6 @@ async function startFull(): Promise<{ port: number; close: () => Promise<void> }
     settings: { ...testSettings(), tlsCertFile: certFile, tlsKeyFile: keyFile },
     logger,
     serviceAccounts,
-    registry,
   });
   const { port } = await server.listen({ host: "127.0.0.1", port: 0, healthPort: 0 });
   return {
