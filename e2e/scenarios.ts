@@ -29,6 +29,13 @@ export interface PodAccess {
 export interface ScenarioContext {
   /** The vault the pods name (`https://127.0.0.1:PORT` here, the mock's Service in kind). */
   readonly vaultUrl: string;
+  /**
+   * A second vault host, allowed by the webhook's suffixes and in the mock's
+   * TLS certificate: the same mock vault under another name
+   * (`https://localhost:PORT` here, a second Service in kind), for object
+   * identifiers of several vaults in one pod.
+   */
+  readonly secondVaultUrl: string;
   /** The app containers' image; they only need `sleep`, `cat`, `stat`, `ls`. */
   readonly appImage: string;
 }
@@ -153,6 +160,7 @@ export function injectionScenarios(ctx: ScenarioContext): InjectionScenario[] {
   };
   const token = { name: "init-token", value: freshValue("init") };
   const tls = certificateSecret("web-tls");
+  const remote = { name: "remote-key", value: freshValue("remote") };
   return [
     {
       name: "secrets listed in one annotation, default mount path, every container",
@@ -268,6 +276,27 @@ export function injectionScenarios(ctx: ScenarioContext): InjectionScenario[] {
       ],
     },
     {
+      name: "object identifiers of two vault hosts, one without the vault annotation",
+      pod: "identifiers",
+      serviceAccount: WORKLOAD.serviceAccount,
+      annotations: {
+        "akv-injector.io/secrets": `${ctx.vaultUrl}/secrets/${db.name},${ctx.secondVaultUrl}/secrets/${remote.name}`,
+        "akv-injector.io/template-both.env": `a={{ secret "${ctx.vaultUrl}/secrets/${db.name}" }}\nb={{ secret "${ctx.secondVaultUrl}/secrets/${remote.name}" }}\n`,
+      },
+      containers: ["app"],
+      secrets: [db, remote],
+      expected: [
+        { container: "app", path: "/mnt/secrets/db-password", content: db.value, mode: "644" },
+        { container: "app", path: "/mnt/secrets/remote-key", content: remote.value, mode: "644" },
+        {
+          container: "app",
+          path: "/mnt/secrets/both.env",
+          content: `a=${db.value}\nb=${remote.value}\n`,
+          mode: "644",
+        },
+      ],
+    },
+    {
       name: "init mode: one sync before the app starts, no refresh",
       pod: "init",
       serviceAccount: WORKLOAD.serviceAccount,
@@ -366,6 +395,30 @@ export function refusalScenarios(ctx: ScenarioContext): RefusalScenario[] {
       pod: "refuse-template",
       annotations: { ...vault, "akv-injector.io/template-x": '{{ secret "bad name" }}' },
       message: ["akv-injector.io/template-x"],
+    },
+    {
+      ...base,
+      name: "object identifier outside the allowed suffixes, and a bare ref without vault",
+      pod: "refuse-identifier",
+      annotations: {
+        "akv-injector.io/secrets": "db",
+        "akv-injector.io/secret-x": "https://evil.example.com/secrets/x",
+      },
+      message: [
+        "akv-injector.io/secret-x",
+        "https://evil.example.com/secrets/x",
+        "allowed suffixes",
+        "akv-injector.io/vault: is required for 'db' in akv-injector.io/secrets",
+      ],
+    },
+    {
+      ...base,
+      name: "object identifier with a query string",
+      pod: "refuse-identifier-query",
+      annotations: {
+        "akv-injector.io/secrets": `${ctx.secondVaultUrl}/secrets/db?api-version=7.4`,
+      },
+      message: ["akv-injector.io/secrets", "no query string or fragment"],
     },
     {
       ...base,

@@ -20,6 +20,8 @@ export interface SecretVersion {
   readonly name: string;
   /** The version read (32 hex digits); for a pinned ref, the pinned one. */
   readonly version: string;
+  /** The vault, for an object identifier of another vault than the pod's; absent otherwise. */
+  readonly vault?: string;
 }
 
 /** One published file and where its content came from. */
@@ -78,7 +80,11 @@ export function describeFiles(
       const key = formatSecretRef(ref);
       if (seen.has(key)) continue;
       seen.add(key);
-      secrets.push({ name: ref.name, version: versions.get(key) ?? ref.version ?? "" });
+      secrets.push({
+        name: ref.name,
+        version: versions.get(key) ?? ref.version ?? "",
+        ...(ref.vaultUrl === undefined ? {} : { vault: ref.vaultUrl }),
+      });
     }
     return { name: f.file, secrets };
   });

@@ -75,7 +75,11 @@ async function setUpWorkload(state: KindState, aad: Admin, vault: Admin): Promis
 async function main(): Promise<void> {
   const out = resolve(process.argv[2] ?? "e2e/kind/out");
   const state = JSON.parse(await readFile(join(out, "state.json"), "utf8")) as KindState;
-  const ctx: ScenarioContext = { vaultUrl: `https://${Kind.vaultHost}`, appImage: Kind.appImage };
+  const ctx: ScenarioContext = {
+    vaultUrl: `https://${Kind.vaultHost}`,
+    secondVaultUrl: `https://${Kind.secondVaultHost}`,
+    appImage: Kind.appImage,
+  };
   const release: HelmRelease = {
     helm: requiredEnv("HELM"),
     chart: requiredEnv("AKV_KIND_CHART"),
