@@ -70,4 +70,25 @@ describe("preview with object identifiers", () => {
       "akv-injector.io/vault: is required for 'db' in akv-injector.io/secrets",
     );
   });
+
+  it("admits certificate and key identifiers as raw files, refuses another format and a template use", async () => {
+    const ok = await preview(
+      input(
+        "    akv-injector.io/secrets: https://kv1.vault.azure.net/certificates/web,https://kv1.vault.azure.net/keys/signing",
+      ),
+    );
+    expect(ok.exitCode).toBe(0);
+    const refused = await preview(
+      input(
+        "    akv-injector.io/secret-web.pem: https://kv1.vault.azure.net/certificates/web\n    akv-injector.io/format-web.pem: pem\n    akv-injector.io/template-t: '{{ secret \"https://kv1.vault.azure.net/keys/k\" }}'",
+      ),
+    );
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr[0]).toContain(
+      "akv-injector.io/format-web.pem: expected raw for a certificate identifier",
+    );
+    expect(refused.stderr[0]).toContain(
+      "a certificate or key is written whole to a file of its own",
+    );
+  });
 });

@@ -33,7 +33,7 @@ export const ServiceAccountAnnotation = {
 export const Annotation = {
   /** Vault name (`myvault` → `https://myvault.vault.azure.net`, suffix from the first dotted entry of the allowed suffixes) or a full `https://` vault URL: where refs `NAME[/VERSION]` read. Required unless every ref is an object identifier. */
   vault: "akv-injector.io/vault",
-  /** Comma-separated refs: `NAME[/VERSION]` or object identifiers `https://<vault>/secrets/NAME[/VERSION]`; each is written to `<mount-path>/NAME`. */
+  /** Comma-separated refs: `NAME[/VERSION]` or object identifiers `https://<vault>/<secrets|certificates|keys>/NAME[/VERSION]` (a certificate's leaf or a key's public part as PEM); each is written to `<mount-path>/NAME`. */
   secrets: "akv-injector.io/secrets",
   /** Absolute directory where files appear in every target container. Default `/mnt/secrets`. */
   mountPath: "akv-injector.io/mount-path",
@@ -61,9 +61,9 @@ export const Annotation = {
 export const FileAnnotationPrefix = {
   /** `secret-<file>`: one ref (`NAME[/VERSION]` or an object identifier) written to `<mount-path>/<file>`. */
   secret: "akv-injector.io/secret-",
-  /** `template-<file>`: text rendered to `<mount-path>/<file>`; `{{ secret "REF" }}` substitutes a secret's value (REF as in `secret-<file>`). */
+  /** `template-<file>`: text rendered to `<mount-path>/<file>`; `{{ secret "REF" }}` substitutes a secret's value (REF as in `secret-<file>`, secrets only). */
   template: "akv-injector.io/template-",
-  /** `format-<file>`: one of {@link FORMATS}; default `raw`. */
+  /** `format-<file>`: one of {@link FORMATS}; default `raw`; a certificate or key identifier's file takes `raw` only (it is PEM already). */
   format: "akv-injector.io/format-",
 } as const;
 

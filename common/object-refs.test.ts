@@ -33,6 +33,14 @@ describe("parseObjectRef", () => {
       "https://127.0.0.1:9443/secrets/db",
       { name: "db", vaultUrl: "https://127.0.0.1:9443", kind: "secret" },
     ],
+    [
+      "https://kv2.vault.azure.net/certificates/web",
+      { name: "web", vaultUrl: "https://kv2.vault.azure.net", kind: "certificate" },
+    ],
+    [
+      `https://kv2.vault.azure.net/keys/signing/${VERSION}`,
+      { name: "signing", version: VERSION, vaultUrl: "https://kv2.vault.azure.net", kind: "key" },
+    ],
   ])("accepts %j", (text, value) => {
     expect(parseObjectRef(text, SUFFIXES)).toEqual({ ok: true, value });
   });
@@ -50,7 +58,10 @@ describe("parseObjectRef", () => {
     [`https://kv2.vault.azure.net/secrets/db/${VERSION}/x`, "nothing after the version"],
     ["https://kv2.vault.azure.net/secrets/db/", "nothing after the version"],
     ["https://kv2.vault.azure.net/secrets", "a secret name"],
-    ["https://kv2.vault.azure.net/", "a collection of secrets after the host, not ''"],
+    [
+      "https://kv2.vault.azure.net/",
+      "a collection of secrets, certificates, keys after the host, not ''",
+    ],
     ["https://kv2.vault.azure.net/deletedsecrets/db", "not 'deletedsecrets'"],
     ["https://kv2.vault.azure.net/secrets/db/123", "32 hex digits"],
     ["https://kv2.vault.azure.net/secrets/d%62", "a secret name"],

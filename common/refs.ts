@@ -12,10 +12,18 @@ import { AZURE_VAULT_SUFFIXES, Defaults, ENTRA_AUTHORITY_HOSTS } from "./names.t
  * object each holds, as the portal shows them
  * (`https://<vault>/<collection>/<name>[/<version>]`).
  */
-export const OBJECT_COLLECTIONS = { secrets: "secret" } as const;
+export const OBJECT_COLLECTIONS = {
+  secrets: "secret",
+  certificates: "certificate",
+  keys: "key",
+} as const;
 /** A collection of {@link OBJECT_COLLECTIONS}. */
 export type ObjectCollection = keyof typeof OBJECT_COLLECTIONS;
-/** What a ref reads: a secret's value; absent on a ref means `secret`. */
+/**
+ * What a ref reads: a secret's value, a certificate's public certificate
+ * (the certificates API, no `secrets/get` needed) or a key's public part
+ * (the keys API); absent on a ref means `secret`.
+ */
 export type ObjectKind = (typeof OBJECT_COLLECTIONS)[ObjectCollection];
 
 /**
@@ -107,7 +115,11 @@ export function formatSecretRef(ref: SecretRef): string {
   return `${ref.vaultUrl}/${collectionOf(ref.kind ?? "secret")}/${tail}`;
 }
 
-const COLLECTION_OF: Readonly<Record<ObjectKind, ObjectCollection>> = { secret: "secrets" };
+const COLLECTION_OF: Readonly<Record<ObjectKind, ObjectCollection>> = {
+  secret: "secrets",
+  certificate: "certificates",
+  key: "keys",
+};
 
 /** The collection path segment of a kind (`secret` → `secrets`). */
 export function collectionOf(kind: ObjectKind): ObjectCollection {
@@ -429,6 +441,10 @@ export function parseTemplate(
       return fail(`only {{ secret "NAME[/VERSION]" }} in templates, not '${match[0]}'`);
     const ref = parseObjectRef(call[1] ?? "", suffixes);
     if (!ref.ok) return fail(`${ref.expected} in '${match[0]}'`);
+    if ((ref.value.kind ?? "secret") !== "secret")
+      return fail(
+        `a secret in '${match[0]}': a certificate or key is written whole to a file of its own (secrets or secret-<file>), not into a template`,
+      );
     pushText(text.slice(last, match.index), match[1] !== undefined);
     parts.push({ secret: ref.value });
     trimNext = match[3] !== undefined;

@@ -177,4 +177,27 @@ describe("spec", () => {
       );
     });
   });
+
+  it("carries certificates and keys as raw files only, never in templates", () => {
+    const cert = { name: "web", vaultUrl: "https://kv2.vault.azure.net", kind: "certificate" };
+    const ok = {
+      ...spec,
+      files: [{ file: "w", format: "raw", source: { kind: "secret", ref: cert } }],
+    };
+    expect(parseSpec(JSON.stringify(ok)).files[0]?.source).toEqual({ kind: "secret", ref: cert });
+    const pem = {
+      ...spec,
+      files: [{ file: "w", format: "pem", source: { kind: "secret", ref: cert } }],
+    };
+    expect(problemsOf(JSON.stringify(pem))).toEqual([
+      "files[0].format: expected raw for a certificate (written as PEM)",
+    ]);
+    const template = {
+      ...spec,
+      files: [
+        { file: "t", format: "raw", source: { kind: "template", parts: [{ secret: cert }] } },
+      ],
+    };
+    expect(problemsOf(JSON.stringify(template))[0]).toContain("files[0].source.parts");
+  });
 });

@@ -184,14 +184,18 @@ function parseFileSpec(
   if (source.kind === "secret") {
     const ref = parseRef(source.ref);
     if (ref === undefined) return bad(`${path}.source.ref`, `{ ${REF_FIELDS} } of a valid ref`);
+    if ((ref.kind ?? "secret") !== "secret" && format !== "raw")
+      return bad(`${path}.format`, `raw for a ${ref.kind ?? ""} (written as PEM)`);
     return { file: file.value, format: format as Format, source: { kind: "secret", ref } };
   }
   if (source.kind === "template" && Array.isArray(source.parts)) {
     const parts: TemplatePart[] = [];
     for (const p of source.parts as unknown[]) {
+      const ref = isRecord(p) ? parseRef(p.secret) : undefined;
       if (isRecord(p) && typeof p.text === "string") parts.push({ text: p.text });
-      else if (isRecord(p) && parseRef(p.secret) !== undefined)
-        parts.push({ secret: parseRef(p.secret) as SecretRef });
+      // A certificate or key is a file of its own, never part of a template.
+      else if (ref !== undefined && (ref.kind ?? "secret") === "secret")
+        parts.push({ secret: ref });
       else return bad(`${path}.source.parts`, `items of { text } or { secret: { ${REF_FIELDS} } }`);
     }
     if (format !== "raw") return bad(`${path}.format`, "raw for a template");

@@ -96,6 +96,11 @@ describe("the injected sidecar, run by the test kubelet", () => {
     const scenario = injectionScenarios(ctx).find((s) => s.pod === podName);
     if (scenario === undefined) throw new Error(podName);
     for (const secret of scenario.secrets) setSecret(secret.name, secret.value, secret.contentType);
+    for (const o of scenario.objects ?? []) {
+      if (o.kind === "certificate")
+        env.vault.addCertificate(o.name, { keyPem: o.keyPem, certPems: o.certPems });
+      else env.vault.addKey(o.name, { pem: o.pem });
+    }
     await createPod(buildPod(scenario, ctx));
     const pod = await env.runPod(WORKLOAD.namespace, scenario.pod);
     console.log(

@@ -102,20 +102,24 @@ async function runWithLogger(
     withSharedTokenRequests(metrics === undefined ? entra : metrics.countTokenRequests(entra)),
     config.tenantId,
   );
-  const keyVault = createVaultSources(spec.vaultUrl, (vaultUrl) =>
-    Promise.resolve(
-      createKeyVaultSource({
-        vaultUrl,
-        credential,
-        prefetchToken: (scope) => {
-          credential.prefetch(scope);
-        },
-        clientId: config.clientId,
-        disableChallengeResourceVerification: config.unverifiedVaults.has(vaultUrl),
-        now: () => clock.now(),
-      }),
-    ),
-  );
+  const sourceOptions = (vaultUrl: string) => ({
+    vaultUrl,
+    credential,
+    prefetchToken: (scope: string) => {
+      credential.prefetch(scope);
+    },
+    clientId: config.clientId,
+    disableChallengeResourceVerification: config.unverifiedVaults.has(vaultUrl),
+    now: () => clock.now(),
+  });
+  const keyVault = createVaultSources(spec.vaultUrl, async (vaultUrl, kind) => {
+    if (kind === "secret") return createKeyVaultSource(sourceOptions(vaultUrl));
+    // Its own chunk: a secrets-only sidecar never loads these clients.
+    const objects = await import("./object-sources.ts");
+    return kind === "certificate"
+      ? objects.createCertificateSource(sourceOptions(vaultUrl))
+      : objects.createKeySource(sourceOptions(vaultUrl));
+  });
   const source = metrics === undefined ? keyVault : metrics.countSourceRequests(keyVault);
   try {
     await runSyncLoop(

@@ -22,6 +22,8 @@ export interface SecretVersion {
   readonly version: string;
   /** The vault, for an object identifier of another vault than the pod's; absent otherwise. */
   readonly vault?: string;
+  /** `certificate` or `key` for those objects; absent for a secret. */
+  readonly kind?: string;
 }
 
 /** One published file and where its content came from. */
@@ -84,6 +86,7 @@ export function describeFiles(
         name: ref.name,
         version: versions.get(key) ?? ref.version ?? "",
         ...(ref.vaultUrl === undefined ? {} : { vault: ref.vaultUrl }),
+        ...(ref.kind === undefined || ref.kind === "secret" ? {} : { kind: ref.kind }),
       });
     }
     return { name: f.file, secrets };

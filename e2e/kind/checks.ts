@@ -70,6 +70,8 @@ async function setUpWorkload(state: KindState, aad: Admin, vault: Admin): Promis
     subject: `system:serviceaccount:${ns}:${WORKLOAD.serviceAccount}`,
   });
   await vault("POST", "roles", { principal: clientId });
+  // Certificates and public keys (certificates/read, keys/read): the objects scenario.
+  await vault("POST", "roles", { principal: clientId, role: "Key Vault Reader" });
 }
 
 async function main(): Promise<void> {
@@ -105,6 +107,14 @@ async function main(): Promise<void> {
       vault,
       release,
       values,
+      setObject: async (seed) => {
+        if (seed.kind === "certificate")
+          await vault("PUT", `certificates/${seed.name}`, {
+            keyPem: seed.keyPem,
+            certPems: seed.certPems,
+          });
+        else await vault("PUT", `keys/${seed.name}`, { pem: seed.pem });
+      },
       setSecret: async (name, value, contentType) => {
         values.push(value);
         await vault("PUT", `secrets/${name}`, {

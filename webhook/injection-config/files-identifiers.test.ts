@@ -140,4 +140,55 @@ describe("object identifiers as refs", () => {
     expect(r.problems[0]).toContain(expected);
     expect(r.problems[0]).toContain(`(got "${ref}")`);
   });
+
+  it("reads certificates and keys as files, with their kind; an identifier of the pod's vault keeps its kind", () => {
+    const r = parse({
+      "akv-injector.io/secrets": `https://kv2.vault.azure.net/certificates/web,${POD}/keys/signing`,
+      "akv-injector.io/secret-ca.crt": `https://kv2.vault.azure.net/certificates/ca/${VERSION}`,
+      "akv-injector.io/format-web": "raw",
+    });
+    expect(r.problems).toEqual([]);
+    expect(r.value.map((f) => [f.file, f.format, refsOf(f)])).toEqual([
+      [
+        "web",
+        "raw",
+        [{ name: "web", vaultUrl: "https://kv2.vault.azure.net", kind: "certificate" }],
+      ],
+      ["signing", "raw", [{ name: "signing", vaultUrl: POD, kind: "key" }]],
+      [
+        "ca.crt",
+        "raw",
+        [
+          {
+            name: "ca",
+            version: VERSION,
+            vaultUrl: "https://kv2.vault.azure.net",
+            kind: "certificate",
+          },
+        ],
+      ],
+    ]);
+  });
+
+  it.each(["pem", "cert", "key", "base64-decode"])(
+    "refuses format %s for a certificate or key, saying what applies",
+    (format) => {
+      const r = parse({
+        "akv-injector.io/secret-web.crt": "https://kv2.vault.azure.net/certificates/web",
+        "akv-injector.io/format-web.crt": format,
+      });
+      expect(r.problems).toEqual([
+        `akv-injector.io/format-web.crt: expected raw for a certificate identifier: it is written as PEM (a certificate's leaf, a key's public part); for a certificate's chain or private key, name its secret (https://<vault>/secrets/<name>) with format cert, pem or key (got "${format}")`,
+      ]);
+    },
+  );
+
+  it("refuses a certificate or key in a template, saying where it goes", () => {
+    const r = parse({
+      "akv-injector.io/template-t": 'x={{ secret "https://kv2.vault.azure.net/keys/k" }}',
+    });
+    expect(r.problems).toEqual([
+      `akv-injector.io/template-t: expected a secret in '{{ secret "https://kv2.vault.azure.net/keys/k" }}': a certificate or key is written whole to a file of its own (secrets or secret-<file>), not into a template`,
+    ]);
+  });
 });

@@ -11,7 +11,8 @@
  * keys as `sortAnnotationKeys` sorted them.
  *
  * A ref is `NAME[/VERSION]` in the pod's vault or an object identifier
- * `https://<vault>/secrets/NAME[/VERSION]` (`parseObjectRef`), held to the
+ * `https://<vault>/<secrets|certificates|keys>/NAME[/VERSION]`
+ * (`parseObjectRef`; certificates and keys as files only), held to the
  * allowed suffixes like `vault`; `vault` is required only when some ref
  * names no vault of its own. An identifier of the pod's vault is written as
  * a plain ref, so the sidecar reads that secret once however it is spelled.
@@ -108,6 +109,7 @@ function parseRef(context: FileContext, text: string) {
 
 function normalizeRef(context: FileContext, ref: SecretRef): SecretRef {
   if (ref.vaultUrl === undefined || ref.vaultUrl !== context.vault.vaultUrl) return ref;
+  if (ref.kind !== "secret") return ref;
   return ref.version === undefined ? { name: ref.name } : { name: ref.name, version: ref.version };
 }
 
@@ -178,6 +180,17 @@ function applyFormat(context: FileContext, key: string): void {
     );
   } else if (entry.spec.source.kind === "template" && format !== "raw") {
     context.problems.addFor(key, "a template is always written raw", value);
+  } else if (
+    entry.spec.source.kind === "secret" &&
+    entry.spec.source.ref.kind !== undefined &&
+    entry.spec.source.ref.kind !== "secret" &&
+    format !== "raw"
+  ) {
+    context.problems.addExpected(
+      key,
+      `raw for a ${entry.spec.source.ref.kind} identifier: it is written as PEM (a certificate's leaf, a key's public part); for a certificate's chain or private key, name its secret (https://<vault>/secrets/<name>) with format cert, pem or key`,
+      value,
+    );
   } else {
     context.files.set(file, { ...entry, spec: { ...entry.spec, format } });
   }
