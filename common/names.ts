@@ -31,9 +31,9 @@ export const ServiceAccountAnnotation = {
  * per-file families are in {@link FileAnnotationPrefix}.
  */
 export const Annotation = {
-  /** Vault name (`myvault` → `https://myvault.vault.azure.net`, suffix from the first dotted entry of the allowed suffixes) or a full `https://` vault URL. Required. */
+  /** Vault name (`myvault` → `https://myvault.vault.azure.net`, suffix from the first dotted entry of the allowed suffixes) or a full `https://` vault URL: where refs `NAME[/VERSION]` read. Required unless every ref is an object identifier. */
   vault: "akv-injector.io/vault",
-  /** Comma-separated secret refs `NAME[/VERSION]`; each is written to `<mount-path>/NAME`. */
+  /** Comma-separated refs: `NAME[/VERSION]` or object identifiers `https://<vault>/<secrets|certificates|keys>/NAME[/VERSION]` (a certificate's leaf or a key's public part as PEM); each is written to `<mount-path>/NAME`. */
   secrets: "akv-injector.io/secrets",
   /** Absolute directory where files appear in every target container. Default `/mnt/secrets`. */
   mountPath: "akv-injector.io/mount-path",
@@ -59,11 +59,11 @@ export const Annotation = {
 
 /** Per-file annotation families: the key is the prefix followed by a file name. */
 export const FileAnnotationPrefix = {
-  /** `secret-<file>`: one secret ref `NAME[/VERSION]` written to `<mount-path>/<file>`. */
+  /** `secret-<file>`: one ref (`NAME[/VERSION]` or an object identifier) written to `<mount-path>/<file>`. */
   secret: "akv-injector.io/secret-",
-  /** `template-<file>`: text rendered to `<mount-path>/<file>`; `{{ secret "NAME[/VERSION]" }}` substitutes a secret's value. */
+  /** `template-<file>`: text rendered to `<mount-path>/<file>`; `{{ secret "REF" }}` substitutes a secret's value (REF as in `secret-<file>`, secrets only). */
   template: "akv-injector.io/template-",
-  /** `format-<file>`: one of {@link FORMATS}; default `raw`. */
+  /** `format-<file>`: one of {@link FORMATS}; default `raw`; a certificate or key identifier's file takes `raw` only (it is PEM already). */
   format: "akv-injector.io/format-",
 } as const;
 
@@ -175,7 +175,7 @@ export const SidecarEnv = {
   federatedTokenFile: "AZURE_FEDERATED_TOKEN_FILE",
   /** Entra ID authority host, e.g. `https://login.microsoftonline.com/`. */
   authorityHost: "AZURE_AUTHORITY_HOST",
-  /** The sync spec as JSON (see `spec.ts`): vault, files, mode, interval, file mode, output directory. */
+  /** The sync spec as JSON (see `spec.ts`): vault, files (an identifier's ref with its vault), mode, interval, file mode, output directory. */
   spec: "AKV_INJECTOR_SPEC",
   /** The webhook's allowed vault suffixes; an exact-host entry turns challenge resource verification off for that host. */
   vaultSuffixes: "AKV_INJECTOR_VAULT_SUFFIXES",

@@ -7,10 +7,37 @@
  */
 import { AZURE_VAULT_SUFFIXES, Defaults, ENTRA_AUTHORITY_HOSTS } from "./names.ts";
 
-/** A secret in Key Vault: its name and, optionally, one fixed version. */
+/**
+ * The Key Vault collections an object identifier may name, and the kind of
+ * object each holds, as the portal shows them
+ * (`https://<vault>/<collection>/<name>[/<version>]`).
+ */
+export const OBJECT_COLLECTIONS = {
+  secrets: "secret",
+  certificates: "certificate",
+  keys: "key",
+} as const;
+/** A collection of {@link OBJECT_COLLECTIONS}. */
+export type ObjectCollection = keyof typeof OBJECT_COLLECTIONS;
+/**
+ * What a ref reads: a secret's value, a certificate's public certificate
+ * (the certificates API, no `secrets/get` needed) or a key's public part
+ * (the keys API); absent on a ref means `secret`.
+ */
+export type ObjectKind = (typeof OBJECT_COLLECTIONS)[ObjectCollection];
+
+/**
+ * An object in Key Vault: its name and, optionally, one fixed version; for
+ * an object identifier also its vault and kind. A ref without `vaultUrl`
+ * reads from the pod's vault (the `vault` annotation, the spec's `vaultUrl`).
+ */
 export interface SecretRef {
   readonly name: string;
   readonly version?: string;
+  /** `https://host[:port]` of the vault, checked against the allowed suffixes; absent: the pod's vault. */
+  readonly vaultUrl?: string;
+  /** Absent: `secret`. */
+  readonly kind?: ObjectKind;
 }
 
 /** Why a value was refused: what is expected, in words a user can act on. */
@@ -34,6 +61,11 @@ const FILE_NAME = /^[A-Za-z0-9._-]+$/;
 const VAULT_NAME = /^[A-Za-z][0-9A-Za-z-]{1,22}[0-9A-Za-z]$/;
 const GUID = /^[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$/;
 const DOMAIN_NAME = /^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$/;
+/** The default allowed suffixes of identifiers: Azure's clouds. */
+const DEFAULT_SUFFIXES: readonly VaultSuffix[] = AZURE_VAULT_SUFFIXES.map((value) => ({
+  value,
+  exactHost: false,
+}));
 
 /** What a tenant id must be, as refusals say it. */
 export const TENANT_ID_EXPECTED = "the tenant's GUID";
@@ -71,9 +103,74 @@ export function parseSecretRef(text: string): Parsed<SecretRef> {
   return ok({ name, version: version.toLowerCase() });
 }
 
-/** Formats a ref back as `NAME[/VERSION]` (for messages and cache keys). */
+/**
+ * Formats a ref back as `NAME[/VERSION]`, or as its object identifier
+ * `https://host/<collection>/NAME[/VERSION]` when it names its vault (for
+ * messages and cache keys: two refs to one object in one vault, spelled
+ * alike, share a key).
+ */
 export function formatSecretRef(ref: SecretRef): string {
-  return ref.version === undefined ? ref.name : `${ref.name}/${ref.version}`;
+  const tail = ref.version === undefined ? ref.name : `${ref.name}/${ref.version}`;
+  if (ref.vaultUrl === undefined) return tail;
+  return `${ref.vaultUrl}/${collectionOf(ref.kind ?? "secret")}/${tail}`;
+}
+
+const COLLECTION_OF: Readonly<Record<ObjectKind, ObjectCollection>> = {
+  secret: "secrets",
+  certificate: "certificates",
+  key: "keys",
+};
+
+/** The collection path segment of a kind (`secret` → `secrets`). */
+export function collectionOf(kind: ObjectKind): ObjectCollection {
+  return COLLECTION_OF[kind];
+}
+
+/** What an object identifier must look like, as refusals say it. */
+export const OBJECT_IDENTIFIER_EXPECTED = `an object identifier https://<vault-host>/<${Object.keys(OBJECT_COLLECTIONS).join("|")}>/<name>[/<version>] with no query, fragment or credentials`;
+
+/**
+ * Parses a ref: `NAME[/VERSION]` (in the pod's vault, see
+ * {@link parseSecretRef}) or an object identifier as the portal shows it,
+ * `https://<vault>/<collection>/<name>[/<version>]`, whose host must be
+ * allowed by `suffixes` (the `vault` annotation's rule: the sidecar sends
+ * its token there).
+ * @example parseObjectRef("https://kv2.vault.azure.net/secrets/db", suffixes) // { name: "db", vaultUrl: "https://kv2.vault.azure.net", kind: "secret" }
+ * @example parseObjectRef("db/0123456789abcdef0123456789abcdef", suffixes) // { name: "db", version: "0123…" }
+ */
+export function parseObjectRef(
+  text: string,
+  suffixes: readonly VaultSuffix[] = DEFAULT_SUFFIXES,
+): Parsed<SecretRef> {
+  const value = text.trim();
+  if (!/^[a-z][a-z0-9+.-]*:/i.test(value)) return parseSecretRef(value);
+  // Checked on the text: the URL parser drops an empty '?' or '#'.
+  if (value.includes("?") || value.includes("#"))
+    return fail(`${OBJECT_IDENTIFIER_EXPECTED}; no query string or fragment`);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return fail(OBJECT_IDENTIFIER_EXPECTED);
+  }
+  if (url.protocol !== "https:")
+    return fail(`https://, not ${url.protocol}// (${OBJECT_IDENTIFIER_EXPECTED})`);
+  if (url.username !== "" || url.password !== "") return fail(OBJECT_IDENTIFIER_EXPECTED);
+  const vault = resolveVaultUrl(`https://${url.host}`, suffixes);
+  if (!vault.ok) return fail(`${vault.expected} in the object identifier`);
+  const [collection = "", name = "", version, ...rest] = url.pathname.split("/").slice(1);
+  const kind = Object.hasOwn(OBJECT_COLLECTIONS, collection)
+    ? OBJECT_COLLECTIONS[collection as ObjectCollection]
+    : undefined;
+  if (kind === undefined)
+    return fail(
+      `a collection of ${Object.keys(OBJECT_COLLECTIONS).join(", ")} after the host, not '${collection}' (${OBJECT_IDENTIFIER_EXPECTED})`,
+    );
+  if (rest.length > 0 || version === "")
+    return fail(`nothing after the version (${OBJECT_IDENTIFIER_EXPECTED})`);
+  const ref = parseSecretRef(version === undefined ? name : `${name}/${version}`);
+  if (!ref.ok) return ref;
+  return ok({ ...ref.value, vaultUrl: vault.value, kind });
 }
 
 /** Checks a target file name: one path segment of `[A-Za-z0-9._-]`, not `.` or `..`, not starting with `..`. */
@@ -320,13 +417,16 @@ const SECRET_CALL = /^secret\s+"([^"]*)"$/;
 
 /**
  * Parses a template: `{{ secret "NAME[/VERSION]" }}` substitutes a secret's
- * value; any other `{{ … }}` is refused, so nothing else is ever evaluated.
+ * value (an object identifier `https://<vault>/secrets/NAME[/VERSION]` too); any other `{{ … }}` is refused, so nothing else is ever evaluated.
  * `{{- ` trims the white space before the action and ` -}}` the white space
  * after it, as Go's text/template does (Helm and Vault users write them).
  * @example parseTemplate('user=app\npass={{ secret "db-password" }}\n')
  * @example parseTemplate('a = {{- secret "x" -}} ;') // "a =", x, ";"
  */
-export function parseTemplate(text: string): Parsed<readonly TemplatePart[]> {
+export function parseTemplate(
+  text: string,
+  suffixes: readonly VaultSuffix[] = DEFAULT_SUFFIXES,
+): Parsed<readonly TemplatePart[]> {
   const parts: TemplatePart[] = [];
   let last = 0;
   let trimNext = false;
@@ -339,8 +439,12 @@ export function parseTemplate(text: string): Parsed<readonly TemplatePart[]> {
     const call = SECRET_CALL.exec(match[2] ?? "");
     if (call === null)
       return fail(`only {{ secret "NAME[/VERSION]" }} in templates, not '${match[0]}'`);
-    const ref = parseSecretRef(call[1] ?? "");
+    const ref = parseObjectRef(call[1] ?? "", suffixes);
     if (!ref.ok) return fail(`${ref.expected} in '${match[0]}'`);
+    if ((ref.value.kind ?? "secret") !== "secret")
+      return fail(
+        `a secret in '${match[0]}': a certificate or key is written whole to a file of its own (secrets or secret-<file>), not into a template`,
+      );
     pushText(text.slice(last, match.index), match[1] !== undefined);
     parts.push({ secret: ref.value });
     trimNext = match[3] !== undefined;

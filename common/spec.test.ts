@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { isAkvError } from "./errors.ts";
-import { encodeSpec, listSecretRefs, parseSpec, SpecError, type SyncSpec } from "./spec.ts";
+import {
+  encodeSpec,
+  listSecretRefs,
+  listVaults,
+  parseSpec,
+  SpecError,
+  type SyncSpec,
+} from "./spec.ts";
 
 const spec: SyncSpec = {
   vaultUrl: "https://kv.vault.azure.net",
@@ -114,5 +121,83 @@ describe("spec", () => {
     expect(problemsOf(encodeSpec({ ...spec, files: [first, first] }))[0]).toContain("repeated");
     expect(problemsOf("{")[0]).toContain("not JSON");
     expect(problemsOf("[]")[0]).toContain("object");
+  });
+
+  describe("object identifiers", () => {
+    const other = { name: "db", vaultUrl: "https://kv2.vault.azure.net", kind: "secret" } as const;
+    const withIdentifier: SyncSpec = {
+      ...spec,
+      files: [
+        ...spec.files,
+        { file: "db2", format: "raw", source: { kind: "secret", ref: other } },
+      ],
+    };
+
+    it("carries each ref's vault and kind, and lists each vault once", () => {
+      const parsed = parseSpec(encodeSpec(withIdentifier));
+      expect(parsed).toEqual(withIdentifier);
+      expect(listSecretRefs(parsed)).toContainEqual(other);
+      // The same name in two vaults: two refs.
+      expect(listSecretRefs(parsed).filter((r) => r.name === "db")).toHaveLength(2);
+      expect(listVaults(parsed)).toEqual([
+        "https://kv.vault.azure.net",
+        "https://kv2.vault.azure.net",
+      ]);
+    });
+
+    it("needs no vaultUrl when every ref names its vault", () => {
+      const only = {
+        ...spec,
+        files: [{ file: "db2", format: "raw", source: { kind: "secret", ref: other } }],
+      };
+      const parsed = parseSpec(JSON.stringify({ ...only, vaultUrl: undefined }));
+      expect(parsed.vaultUrl).toBeUndefined();
+      expect(listVaults(parsed)).toEqual(["https://kv2.vault.azure.net"]);
+    });
+
+    it("refuses a spec without vaultUrl when a ref names no vault, naming the ref", () => {
+      // JSON.stringify leaves an undefined field out.
+      expect(problemsOf(JSON.stringify({ ...withIdentifier, vaultUrl: undefined }))).toEqual([
+        "vaultUrl: expected https://host: ref 'db' names no vault of its own",
+      ]);
+    });
+
+    it.each([
+      [{ ...other, vaultUrl: "http://kv2.vault.azure.net" }],
+      [{ ...other, vaultUrl: "https://kv2.vault.azure.net/secrets" }],
+      [{ ...other, vaultUrl: "https://KV2.vault.azure.net" }],
+      [{ ...other, kind: "blob" }],
+    ])("refuses a bad ref %j", (ref) => {
+      const bad = {
+        ...spec,
+        files: [{ file: "x", format: "raw", source: { kind: "secret", ref } }],
+      };
+      expect(problemsOf(JSON.stringify(bad))[0]).toContain(
+        "files[0].source.ref: expected { name, version?, vaultUrl?, kind? (secret",
+      );
+    });
+  });
+
+  it("carries certificates and keys as raw files only, never in templates", () => {
+    const cert = { name: "web", vaultUrl: "https://kv2.vault.azure.net", kind: "certificate" };
+    const ok = {
+      ...spec,
+      files: [{ file: "w", format: "raw", source: { kind: "secret", ref: cert } }],
+    };
+    expect(parseSpec(JSON.stringify(ok)).files[0]?.source).toEqual({ kind: "secret", ref: cert });
+    const pem = {
+      ...spec,
+      files: [{ file: "w", format: "pem", source: { kind: "secret", ref: cert } }],
+    };
+    expect(problemsOf(JSON.stringify(pem))).toEqual([
+      "files[0].format: expected raw for a certificate (written as PEM)",
+    ]);
+    const template = {
+      ...spec,
+      files: [
+        { file: "t", format: "raw", source: { kind: "template", parts: [{ secret: cert }] } },
+      ],
+    };
+    expect(problemsOf(JSON.stringify(template))[0]).toContain("files[0].source.parts");
   });
 });

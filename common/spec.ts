@@ -11,6 +11,8 @@ import { ProblemList, UNBOUNDED_PROBLEM_LIMITS } from "./problems.ts";
 import {
   formatSecretRef,
   isRefreshIntervalMs,
+  OBJECT_COLLECTIONS,
+  type ObjectKind,
   parseFileName,
   parseSecretRef,
   type SecretRef,
@@ -33,8 +35,12 @@ export interface FileSpec {
 
 /** Everything one sidecar needs besides its credentials. */
 export interface SyncSpec {
-  /** `https://host[:port]`, already checked against the allowed suffixes. */
-  readonly vaultUrl: string;
+  /**
+   * The pod's vault, `https://host[:port]`, already checked against the
+   * allowed suffixes: where refs without a `vaultUrl` of their own read.
+   * Absent when every ref is an object identifier (which names its vault).
+   */
+  readonly vaultUrl?: string;
   readonly files: readonly FileSpec[];
   readonly mode: Mode;
   /** Milliseconds between refreshes in `sidecar` mode. */
@@ -57,6 +63,19 @@ export function listSecretRefs(spec: Pick<SyncSpec, "files">): readonly SecretRe
     else for (const p of f.source.parts) if ("secret" in p) add(p.secret);
   }
   return [...seen.values()];
+}
+
+/**
+ * Every vault a spec reads from, each once: the pod's vault if a ref uses
+ * it, then the vaults object identifiers name, in first-use order.
+ */
+export function listVaults(spec: Pick<SyncSpec, "files" | "vaultUrl">): readonly string[] {
+  const vaults = new Set<string>();
+  for (const ref of listSecretRefs(spec)) {
+    const vault = ref.vaultUrl ?? spec.vaultUrl;
+    if (vault !== undefined) vaults.add(vault);
+  }
+  return [...vaults];
 }
 
 /** Serializes a spec for the `AKV_INJECTOR_SPEC` env var. */
@@ -92,7 +111,7 @@ export function parseSpec(json: string): SyncSpec {
   const problems = new ProblemList(UNBOUNDED_PROBLEM_LIMITS);
 
   const { vaultUrl, files, mode, refreshIntervalMs, fileMode, outputDir } = raw;
-  if (typeof vaultUrl !== "string" || !/^https:\/\/[^/?#@]+$/.test(vaultUrl))
+  if (vaultUrl !== undefined && !isVaultUrl(vaultUrl))
     problems.addExpected("vaultUrl", "https://host");
   if (typeof mode !== "string" || !(MODES as readonly string[]).includes(mode))
     problems.addExpected("mode", MODES.join(" or "));
@@ -130,9 +149,17 @@ export function parseSpec(json: string): SyncSpec {
       parsedFiles.push(file);
     });
   }
+  if (vaultUrl === undefined) {
+    const plain = listSecretRefs({ files: parsedFiles }).find((r) => r.vaultUrl === undefined);
+    if (plain !== undefined)
+      problems.addExpected(
+        "vaultUrl",
+        `https://host: ref '${formatSecretRef(plain)}' names no vault of its own`,
+      );
+  }
   if (problems.count > 0) throw new SpecError(problems.list());
   return deepFreeze({
-    vaultUrl: vaultUrl as string,
+    ...(vaultUrl === undefined ? {} : { vaultUrl: vaultUrl as string }),
     files: parsedFiles,
     mode: mode as Mode,
     refreshIntervalMs: refreshIntervalMs as number,
@@ -156,18 +183,20 @@ function parseFileSpec(
   const source = isRecord(raw.source) ? raw.source : {};
   if (source.kind === "secret") {
     const ref = parseRef(source.ref);
-    if (ref === undefined)
-      return bad(`${path}.source.ref`, "{ name, version? } of a valid secret ref");
+    if (ref === undefined) return bad(`${path}.source.ref`, `{ ${REF_FIELDS} } of a valid ref`);
+    if ((ref.kind ?? "secret") !== "secret" && format !== "raw")
+      return bad(`${path}.format`, `raw for a ${ref.kind ?? ""} (written as PEM)`);
     return { file: file.value, format: format as Format, source: { kind: "secret", ref } };
   }
   if (source.kind === "template" && Array.isArray(source.parts)) {
     const parts: TemplatePart[] = [];
     for (const p of source.parts as unknown[]) {
+      const ref = isRecord(p) ? parseRef(p.secret) : undefined;
       if (isRecord(p) && typeof p.text === "string") parts.push({ text: p.text });
-      else if (isRecord(p) && parseRef(p.secret) !== undefined)
-        parts.push({ secret: parseRef(p.secret) as SecretRef });
-      else
-        return bad(`${path}.source.parts`, "items of { text } or { secret: { name, version? } }");
+      // A certificate or key is a file of its own, never part of a template.
+      else if (ref !== undefined && (ref.kind ?? "secret") === "secret")
+        parts.push({ secret: ref });
+      else return bad(`${path}.source.parts`, `items of { text } or { secret: { ${REF_FIELDS} } }`);
     }
     if (format !== "raw") return bad(`${path}.format`, "raw for a template");
     return { file: file.value, format: "raw", source: { kind: "template", parts } };
@@ -175,12 +204,30 @@ function parseFileSpec(
   return bad(`${path}.source`, "{ kind: 'secret', ref } or { kind: 'template', parts }");
 }
 
+const REF_FIELDS = `name, version?, vaultUrl?, kind? (${Object.values(OBJECT_COLLECTIONS).join(", ")})`;
+
+const isVaultUrl = (v: unknown): v is string =>
+  typeof v === "string" && /^https:\/\/[^/?#@A-Z]+$/.test(v);
+
+/**
+ * A ref as the webhook wrote it: `{ name, version? }`, with `vaultUrl` and
+ * `kind` for an object identifier. The vault's suffix is the sidecar
+ * config's to check (it has the allowed suffixes).
+ */
 function parseRef(raw: unknown): SecretRef | undefined {
   if (!isRecord(raw) || typeof raw.name !== "string") return undefined;
   if (raw.version !== undefined && typeof raw.version !== "string") return undefined;
+  if (raw.vaultUrl !== undefined && !isVaultUrl(raw.vaultUrl)) return undefined;
+  const kinds: readonly unknown[] = Object.values(OBJECT_COLLECTIONS);
+  if (raw.kind !== undefined && !kinds.includes(raw.kind)) return undefined;
   const text = raw.version === undefined ? raw.name : `${raw.name}/${raw.version}`;
   const ref = parseSecretRef(text);
-  return ref.ok && text === formatSecretRef(ref.value) ? ref.value : undefined;
+  if (!ref.ok || text !== formatSecretRef(ref.value)) return undefined;
+  return {
+    ...ref.value,
+    ...(raw.vaultUrl === undefined ? {} : { vaultUrl: raw.vaultUrl }),
+    ...(raw.kind === undefined ? {} : { kind: raw.kind as ObjectKind }),
+  };
 }
 
 function deepFreeze<T>(value: T): T {

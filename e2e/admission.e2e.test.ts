@@ -55,7 +55,7 @@ beforeAll(async () => {
     namespace: WORKLOAD.namespace,
     body: { metadata: { name: WORKLOAD.otherServiceAccount } },
   });
-  ctx = { vaultUrl: env.vault.url, appImage: "busybox:1.37" };
+  ctx = { vaultUrl: env.vault.url, secondVaultUrl: env.secondVaultUrl, appImage: "busybox:1.37" };
 });
 
 afterAll(async () => {
@@ -287,10 +287,11 @@ describe("injection as stored by the apiserver", () => {
 
 describe("refusals reach the API client", () => {
   it.each(
-    refusalScenarios({ vaultUrl: "https://placeholder.invalid", appImage: "busybox" }).map((s) => [
-      s.name,
-      s.pod,
-    ]),
+    refusalScenarios({
+      vaultUrl: "https://placeholder.invalid",
+      secondVaultUrl: "https://placeholder.invalid",
+      appImage: "busybox",
+    }).map((s) => [s.name, s.pod]),
   )("%s", async (_name, podName) => {
     const scenario = refusalScenarios(ctx).find((s) => s.pod === podName);
     if (scenario === undefined) throw new Error(podName);

@@ -50,7 +50,10 @@ describe("the kind path", () => {
     expect(env.find((e) => e.name === "AZURE_AUTHORITY_HOST")?.value).toBe(
       `https://${Kind.aadHost}/`,
     );
-    expect(env.find((e) => e.name === "AKV_INJECTOR_VAULT_SUFFIXES")?.value).toBe(Kind.vaultHost);
+    // Both names of the mock vault: object identifiers of two vault hosts.
+    expect(env.find((e) => e.name === "AKV_INJECTOR_VAULT_SUFFIXES")?.value).toBe(
+      `${Kind.vaultHost},${Kind.secondVaultHost}`,
+    );
   });
 
   it("starts the mocks with the kind Deployment's arguments", async () => {

@@ -9,7 +9,13 @@
  * Over 400 lines on purpose: a table of scenarios and the checks they share, read as one by both suites.
  */
 import type { V1Pod } from "@kubernetes/client-node";
-import { createPrivateKey, createPublicKey, randomBytes, X509Certificate } from "node:crypto";
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomBytes,
+  X509Certificate,
+} from "node:crypto";
 import {
   createCertificateAuthority,
   createPkcs12,
@@ -29,6 +35,13 @@ export interface PodAccess {
 export interface ScenarioContext {
   /** The vault the pods name (`https://127.0.0.1:PORT` here, the mock's Service in kind). */
   readonly vaultUrl: string;
+  /**
+   * A second vault host, allowed by the webhook's suffixes and in the mock's
+   * TLS certificate: the same mock vault under another name
+   * (`https://localhost:PORT` here, a second Service in kind), for object
+   * identifiers of several vaults in one pod.
+   */
+  readonly secondVaultUrl: string;
   /** The app containers' image; they only need `sleep`, `cat`, `stat`, `ls`. */
   readonly appImage: string;
 }
@@ -40,6 +53,20 @@ export interface SecretSeed {
   /** `application/x-pkcs12` for a certificate-backed secret, as Key Vault stores one. */
   readonly contentType?: string;
 }
+
+/**
+ * A certificate or key in the vault, read through the certificates or keys
+ * API (the workload holds Key Vault Reader too: certificates/read, keys/read).
+ */
+export type ObjectSeed =
+  | {
+      readonly kind: "certificate";
+      readonly name: string;
+      readonly keyPem: string;
+      /** Leaf first. */
+      readonly certPems: readonly string[];
+    }
+  | { readonly kind: "key"; readonly name: string; readonly pem: string };
 
 /** A file the app must see: its path in the container, content and mode. */
 export interface ExpectedFile {
@@ -60,6 +87,8 @@ export interface InjectionScenario {
   readonly containers: readonly string[];
   readonly initContainers?: readonly string[];
   readonly secrets: readonly SecretSeed[];
+  /** Certificates and keys to put in the vault first. */
+  readonly objects?: readonly ObjectSeed[];
   readonly expected: readonly ExpectedFile[];
   /** Containers that must not have the secrets mount. */
   readonly withoutMount?: readonly { container: string; path: string }[];
@@ -136,6 +165,46 @@ export function certificateSecret(name: string): {
   };
 }
 
+/**
+ * A certificate (leaf and CA) and an EC key, with what their files must
+ * hold: the leaf alone (the certificates API gives no chain) and the key's
+ * public part as SPKI PEM.
+ */
+export function publicObjects(): {
+  certificate: ObjectSeed;
+  key: ObjectSeed;
+  checkLeaf: (content: string) => string | undefined;
+  keyPem: string;
+} {
+  const now = new Date();
+  const ca = createCertificateAuthority({ commonName: "e2e objects CA", now });
+  const leaf = createServingCertificate(ca, { dnsNames: ["objects.example.test"], now });
+  const ec = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const leafCert = new X509Certificate(leaf.certPem);
+  return {
+    certificate: {
+      kind: "certificate",
+      name: "objects-web",
+      keyPem: leaf.keyPem,
+      certPems: [leaf.certPem, ca.certPem],
+    },
+    key: {
+      kind: "key",
+      name: "objects-signing",
+      pem: ec.privateKey.export({ type: "pkcs8", format: "pem" }) as string,
+    },
+    checkLeaf: (content) => {
+      const blocks = content.match(/-----BEGIN CERTIFICATE-----/g) ?? [];
+      if (blocks.length !== 1)
+        return `holds ${blocks.length} certificates, expected the leaf alone`;
+      return new X509Certificate(content).fingerprint256 === leafCert.fingerprint256
+        ? undefined
+        : "is not the leaf";
+    },
+    keyPem: ec.publicKey.export({ type: "spki", format: "pem" }) as string,
+  };
+}
+
 /** The namespace, service account and its client id every scenario uses. */
 export const WORKLOAD = {
   namespace: "team-a",
@@ -153,6 +222,8 @@ export function injectionScenarios(ctx: ScenarioContext): InjectionScenario[] {
   };
   const token = { name: "init-token", value: freshValue("init") };
   const tls = certificateSecret("web-tls");
+  const remote = { name: "remote-key", value: freshValue("remote") };
+  const objects = publicObjects();
   return [
     {
       name: "secrets listed in one annotation, default mount path, every container",
@@ -268,6 +339,49 @@ export function injectionScenarios(ctx: ScenarioContext): InjectionScenario[] {
       ],
     },
     {
+      name: "object identifiers of two vault hosts, one without the vault annotation",
+      pod: "identifiers",
+      serviceAccount: WORKLOAD.serviceAccount,
+      annotations: {
+        "akv-injector.io/secrets": `${ctx.vaultUrl}/secrets/${db.name},${ctx.secondVaultUrl}/secrets/${remote.name}`,
+        "akv-injector.io/template-both.env": `a={{ secret "${ctx.vaultUrl}/secrets/${db.name}" }}\nb={{ secret "${ctx.secondVaultUrl}/secrets/${remote.name}" }}\n`,
+      },
+      containers: ["app"],
+      secrets: [db, remote],
+      expected: [
+        { container: "app", path: "/mnt/secrets/db-password", content: db.value, mode: "644" },
+        { container: "app", path: "/mnt/secrets/remote-key", content: remote.value, mode: "644" },
+        {
+          container: "app",
+          path: "/mnt/secrets/both.env",
+          content: `a=${db.value}\nb=${remote.value}\n`,
+          mode: "644",
+        },
+      ],
+    },
+    {
+      name: "a certificate's leaf and a key's public part through their APIs, from two vault hosts",
+      pod: "objects",
+      serviceAccount: WORKLOAD.serviceAccount,
+      annotations: {
+        "akv-injector.io/vault": ctx.vaultUrl,
+        "akv-injector.io/secret-web.crt": `${ctx.vaultUrl}/certificates/${objects.certificate.name}`,
+        "akv-injector.io/secrets": `${ctx.secondVaultUrl}/keys/${objects.key.name}`,
+      },
+      containers: ["app"],
+      secrets: [],
+      objects: [objects.certificate, objects.key],
+      expected: [
+        { container: "app", path: "/mnt/secrets/web.crt", content: objects.checkLeaf, mode: "644" },
+        {
+          container: "app",
+          path: `/mnt/secrets/${objects.key.name}`,
+          content: objects.keyPem,
+          mode: "644",
+        },
+      ],
+    },
+    {
       name: "init mode: one sync before the app starts, no refresh",
       pod: "init",
       serviceAccount: WORKLOAD.serviceAccount,
@@ -366,6 +480,30 @@ export function refusalScenarios(ctx: ScenarioContext): RefusalScenario[] {
       pod: "refuse-template",
       annotations: { ...vault, "akv-injector.io/template-x": '{{ secret "bad name" }}' },
       message: ["akv-injector.io/template-x"],
+    },
+    {
+      ...base,
+      name: "object identifier outside the allowed suffixes, and a bare ref without vault",
+      pod: "refuse-identifier",
+      annotations: {
+        "akv-injector.io/secrets": "db",
+        "akv-injector.io/secret-x": "https://evil.example.com/secrets/x",
+      },
+      message: [
+        "akv-injector.io/secret-x",
+        "https://evil.example.com/secrets/x",
+        "allowed suffixes",
+        "akv-injector.io/vault: is required for 'db' in akv-injector.io/secrets",
+      ],
+    },
+    {
+      ...base,
+      name: "object identifier with a query string",
+      pod: "refuse-identifier-query",
+      annotations: {
+        "akv-injector.io/secrets": `${ctx.secondVaultUrl}/secrets/db?api-version=7.4`,
+      },
+      message: ["akv-injector.io/secrets", "no query string or fragment"],
     },
     {
       ...base,

@@ -30,7 +30,7 @@ beforeAll(async () => {
     values: { certificates: { mode: "self", self: { validity: VALIDITY } } },
   });
   await env.addWorkload({ namespace: WORKLOAD.namespace, serviceAccount: WORKLOAD.serviceAccount });
-  ctx = { vaultUrl: env.vault.url, appImage: "busybox:1.37" };
+  ctx = { vaultUrl: env.vault.url, secondVaultUrl: env.secondVaultUrl, appImage: "busybox:1.37" };
 });
 
 afterAll(async () => {

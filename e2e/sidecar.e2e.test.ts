@@ -38,7 +38,7 @@ const values: string[] = [];
 beforeAll(async () => {
   env = await startEnvironment();
   await env.addWorkload({ namespace: WORKLOAD.namespace, serviceAccount: WORKLOAD.serviceAccount });
-  ctx = { vaultUrl: env.vault.url, appImage: "busybox:1.37" };
+  ctx = { vaultUrl: env.vault.url, secondVaultUrl: env.secondVaultUrl, appImage: "busybox:1.37" };
   // Tokens shorter than MSAL's 5-minute refresh margin are fetched for every
   // sync, so an Entra ID outage is felt at the next refresh, not in an hour.
   env.aad.setTokenLifetime(120);
@@ -87,36 +87,42 @@ const sidecarLog = async (pod: RunningPod): Promise<string> =>
   (await pod.process(Injected.containerName)?.readLog()) ?? "";
 
 describe("the injected sidecar, run by the test kubelet", () => {
-  it.each(injectionScenarios({ vaultUrl: "", appImage: "" }).map((s) => [s.name, s.pod]))(
-    "%s",
-    async (_title, podName) => {
-      const scenario = injectionScenarios(ctx).find((s) => s.pod === podName);
-      if (scenario === undefined) throw new Error(podName);
-      for (const secret of scenario.secrets)
-        setSecret(secret.name, secret.value, secret.contentType);
-      await createPod(buildPod(scenario, ctx));
-      const pod = await env.runPod(WORKLOAD.namespace, scenario.pod);
-      console.log(
-        `${scenario.pod}: ready ${pod.startMs} ms after the sidecar started (${pod.layout} layout)`,
-      );
-      await checkAppView(pod, scenario);
+  it.each(
+    injectionScenarios({ vaultUrl: "", secondVaultUrl: "", appImage: "" }).map((s) => [
+      s.name,
+      s.pod,
+    ]),
+  )("%s", async (_title, podName) => {
+    const scenario = injectionScenarios(ctx).find((s) => s.pod === podName);
+    if (scenario === undefined) throw new Error(podName);
+    for (const secret of scenario.secrets) setSecret(secret.name, secret.value, secret.contentType);
+    for (const o of scenario.objects ?? []) {
+      if (o.kind === "certificate")
+        env.vault.addCertificate(o.name, { keyPem: o.keyPem, certPems: o.certPems });
+      else env.vault.addKey(o.name, { pem: o.pem });
+    }
+    await createPod(buildPod(scenario, ctx));
+    const pod = await env.runPod(WORKLOAD.namespace, scenario.pod);
+    console.log(
+      `${scenario.pod}: ready ${pod.startMs} ms after the sidecar started (${pod.layout} layout)`,
+    );
+    await checkAppView(pod, scenario);
 
-      const sidecar = pod.process(Injected.containerName);
-      if (scenario.annotations["akv-injector.io/mode"] === "init") {
-        // One sync, then done: the app starts after it.
-        expect(sidecar?.exit()).toEqual({ code: 0, signal: null });
-      } else if (pod.layout === "namespace") {
-        // The injected security context, really applied.
-        const status = await readFile(`/proc/${String(sidecar?.pid)}/status`, "utf8");
-        expect(status).toMatch(/^Uid:\s+65532\s/m);
-      }
-      const exits = await pod.stop();
-      if (scenario.annotations["akv-injector.io/mode"] !== "init") {
-        // SIGTERM ends it promptly and cleanly, as a Job's sidecar must.
-        expect(exits.get(Injected.containerName)).toEqual({ code: 0, signal: null });
-      }
-    },
-  );
+    const sidecar = pod.process(Injected.containerName);
+    if (scenario.annotations["akv-injector.io/mode"] === "init") {
+      // One sync, then done: the app starts after it.
+      expect(sidecar?.exit()).toEqual({ code: 0, signal: null });
+    } else if (pod.layout === "namespace") {
+      // The injected security context, really applied.
+      const status = await readFile(`/proc/${String(sidecar?.pid)}/status`, "utf8");
+      expect(status).toMatch(/^Uid:\s+65532\s/m);
+    }
+    const exits = await pod.stop();
+    if (scenario.annotations["akv-injector.io/mode"] !== "init") {
+      // SIGTERM ends it promptly and cleanly, as a Job's sidecar must.
+      expect(exits.get(Injected.containerName)).toEqual({ code: 0, signal: null });
+    }
+  });
 
   it("pays the request budget: N + 1 Key Vault requests and one token per cold start, N per refresh", async () => {
     const names = ["budget-1", "budget-2", "budget-3", "budget-4", "budget-5"];

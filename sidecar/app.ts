@@ -13,12 +13,14 @@ import type { Server } from "node:http";
 import { getCACertificates, setDefaultCACertificates } from "node:tls";
 import type { DestinationStream } from "pino";
 import { createLogger, type Logger } from "../common/logger.ts";
+import { listVaults } from "../common/spec.ts";
 import { publishFiles, readVolumeBytes, writeStatus } from "./atomic-writer.ts";
 import { parseSidecarConfig, type SidecarConfig, type SidecarEnvRecord } from "./config.ts";
-import { createCredential, withTokenPrefetch } from "./credential.ts";
+import { createCredential, withSharedTokenRequests, withTokenPrefetch } from "./credential.ts";
 import { createKeyVaultSource } from "./key-vault-source.ts";
 import type { CertsApi } from "./render.ts";
 import type { SecretSource } from "./secret-source.ts";
+import { createVaultSources } from "./vault-sources.ts";
 import {
   runSyncLoop,
   systemClock,
@@ -71,6 +73,7 @@ async function runWithLogger(
     {
       event: "start",
       vault: spec.vaultUrl,
+      vaults: listVaults(spec),
       mode: spec.mode,
       files: spec.files.map((f) => f.file),
       refreshIntervalMs: spec.refreshIntervalMs,
@@ -79,7 +82,7 @@ async function runWithLogger(
       tenantId: config.tenantId,
       authorityHost: config.authorityHost,
       instanceDiscovery: !config.disableInstanceDiscovery,
-      challengeResourceVerification: !config.disableChallengeResourceVerification,
+      unverifiedVaults: [...config.unverifiedVaults],
     },
     "starting",
   );
@@ -96,18 +99,26 @@ async function runWithLogger(
     now: () => clock.now(),
   });
   const credential = withTokenPrefetch(
-    metrics === undefined ? entra : metrics.countTokenRequests(entra),
+    withSharedTokenRequests(metrics === undefined ? entra : metrics.countTokenRequests(entra)),
     config.tenantId,
   );
-  const keyVault = createKeyVaultSource({
-    vaultUrl: spec.vaultUrl,
+  const sourceOptions = (vaultUrl: string) => ({
+    vaultUrl,
     credential,
-    prefetchToken: (scope) => {
+    prefetchToken: (scope: string) => {
       credential.prefetch(scope);
     },
     clientId: config.clientId,
-    disableChallengeResourceVerification: config.disableChallengeResourceVerification,
+    disableChallengeResourceVerification: config.unverifiedVaults.has(vaultUrl),
     now: () => clock.now(),
+  });
+  const keyVault = createVaultSources(spec.vaultUrl, async (vaultUrl, kind) => {
+    if (kind === "secret") return createKeyVaultSource(sourceOptions(vaultUrl));
+    // Its own chunk: a secrets-only sidecar never loads these clients.
+    const objects = await import("./object-sources.ts");
+    return kind === "certificate"
+      ? objects.createCertificateSource(sourceOptions(vaultUrl))
+      : objects.createKeySource(sourceOptions(vaultUrl));
   });
   const source = metrics === undefined ? keyVault : metrics.countSourceRequests(keyVault);
   try {

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ErrorCode, isAkvError } from "../common/errors.ts";
 import { SidecarEnv } from "../common/names.ts";
 import { encodeSpec, type SyncSpec } from "../common/spec.ts";
-import { parseSidecarConfig, type SidecarEnvRecord } from "./config.ts";
+import { parseSidecarConfig, type SidecarConfig, type SidecarEnvRecord } from "./config.ts";
 
 const spec: SyncSpec = {
   vaultUrl: "https://myvault.vault.azure.net",
@@ -25,6 +25,10 @@ const env = (
   ...over,
 });
 
+/** Whether the spec's own vault has challenge resource verification off. */
+const unverified = (c: SidecarConfig): boolean => c.unverifiedVaults.has(c.spec.vaultUrl ?? "");
+const unverifiedOf = (e: SidecarEnvRecord): boolean => unverified(parseSidecarConfig(e));
+
 function problemOf(e: SidecarEnvRecord): string {
   try {
     parseSidecarConfig(e);
@@ -40,7 +44,7 @@ describe("parseSidecarConfig", () => {
     const c = parseSidecarConfig(env());
     expect(c.spec).toEqual(spec);
     expect(c.disableInstanceDiscovery).toBe(false);
-    expect(c.disableChallengeResourceVerification).toBe(false);
+    expect(unverified(c)).toBe(false);
     expect(c.logLevel).toBe("info");
     expect(c.extraCaCerts).toEqual([]);
     // No metrics unless the pod asked for them.
@@ -73,18 +77,17 @@ describe("parseSidecarConfig", () => {
     const c = parseSidecarConfig(
       env({ [SidecarEnv.vaultSuffixes]: ".vault.azure.net,127.0.0.1" }, local),
     );
-    expect(c.disableChallengeResourceVerification).toBe(true);
+    expect(unverified(c)).toBe(true);
     // Same suffix list, an Azure vault: stays on.
     const azure = parseSidecarConfig(
       env({ [SidecarEnv.vaultSuffixes]: ".vault.azure.net,127.0.0.1" }),
     );
-    expect(azure.disableChallengeResourceVerification).toBe(false);
+    expect(unverified(azure)).toBe(false);
     // A dotted entry never turns it off, even for a non-Azure suffix.
     const dotted = { ...spec, vaultUrl: "https://v.vault.example.test" };
-    expect(
-      parseSidecarConfig(env({ [SidecarEnv.vaultSuffixes]: ".vault.example.test" }, dotted))
-        .disableChallengeResourceVerification,
-    ).toBe(false);
+    expect(unverifiedOf(env({ [SidecarEnv.vaultSuffixes]: ".vault.example.test" }, dotted))).toBe(
+      false,
+    );
   });
 
   it("keeps challenge resource verification on for a vault under a Key Vault DNS suffix, even when an exact-host entry names it", () => {
@@ -99,19 +102,18 @@ describe("parseSidecarConfig", () => {
         ? "https://v.vault.example.test"
         : "https://myvault.vault.azure.net";
       expect(
-        parseSidecarConfig(env({ [SidecarEnv.vaultSuffixes]: suffixes }, { ...spec, vaultUrl }))
-          .disableChallengeResourceVerification,
+        unverifiedOf(env({ [SidecarEnv.vaultSuffixes]: suffixes }, { ...spec, vaultUrl })),
         suffixes,
       ).toBe(false);
     }
     // An exact host with a port, under no DNS suffix: off.
     expect(
-      parseSidecarConfig(
+      unverifiedOf(
         env(
           { [SidecarEnv.vaultSuffixes]: ".vault.azure.net,kv.emulator.test:8443" },
           { ...spec, vaultUrl: "https://kv.emulator.test:8443" },
         ),
-      ).disableChallengeResourceVerification,
+      ),
     ).toBe(true);
   });
 

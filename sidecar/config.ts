@@ -7,7 +7,9 @@
  * The two SDK safety checks that a non-Azure host needs off are decided here,
  * from the webhook's own settings alone (never from the pod): instance
  * discovery follows `AZURE_AUTHORITY_HOST`, challenge resource verification
- * follows the exact-host entries of `AKV_INJECTOR_VAULT_SUFFIXES`.
+ * follows the exact-host entries of `AKV_INJECTOR_VAULT_SUFFIXES`, per vault:
+ * every vault the spec names (the pod's and those of object identifiers) is
+ * held to the allowed suffixes here again.
  */
 import { AkvError, ErrorCode } from "../common/errors.ts";
 import { AZURE_VAULT_SUFFIXES, DEFAULT_AUTHORITY_HOST, SidecarEnv } from "../common/names.ts";
@@ -18,7 +20,7 @@ import {
   parseTenantId,
   parseVaultSuffixes,
 } from "../common/refs.ts";
-import { parseSpec, SpecError, type SyncSpec } from "../common/spec.ts";
+import { listVaults, parseSpec, SpecError, type SyncSpec } from "../common/spec.ts";
 
 /** Everything the sidecar needs to run, checked. */
 export interface SidecarConfig {
@@ -33,8 +35,11 @@ export interface SidecarConfig {
   readonly authorityHost: string;
   /** True when the authority is not Microsoft Entra's: MSAL would ask login.microsoftonline.com about it. */
   readonly disableInstanceDiscovery: boolean;
-  /** True only when the vault host is allowed by an exact-host suffix entry (a local emulator or mock). */
-  readonly disableChallengeResourceVerification: boolean;
+  /**
+   * The spec's vaults whose challenge resource verification is off: those
+   * allowed only by an exact-host suffix entry (a local emulator or mock).
+   */
+  readonly unverifiedVaults: ReadonlySet<string>;
   /** PEM certificates to trust besides Node's defaults; empty when none. */
   readonly extraCaCerts: readonly string[];
   /** pino level. */
@@ -102,25 +107,26 @@ export function parseSidecarConfig(env: SidecarEnvRecord): SidecarConfig {
   // Defence in depth: the webhook only writes an allowed vault, but a pod
   // spec can be edited; a vault outside the allowed suffixes would get the
   // pod's Entra token, so it is refused here too.
-  let disableChallengeResourceVerification = false;
+  const unverifiedVaults = new Set<string>();
   if (spec !== undefined && suffixes.ok) {
-    const entry = findVaultSuffix(new URL(spec.vaultUrl), suffixes.value);
-    if (entry === undefined) {
-      bad(
-        `${SidecarEnv.spec}: vaultUrl`,
-        `a vault under the allowed suffixes (${suffixes.value.map((s) => s.value).join(", ")}), not ${spec.vaultUrl}`,
-      );
-    } else {
-      // An exact-host entry may name a real vault too (`kv.vault.azure.net`);
-      // for a host under any Key Vault DNS suffix (Azure's or a dotted entry)
-      // the check stays on, whatever the order of the list.
-      const url = new URL(spec.vaultUrl);
-      const dotted = [
-        ...AZURE_VAULT_SUFFIXES.map((value) => ({ value, exactHost: false })),
-        ...suffixes.value.filter((s) => !s.exactHost),
-      ];
-      disableChallengeResourceVerification =
-        entry.exactHost && findVaultSuffix(url, dotted) === undefined;
+    const dotted = [
+      ...AZURE_VAULT_SUFFIXES.map((value) => ({ value, exactHost: false })),
+      ...suffixes.value.filter((s) => !s.exactHost),
+    ];
+    for (const vaultUrl of listVaults(spec)) {
+      const url = new URL(vaultUrl);
+      const entry = findVaultSuffix(url, suffixes.value);
+      if (entry === undefined) {
+        bad(
+          `${SidecarEnv.spec}: vaultUrl`,
+          `a vault under the allowed suffixes (${suffixes.value.map((s) => s.value).join(", ")}), not ${vaultUrl}`,
+        );
+      } else if (entry.exactHost && findVaultSuffix(url, dotted) === undefined) {
+        // An exact-host entry may name a real vault too (`kv.vault.azure.net`);
+        // for a host under any Key Vault DNS suffix (Azure's or a dotted
+        // entry) the check stays on, whatever the order of the list.
+        unverifiedVaults.add(vaultUrl);
+      }
     }
   }
 
@@ -155,7 +161,7 @@ export function parseSidecarConfig(env: SidecarEnvRecord): SidecarConfig {
     tokenFile: tokenFile as string,
     authorityHost: authorityHost as string,
     disableInstanceDiscovery: !isEntraAuthority(authorityHost as string),
-    disableChallengeResourceVerification,
+    unverifiedVaults: Object.freeze(unverifiedVaults),
     extraCaCerts: Object.freeze(extraCaCerts),
     logLevel,
     metricsPort,

@@ -135,6 +135,38 @@ export function withTokenPrefetch(inner: TokenCredential, tenantId: string): Pre
 }
 
 /**
+ * Wraps `inner` so that concurrent `getToken` calls that ask for the same
+ * thing (scopes, tenant, claims, CAE) share one exchange. Each Key Vault
+ * client (one per vault and API) asks for its token when its first
+ * challenge comes back, and with several vaults those asks arrive together,
+ * before MSAL has cached the first token: without this, one token request
+ * per client instead of one for the pod. Settled calls go to `inner` (and
+ * MSAL's cache) again.
+ */
+export function withSharedTokenRequests(inner: TokenCredential): TokenCredential {
+  const inFlight = new Map<string, Promise<AccessToken | null>>();
+  return {
+    getToken(scopes: string | string[], opts?: GetTokenOptions): Promise<AccessToken | null> {
+      const key = JSON.stringify([
+        typeof scopes === "string" ? [scopes] : scopes,
+        opts?.tenantId ?? null,
+        opts?.claims ?? null,
+        opts?.enableCae ?? false,
+      ]);
+      const shared = inFlight.get(key);
+      if (shared !== undefined) return shared;
+      const promise = inner.getToken(scopes, opts);
+      inFlight.set(key, promise);
+      const settle = (): void => {
+        if (inFlight.get(key) === promise) inFlight.delete(key);
+      };
+      promise.then(settle, settle);
+      return promise;
+    },
+  };
+}
+
+/**
  * Reads the federated token file afresh.
  * @throws {SourceError} `TOKEN_FILE_UNREADABLE` when it is missing or empty.
  */

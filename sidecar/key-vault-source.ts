@@ -29,7 +29,7 @@ import type { HttpClient, PipelinePolicy } from "@azure/core-rest-pipeline";
 import { SecretClient } from "@azure/keyvault-secrets";
 import { AZURE_KEY_VAULTS } from "../common/names.ts";
 import { ErrorCode, isAkvError } from "../common/errors.ts";
-import { formatSecretRef, type SecretRef } from "../common/refs.ts";
+import { formatSecretRef, type ObjectKind, type SecretRef } from "../common/refs.ts";
 import { causeChain } from "./credential.ts";
 import {
   parseRetryAfter,
@@ -184,7 +184,7 @@ export function createWarmUpGate(): WarmUpGate {
  * Key Vault's challenge policy has then cached the challenge and the token,
  * so the other calls go out with them instead of each drawing a 401.
  */
-function openGateOnToken(gate: WarmUpGate): PipelinePolicy {
+export function openGateOnToken(gate: WarmUpGate): PipelinePolicy {
   return {
     name: "akvOpenWarmUpGate",
     sendRequest(request, next) {
@@ -193,6 +193,17 @@ function openGateOnToken(gate: WarmUpGate): PipelinePolicy {
     },
   };
 }
+
+/**
+ * The built-in role a 403 advises, by what was read: a certificate's public
+ * part needs `certificates/read` and a key's `keys/read`, which Key Vault
+ * Reader holds too, and neither needs `secrets/getSecret`.
+ */
+const ROLE_ADVICE: Readonly<Record<ObjectKind, string>> = {
+  secret: "'Key Vault Secrets User'",
+  certificate: "'Key Vault Certificate User' or 'Key Vault Reader' (certificates/read)",
+  key: "'Key Vault Crypto User' or 'Key Vault Reader' (keys/read)",
+};
 
 /** Context of {@link classifyKeyVaultError}. */
 export interface KeyVaultErrorContext {
@@ -214,7 +225,8 @@ export function classifyKeyVaultError(error: unknown, ctx: KeyVaultErrorContext)
   const own = chain.find((e) => isAkvError(e));
   if (own instanceof SourceError) return own;
 
-  const secret = `secret '${formatSecretRef(ctx.ref)}' in Key Vault ${ctx.vaultUrl}`;
+  const kind = ctx.ref.kind ?? "secret";
+  const secret = `${kind} '${formatSecretRef(ctx.ref)}' in Key Vault ${ctx.vaultUrl}`;
   const rest = chain.find((e) => e instanceof Error && e.name === "RestError") as
     | (Error & {
         statusCode?: number;
@@ -227,14 +239,14 @@ export function classifyKeyVaultError(error: unknown, ctx: KeyVaultErrorContext)
   if (status === 403) {
     return new SourceError(
       ErrorCode.SECRET_FORBIDDEN,
-      `reading ${secret} was refused (403${serviceCode}): grant 'Key Vault Secrets User' on vault ${ctx.vaultUrl} to client id ${ctx.clientId} (or an access policy with get on secrets)`,
+      `reading ${secret} was refused (403${serviceCode}): grant ${ROLE_ADVICE[kind]} on vault ${ctx.vaultUrl} to client id ${ctx.clientId} (or an access policy with get on ${kind}s)`,
       { status, cause: error },
     );
   }
   if (status === 404) {
     return new SourceError(
       ErrorCode.SECRET_NOT_FOUND,
-      `${secret} does not exist (404${serviceCode}): check the secret name${ctx.ref.version === undefined ? "" : " and version"}`,
+      `${secret} does not exist (404${serviceCode}): check the ${kind} name${ctx.ref.version === undefined ? "" : " and version"}`,
       { status, cause: error },
     );
   }

@@ -383,7 +383,8 @@ describe("runSidecar's own log lines", () => {
       authorityHost: `${(env[SidecarEnv.authorityHost] ?? "").replace(/\/$/, "")}/`,
       // The mocks are no Entra ID and no Azure vault: both SDK checks are off, and it says so.
       instanceDiscovery: false,
-      challengeResourceVerification: false,
+      vaults: [spec.vaultUrl],
+      unverifiedVaults: [spec.vaultUrl],
     });
     expect(typeof lines[0]?.volumeBytes).toBe("number");
     expect(lines.at(-1)).toMatchObject({ event: "stop", msg: "done" });

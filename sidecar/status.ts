@@ -20,6 +20,10 @@ export interface SecretVersion {
   readonly name: string;
   /** The version read (32 hex digits); for a pinned ref, the pinned one. */
   readonly version: string;
+  /** The vault, for an object identifier of another vault than the pod's; absent otherwise. */
+  readonly vault?: string;
+  /** `certificate` or `key` for those objects; absent for a secret. */
+  readonly kind?: string;
 }
 
 /** One published file and where its content came from. */
@@ -78,7 +82,12 @@ export function describeFiles(
       const key = formatSecretRef(ref);
       if (seen.has(key)) continue;
       seen.add(key);
-      secrets.push({ name: ref.name, version: versions.get(key) ?? ref.version ?? "" });
+      secrets.push({
+        name: ref.name,
+        version: versions.get(key) ?? ref.version ?? "",
+        ...(ref.vaultUrl === undefined ? {} : { vault: ref.vaultUrl }),
+        ...(ref.kind === undefined || ref.kind === "secret" ? {} : { kind: ref.kind }),
+      });
     }
     return { name: f.file, secrets };
   });

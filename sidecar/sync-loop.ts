@@ -276,7 +276,8 @@ export async function syncOnce(
   let transient: AkvError | undefined;
   // A function, not the property: it changes across awaits.
   const aborted = (): boolean => signal.aborted;
-  let notBefore = 0;
+  // By vault: a Retry-After is about one vault, not the others.
+  const notBefore = new Map<string | undefined, number>();
   const queue = refs.filter((ref) => {
     const hit = state.pinned.get(formatSecretRef(ref));
     if (hit !== undefined) values.set(formatSecretRef(ref), hit);
@@ -286,7 +287,7 @@ export async function syncOnce(
   const fetchOne = async (ref: SecretRef): Promise<void> => {
     const key = formatSecretRef(ref);
     for (let attempt = 0; ; attempt++) {
-      const wait = notBefore - deps.clock.now();
+      const wait = (notBefore.get(ref.vaultUrl) ?? 0) - deps.clock.now();
       if (wait > 0) await deps.clock.sleep(wait, signal);
       if (aborted() || fatal.length > 0) return;
       try {
@@ -308,9 +309,15 @@ export async function syncOnce(
         }
         const asked = retryAfterOf(err);
         const wait = waitFor(attempt, tuning.fetchBackoff, deps.random, asked, limit);
-        // A Retry-After is about the vault, not this one secret: every read waits.
+        // A Retry-After is about the vault, not this one secret: every read of it waits.
         if (asked !== undefined)
-          notBefore = Math.max(notBefore, deps.clock.now() + Math.min(asked, limit.ms));
+          notBefore.set(
+            ref.vaultUrl,
+            Math.max(
+              notBefore.get(ref.vaultUrl) ?? 0,
+              deps.clock.now() + Math.min(asked, limit.ms),
+            ),
+          );
         deps.logger.warn(
           { ref: key, attempt: attempt + 1, ...wait.fields, code: err.code, status: statusOf(err) },
           `retrying: ${err.message}`,
@@ -399,7 +406,7 @@ async function fetchWithTimeout(
     if (state.timedOut) {
       throw new SourceError(
         ErrorCode.UNAVAILABLE,
-        `Key Vault ${deps.spec.vaultUrl} did not answer within ${timeoutMs} ms reading secret '${formatSecretRef(ref)}'`,
+        `Key Vault ${ref.vaultUrl ?? deps.spec.vaultUrl ?? ""} did not answer within ${timeoutMs} ms reading secret '${formatSecretRef(ref)}'`,
         { cause: error },
       );
     }

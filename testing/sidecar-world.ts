@@ -15,8 +15,11 @@ import {
   createMockTls,
   startMocks,
   startTestOidcIssuer,
+  authorityOf,
+  startMockKeyVault,
   type MockAad,
   type MockKeyVault,
+  type RoleAssignment,
   type TestOidcIssuer,
 } from "../mocks/index.ts";
 
@@ -37,6 +40,12 @@ export interface MockWorld {
   readonly caFile: string;
   /** Mints a token for `subject` (default {@link SUBJECT}) into the token file. */
   writeToken(options?: { subject?: string; expiresInSec?: number }): Promise<string>;
+  /**
+   * Starts another mock Key Vault under the same CA and Entra ID (the
+   * client may read), for several vaults per pod; closed with the world.
+   * The sidecar's allowed suffixes (`env`) take the vaults started so far.
+   */
+  startVault(options?: { roles?: readonly RoleAssignment[] }): Promise<MockKeyVault>;
   /** The sidecar's environment for a spec (outputDir defaults to a fresh dir under `dir`). */
   env(spec: Partial<SyncSpec> & Pick<SyncSpec, "files">): Record<string, string>;
   close(): Promise<void>;
@@ -91,6 +100,20 @@ export async function startMockWorld(
     return token;
   };
   await writeToken();
+  const extraVaults: MockKeyVault[] = [];
+  const startVault = async (
+    o: { roles?: readonly RoleAssignment[] } = {},
+  ): Promise<MockKeyVault> => {
+    const v = await startMockKeyVault({
+      tls,
+      authority: authorityOf(aad, TENANT_ID),
+      roles: o.roles ?? [{ principal: CLIENT_ID }],
+    });
+    extraVaults.push(v);
+    return v;
+  };
+  const allowedHosts = (): string =>
+    [vault, ...extraVaults].map((v) => new URL(v.url).host).join(",");
   return {
     issuer,
     aad,
@@ -100,12 +123,13 @@ export async function startMockWorld(
     tokenFile,
     caFile,
     writeToken,
+    startVault,
     env: (spec) => ({
       [SidecarEnv.clientId]: CLIENT_ID,
       [SidecarEnv.tenantId]: TENANT_ID,
       [SidecarEnv.federatedTokenFile]: tokenFile,
       [SidecarEnv.authorityHost]: aad.url,
-      [SidecarEnv.vaultSuffixes]: `.vault.azure.net,${new URL(vault.url).host}`,
+      [SidecarEnv.vaultSuffixes]: `.vault.azure.net,${allowedHosts()}`,
       [SidecarEnv.spec]: encodeSpec({
         vaultUrl: vault.url,
         mode: "init",
@@ -116,7 +140,7 @@ export async function startMockWorld(
       }),
     }),
     close: async () => {
-      await Promise.all([mocks.close(), issuer.close()]);
+      await Promise.all([...extraVaults.map((v) => v.close()), mocks.close(), issuer.close()]);
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -167,7 +167,9 @@ describe("parseInjectionConfig: refusals of the contract", () => {
       "duplicate target file within secrets",
       { ...base, "akv-injector.io/secrets": `db-password,db-password/${VERSION}` },
       {},
-      ['akv-injector.io/secrets: file "db-password" is named twice'],
+      [
+        `akv-injector.io/secrets: file "db-password" is written by both 'db-password' and 'db-password/`,
+      ],
     ],
     [
       "duplicate target file between a secret and a template",
@@ -258,7 +260,9 @@ describe("parseInjectionConfig: refusals of the contract", () => {
       "an empty secrets list",
       { ...base, "akv-injector.io/secrets": " ,, " },
       {},
-      ["akv-injector.io/secrets: expected a comma-separated list of NAME[/VERSION]"],
+      [
+        "akv-injector.io/secrets: expected a comma-separated list of NAME[/VERSION] or https://<vault>/secrets/NAME[/VERSION]",
+      ],
     ],
     [
       "bad format",

@@ -85,7 +85,11 @@ export function parseInjectionConfig(
     settings.vaultSuffixes,
     problems,
   );
-  const files = parseFileAnnotations(annotations, fileKeys, problems);
+  const files = parseFileAnnotations(annotations, fileKeys, problems, {
+    suffixes: settings.vaultSuffixes,
+    vaultUrl,
+    vaultGiven: annotations[Annotation.vault] !== undefined,
+  });
   const mountPathText = annotations[Annotation.mountPath];
   const mountPath = parseMountPathAnnotation(mountPathText, problems);
   const targets = parseContainersAnnotation(
@@ -124,11 +128,11 @@ export function parseInjectionConfig(
   const clientId = resolveClientId(pod, serviceAccount, problems);
   const tenantId = resolveTenantId(pod, serviceAccount, settings.tenantId, problems);
 
-  if (problems.count > 0 || vaultUrl === undefined || clientId === undefined) {
+  if (problems.count > 0 || clientId === undefined) {
     return { ok: false, problems: problems.list(), warnings: warnings.list() };
   }
   const spec: SyncSpec = {
-    vaultUrl,
+    ...(vaultUrl === undefined ? {} : { vaultUrl }),
     files,
     mode,
     refreshIntervalMs,

@@ -41,7 +41,13 @@
  * `AKV_INJECTOR_METRICS_PORT` set (the pod's `metrics-port`): the metrics
  * chunk loaded and its port listened on.
  *
- * Run: `npm run build && node bench/sidecar/run.ts [runs] [--no-pin] [--dist] [--out-disk] [--compare "LABEL=PATH [FLAGS]"]… [--node-args "LABEL=FLAGS"]… [--only-variants] [--metrics]` (Node 24).
+ * `--objects` adds the compile-cache build again with a certificate and a
+ * key among the files (object identifiers read through the certificates and
+ * keys APIs, by an identity that holds Key Vault Reader too): the chunk of
+ * their clients loaded, one more challenge per API. With 1 file, the file
+ * is the certificate. It runs under the first `--node-args` variant's flags.
+ *
+ * Run: `npm run build && node bench/sidecar/run.ts [runs] [--no-pin] [--dist] [--out-disk] [--compare "LABEL=PATH [FLAGS]"]… [--node-args "LABEL=FLAGS"]… [--only-variants] [--metrics] [--objects]` (Node 24).
  */
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -53,7 +59,14 @@ import { sidecarBuildOptions } from "../../scripts/sidecar-bundle.ts";
 import { SidecarEnv } from "../../common/names.ts";
 import { freePort } from "../../e2e/host/network.ts";
 import { choosePinning, median } from "./harness.ts";
-import { rawFiles, startMockWorld, type MockWorld } from "../../testing/sidecar-world.ts";
+import {
+  CLIENT_ID,
+  rawFiles,
+  startMockWorld,
+  type MockWorld,
+} from "../../testing/sidecar-world.ts";
+import { createCertificateAuthority, createServingCertificate } from "../../certs/index.ts";
+import type { FileSpec } from "../../common/spec.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const args = process.argv.slice(2);
@@ -116,9 +129,10 @@ async function runOnce(
   outBase: string | undefined,
   nodeArgs: readonly string[],
   extraEnv: Readonly<Record<string, string>>,
+  objects = false,
 ): Promise<Sample> {
   const env = world.env({
-    files: rawFiles(n),
+    files: objects ? withObjects(world, rawFiles(n)) : rawFiles(n),
     mode: "init",
     ...(outBase === undefined ? {} : { outputDir: join(outBase, `out-${++outputs}`) }),
   });
@@ -152,6 +166,19 @@ async function runOnce(
   return { ms: syncedAt - start, exitMs, peakMiB: mib(1), anonMiB: mib(2), fileMiB: mib(3) };
 }
 
+/** The last file a certificate and the one before it a key (`--objects`), each an identifier of the world's vault. */
+function withObjects(world: MockWorld, files: FileSpec[]): FileSpec[] {
+  const object = (kind: "certificate" | "key", name: string): FileSpec => ({
+    file: name,
+    format: "raw",
+    source: { kind: "secret", ref: { name, vaultUrl: world.vault.url, kind } },
+  });
+  const out = files.slice(0, Math.max(0, files.length - 2));
+  if (files.length >= 2) out.push(object("key", "bench-key"));
+  out.push(object("certificate", "bench-cert"));
+  return out;
+}
+
 interface Build {
   readonly label: string;
   readonly bundle: string;
@@ -159,6 +186,8 @@ interface Build {
   readonly nodeArgs?: readonly string[];
   /** More environment for the sidecar (`--metrics`: its metrics port). */
   readonly env?: Readonly<Record<string, string>>;
+  /** A certificate and a key among the files (`--objects`). */
+  readonly objects?: boolean;
 }
 
 /** Measures every build for every count, the builds' runs interleaved. */
@@ -177,7 +206,16 @@ async function bench(
       for (const b of builds) {
         world.vault.resetCounters();
         world.aad.resetCounters();
-        const s = await runOnce(world, b.bundle, n, pin, outBase, b.nodeArgs ?? [], b.env ?? {});
+        const s = await runOnce(
+          world,
+          b.bundle,
+          n,
+          pin,
+          outBase,
+          b.nodeArgs ?? [],
+          b.env ?? {},
+          b.objects,
+        );
         if (i >= WARMUP) samples.get(b.label)?.push(s);
         counts.set(b.label, {
           kv: world.vault.counters().total,
@@ -281,6 +319,23 @@ try {
       label: "sidecar/bundle.ts + compile cache, metrics on",
       bundle: await withCache(join(root, "bench/out/sidecar-opt-cc-metrics"), []),
       env: { [SidecarEnv.metricsPort]: String(port) },
+    });
+  }
+  if (args.includes("--objects")) {
+    const now = new Date();
+    const ca = createCertificateAuthority({ commonName: "bench CA", now });
+    const leaf = createServingCertificate(ca, { dnsNames: ["bench.example.test"], now });
+    world.vault.addCertificate("bench-cert", { keyPem: leaf.keyPem, certPems: [leaf.certPem] });
+    world.vault.addKey("bench-key", { pem: leaf.keyPem });
+    world.vault.grantRole({ principal: CLIENT_ID, role: "Key Vault Reader" });
+    // Under the first --node-args variant's flags, if any (the image's), so
+    // its rows compare with that variant's.
+    const nodeArgs = variants[0]?.nodeArgs ?? [];
+    builds.push({
+      label: `${variants[0]?.label ?? "sidecar/bundle.ts + compile cache"}, a certificate and a key`,
+      bundle: await withCache(join(root, "bench/out/sidecar-opt-cc-objects"), nodeArgs),
+      nodeArgs,
+      objects: true,
     });
   }
   for (const [i, v] of variants.entries()) {

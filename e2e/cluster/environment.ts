@@ -63,6 +63,8 @@ export interface Environment extends AsyncDisposable {
   readonly core: CoreV1Api;
   readonly aad: MockAad;
   readonly vault: MockKeyVault;
+  /** The same mock vault under a second host name (`https://localhost:<port>`), allowed by the chart's suffixes too. */
+  readonly secondVaultUrl: string;
   readonly kubelet: TestKubelet;
   readonly tenantId: string;
   /** PEM of the CA behind both mocks (what the chart's `sidecar.extraCaCerts` holds). */
@@ -209,6 +211,7 @@ export async function startEnvironment(options: EnvironmentOptions = {}): Promis
       core,
       aad,
       vault,
+      secondVaultUrl: `https://localhost:${vault.port}`,
       kubelet,
       tenantId,
       mockCaPem,

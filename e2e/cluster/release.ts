@@ -89,7 +89,8 @@ export function e2eValues(input: E2eValuesInput): Record<string, unknown> {
       cloud: "Custom",
       custom: {
         authorityHost: `${input.aadUrl}/`,
-        vaultSuffixes: [`127.0.0.1:${input.vaultPort}`],
+        // The mock vault under two host names: object identifiers of two vaults.
+        vaultSuffixes: [`127.0.0.1:${input.vaultPort}`, `localhost:${input.vaultPort}`],
       },
       images: { webhook: WEBHOOK_IMAGE, sidecar: SIDECAR_IMAGE },
       webhook: { replicas: input.replicas },

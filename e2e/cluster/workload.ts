@@ -61,6 +61,10 @@ export async function addWorkload(place: WorkloadPlace, w: WorkloadOptions): Pro
     clientId,
     federatedCredentials: w.federate === false ? [] : [{ issuer: place.issuer, subject }],
   });
-  if (w.grantVault !== false) vault.grantRole({ principal: clientId });
+  if (w.grantVault !== false) {
+    vault.grantRole({ principal: clientId });
+    // Certificates and public keys (certificates/read, keys/read): the objects scenario.
+    vault.grantRole({ principal: clientId, role: "Key Vault Reader" });
+  }
   return { namespace: w.namespace, serviceAccount: w.serviceAccount, clientId, subject };
 }

@@ -70,12 +70,18 @@ async function setUpWorkload(state: KindState, aad: Admin, vault: Admin): Promis
     subject: `system:serviceaccount:${ns}:${WORKLOAD.serviceAccount}`,
   });
   await vault("POST", "roles", { principal: clientId });
+  // Certificates and public keys (certificates/read, keys/read): the objects scenario.
+  await vault("POST", "roles", { principal: clientId, role: "Key Vault Reader" });
 }
 
 async function main(): Promise<void> {
   const out = resolve(process.argv[2] ?? "e2e/kind/out");
   const state = JSON.parse(await readFile(join(out, "state.json"), "utf8")) as KindState;
-  const ctx: ScenarioContext = { vaultUrl: `https://${Kind.vaultHost}`, appImage: Kind.appImage };
+  const ctx: ScenarioContext = {
+    vaultUrl: `https://${Kind.vaultHost}`,
+    secondVaultUrl: `https://${Kind.secondVaultHost}`,
+    appImage: Kind.appImage,
+  };
   const release: HelmRelease = {
     helm: requiredEnv("HELM"),
     chart: requiredEnv("AKV_KIND_CHART"),
@@ -101,6 +107,14 @@ async function main(): Promise<void> {
       vault,
       release,
       values,
+      setObject: async (seed) => {
+        if (seed.kind === "certificate")
+          await vault("PUT", `certificates/${seed.name}`, {
+            keyPem: seed.keyPem,
+            certPems: seed.certPems,
+          });
+        else await vault("PUT", `keys/${seed.name}`, { pem: seed.pem });
+      },
       setSecret: async (name, value, contentType) => {
         values.push(value);
         await vault("PUT", `secrets/${name}`, {

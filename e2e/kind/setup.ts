@@ -23,6 +23,8 @@ export const Kind = {
   releaseNamespace: "akv-injector",
   aadHost: "mock-aad.akv-e2e.svc",
   vaultHost: "mock-key-vault.akv-e2e.svc",
+  /** The mock vault under a second name (a second Service), for object identifiers of two vault hosts. */
+  secondVaultHost: "mock-key-vault-2.akv-e2e.svc",
   /** Image tags the scripts build and load into the cluster. */
   images: {
     webhook: { repository: "localhost/akv-injector-webhook", tag: "kind" },
@@ -44,7 +46,7 @@ export interface KindState {
 /** A Kubernetes object, as written to the manifests. */
 type Manifest = Record<string, unknown>;
 
-/** The mocks in the cluster: one pod serving both, two Services, their certificate. */
+/** The mocks in the cluster: one pod serving both, three Services (the vault under two names), their certificate. */
 export function mocksManifests(
   state: KindState,
   tls: { certPem: string; keyPem: string },
@@ -126,6 +128,7 @@ export function mocksManifests(
       [
         ["mock-aad", "aad"],
         ["mock-key-vault", "key-vault"],
+        ["mock-key-vault-2", "key-vault"],
       ] as const
     ).map(([name, port]) => ({
       apiVersion: "v1",
@@ -141,7 +144,10 @@ export function kindValues(state: KindState): Record<string, unknown> {
   return {
     tenantId: state.tenantId,
     cloud: "Custom",
-    custom: { authorityHost: `https://${Kind.aadHost}/`, vaultSuffixes: [Kind.vaultHost] },
+    custom: {
+      authorityHost: `https://${Kind.aadHost}/`,
+      vaultSuffixes: [Kind.vaultHost, Kind.secondVaultHost],
+    },
     images: {
       webhook: { ...Kind.images.webhook, pullPolicy: "IfNotPresent" },
       sidecar: { ...Kind.images.sidecar, pullPolicy: "IfNotPresent" },
@@ -167,7 +173,7 @@ export function kindValues(state: KindState): Record<string, unknown> {
 export function makeMocksTls(now = new Date()): { caPem: string; certPem: string; keyPem: string } {
   const ca = createCertificateAuthority({ commonName: "akv-injector kind mocks CA", now });
   const leaf = createServingCertificate(ca, {
-    dnsNames: [Kind.aadHost, Kind.vaultHost, "localhost"],
+    dnsNames: [Kind.aadHost, Kind.vaultHost, Kind.secondVaultHost, "localhost"],
     ipAddresses: ["127.0.0.1"],
     now,
   });

@@ -14,6 +14,7 @@ import {
   type AdminHandler,
 } from "../admin.ts";
 import type { ThrottleOptions } from "../faults.ts";
+import { leafOf, type ObjectStore } from "./objects.ts";
 import {
   KEY_VAULT_ROLES,
   type CertificateInput,
@@ -27,6 +28,7 @@ import {
 /** What the admin routes change. */
 export interface VaultControls {
   readonly store: SecretStore;
+  readonly objects: ObjectStore;
   readonly roles: RoleTable;
   readonly setThrottle: (options: ThrottleOptions | undefined) => void;
 }
@@ -35,7 +37,7 @@ export interface VaultControls {
 const DEFAULT_THROTTLE: ThrottleOptions = { limit: 4000, windowMs: 10_000 };
 
 /**
- * The vault's own admin routes: secrets, certificates, roles, throttle. The
+ * The vault's own admin routes: secrets, certificates, keys, roles, throttle. The
  * fault and counter routes are shared and added by the caller.
  */
 export function vaultAdminRoutes(vault: VaultControls): Record<string, AdminHandler> {
@@ -66,11 +68,23 @@ export function vaultAdminRoutes(vault: VaultControls): Record<string, AdminHand
     },
     "PUT certificates": (body, params) => {
       const tags = optionalStringMap(body, "tags");
-      return store.addCertificate(
+      const certificate = certificateOf(body);
+      const leaf = leafOf(certificate);
+      const info = store.addCertificate(
         nameParam(params),
-        certificateOf(body),
+        certificate,
         tags === undefined ? {} : { tags },
       );
+      vault.objects.addCertificate(info.name, leaf, info.version);
+      return info;
+    },
+    "PUT keys": (body, params) => {
+      const pem = body.pem;
+      if (body.oct === true)
+        return { version: vault.objects.addKey(nameParam(params), { oct: true }) };
+      if (typeof pem !== "string")
+        throw new AdminInputError("'pem' must be a PEM RSA or EC key, or 'oct' true");
+      return { version: vault.objects.addKey(nameParam(params), { pem }) };
     },
     "POST roles": (body) => {
       roles.grant(roleOf(body));

@@ -19,7 +19,7 @@ import {
 import type { Logger } from "../../common/logger.ts";
 import { accessTokenIssuer, trimSlash } from "../azure.ts";
 import { fetchJson } from "../fetch-json.ts";
-import type { Permission, RoleTable } from "./store.ts";
+import { PERMISSION_ACTIONS, type Permission, type RoleTable } from "./store.ts";
 import type { VaultError, VaultWire } from "./wire.ts";
 
 /** Where the vault's tokens come from: the Entra authority it challenges with, and its keys. */
@@ -196,10 +196,12 @@ export function authorize(
 ): VaultError | undefined {
   const who = [caller.appid.toLowerCase(), caller.oid.toLowerCase(), "*"];
   if (roles.allows(who, permission, secret)) return undefined;
+  const collection =
+    permission === "getCertificate" ? "certificates" : permission === "getKey" ? "keys" : "secrets";
   return wire.forbiddenByRbac(
     caller,
-    `Microsoft.KeyVault/vaults/secrets/${permission}/action`,
-    secret,
+    PERMISSION_ACTIONS[permission],
+    secret === undefined ? undefined : `${collection}/${secret}`,
   );
 }
 

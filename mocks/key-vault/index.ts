@@ -45,8 +45,10 @@ import {
   type SecretVersionInfo,
 } from "./store.ts";
 import { MAX_PAGE, VaultWire, type VaultIdentity } from "./wire.ts";
+import { leafOf, ObjectStore, type KeyInput } from "./objects.ts";
 
 export type { KeyVaultAuthority } from "./auth.ts";
+export type { KeyInput } from "./objects.ts";
 export type {
   KeyVaultCounters,
   KeyVaultFaultMatch,
@@ -107,6 +109,12 @@ export interface MockKeyVault
     certificate: CertificateInput,
     options?: Pick<SecretOptions, "tags">,
   ): SecretVersionInfo;
+  /**
+   * Writes a new version of a key (RSA or EC from a PEM key, or a symmetric
+   * `oct` one); returns the version. Certificates' keys come with
+   * {@link MockKeyVault.addCertificate}.
+   */
+  addKey(name: string, key: KeyInput): string;
   /** Enables or disables the latest version, or the given one. */
   setSecretEnabled(name: string, enabled: boolean, version?: string): void;
   /** Removes a secret and all its versions. */
@@ -124,6 +132,7 @@ export async function startMockKeyVault(options: MockKeyVaultOptions): Promise<M
   const logger = options.logger ?? createLogger({ name: "mock-key-vault", level: "silent" });
   const now = options.now ?? Date.now;
   const store = new SecretStore(now);
+  const objects = new ObjectStore(now);
   const roles = new RoleTable();
   for (const s of options.secrets ?? []) store.setSecret(s.name, s.value, s);
   for (const r of options.roles ?? []) roles.grant(r);
@@ -139,6 +148,7 @@ export async function startMockKeyVault(options: MockKeyVaultOptions): Promise<M
   const stats = new RequestStats<KeyVaultCounters, KeyVaultRequestRecord>(emptyCounters);
   const plane = {
     store,
+    objects,
     roles,
     tokens: new TokenValidator({
       authority: options.authority,
@@ -162,7 +172,7 @@ export async function startMockKeyVault(options: MockKeyVaultOptions): Promise<M
     name: "mock-key-vault",
     options,
     adminRoutes: {
-      ...vaultAdminRoutes({ store, roles, setThrottle }),
+      ...vaultAdminRoutes({ store, objects, roles, setThrottle }),
       ...faults.adminRoutes,
       ...stats.adminRoutes(),
     },
@@ -172,7 +182,12 @@ export async function startMockKeyVault(options: MockKeyVaultOptions): Promise<M
   return {
     ...listening,
     setSecret: (name, value, opts) => store.setSecret(name, value, opts),
-    addCertificate: (name, certificate, opts) => store.addCertificate(name, certificate, opts),
+    addCertificate: (name, certificate, opts) => {
+      const info = store.addCertificate(name, certificate, opts);
+      objects.addCertificate(info.name, leafOf(certificate), info.version);
+      return info;
+    },
+    addKey: (name, key) => objects.addKey(name, key),
     setSecretEnabled: (name, enabled, version) => {
       store.setEnabled(name, enabled, version);
     },

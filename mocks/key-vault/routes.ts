@@ -10,6 +10,15 @@ import { applyFault, type FaultAction, type FaultQueue, type Throttle } from "..
 import { header, type Call, type Reply } from "../https-server.ts";
 import { replyStatus, type RequestStats } from "../request-stats.ts";
 import { authorize, type Caller, type TokenValidator } from "./auth.ts";
+import {
+  certificateBody,
+  certificateNotFound,
+  findVersion,
+  keyBody,
+  keyNotFound,
+  objectReply,
+  type ObjectStore,
+} from "./objects.ts";
 import { SECRET_NAME, type RoleTable, type SecretStore, type StoredVersion } from "./store.ts";
 import {
   listItem,
@@ -21,7 +30,8 @@ import {
 } from "./wire.ts";
 
 /** What a request asks for. */
-export type KeyVaultOperation = "getSecret" | "getSecretVersions" | "getSecrets" | "other";
+export type KeyVaultOperation =
+  "getSecret" | "getSecretVersions" | "getSecrets" | "getCertificate" | "getKey" | "other";
 
 /** Which requests a fault applies to. */
 export interface KeyVaultFaultMatch {
@@ -53,6 +63,10 @@ export interface KeyVaultCounters {
   faults: number;
   /** Authenticated GETs of a secret's value, by secret name as stored. */
   secretGets: Record<string, number>;
+  /** Authenticated GETs of a certificate, by name as asked. */
+  certificateGets: Record<string, number>;
+  /** Authenticated GETs of a key, by name as asked. */
+  keyGets: Record<string, number>;
   /** Authenticated list calls (secrets or versions, each page). */
   lists: number;
   /** Answers by HTTP status (`dropped`, `hung` for faults without one). */
@@ -86,6 +100,8 @@ export interface RequestContext {
 /** Everything the data plane reads and counts. */
 export interface DataPlane {
   readonly store: SecretStore;
+  /** Certificates and keys. */
+  readonly objects: ObjectStore;
   readonly roles: RoleTable;
   readonly tokens: TokenValidator;
   readonly wire: VaultWire;
@@ -127,6 +143,8 @@ export function emptyCounters(): KeyVaultCounters {
     throttled: 0,
     faults: 0,
     secretGets: {},
+    certificateGets: {},
+    keyGets: {},
     lists: 0,
     byStatus: {},
   };
@@ -161,14 +179,25 @@ export async function serveRequest(call: Call, plane: DataPlane): Promise<Reply>
   return outcome.reply;
 }
 
-/** `/secrets`, `/secrets/{name}/versions`, `/secrets/{name}[/{version}]`; anything else is `other`. */
+/**
+ * `/secrets`, `/secrets/{name}/versions`, `/secrets/{name}[/{version}]`,
+ * `/certificates/{name}[/{version}]`, `/keys/{name}[/{version}]`; anything
+ * else is `other`.
+ */
 function parseRoute(call: Call): Route {
   const parts = call.url.pathname.split("/").slice(1);
   // A trailing slash leaves an empty last part: `/secrets/x/` is the latest version of x.
   if (parts.at(-1) === "" && parts.length > 1) parts.pop();
-  if (call.method !== "GET" || parts[0] !== "secrets") return { operation: "other" };
-  const [, name, third, ...more] = parts.map((p) => decodeURIComponent(p));
-  if (more.length > 0) return { operation: "other" };
+  const [collection, name, third, ...more] = parts.map((p) => decodeURIComponent(p));
+  if (call.method !== "GET" || more.length > 0) return { operation: "other" };
+  if ((collection === "certificates" || collection === "keys") && name !== undefined) {
+    return {
+      operation: collection === "keys" ? "getKey" : "getCertificate",
+      secret: name,
+      ...(third === undefined ? {} : { version: third }),
+    };
+  }
+  if (collection !== "secrets") return { operation: "other" };
   if (name === undefined) return { operation: "getSecrets" };
   if (third === "versions") return { operation: "getSecretVersions", secret: name };
   return {
@@ -252,6 +281,10 @@ function serveOperation(
       return listVersions(call, name ?? "", caller, apiVersion, plane);
     case "getSecret":
       return getSecret(call, name ?? "", route.version, caller, apiVersion, plane);
+    case "getCertificate":
+      return getCertificate(call, name ?? "", route.version, caller, plane);
+    case "getKey":
+      return getKey(call, name ?? "", route.version, caller, plane);
     case "other":
       return plane.wire.error(call, {
         status: 405,
@@ -330,6 +363,47 @@ function getSecret(
     });
   }
   return plane.wire.secret(call, s, v, apiVersion);
+}
+
+/** `GET /certificates/{name}[/{version}]`: the leaf certificate (`cer`), needing `certificates/read`. */
+function getCertificate(
+  call: Call,
+  name: string,
+  wanted: string | undefined,
+  caller: Caller,
+  plane: DataPlane,
+): Reply {
+  const counters = plane.stats.counters;
+  counters.certificateGets[name] = (counters.certificateGets[name] ?? 0) + 1;
+  const denied = authorize(plane.roles, plane.wire, caller, "getCertificate", name);
+  if (denied !== undefined) return plane.wire.error(call, denied);
+  const entry = plane.objects.certificate(name);
+  const v = findVersion(entry, wanted);
+  if (entry === undefined || v === undefined)
+    return plane.wire.error(
+      call,
+      certificateNotFound(wanted === undefined ? name : `${name}/${wanted}`),
+    );
+  return objectReply(plane.wire.headers(call), certificateBody(call, entry.name, v));
+}
+
+/** `GET /keys/{name}[/{version}]`: the public JWK, needing `keys/read`. */
+function getKey(
+  call: Call,
+  name: string,
+  wanted: string | undefined,
+  caller: Caller,
+  plane: DataPlane,
+): Reply {
+  const counters = plane.stats.counters;
+  counters.keyGets[name] = (counters.keyGets[name] ?? 0) + 1;
+  const denied = authorize(plane.roles, plane.wire, caller, "getKey", name);
+  if (denied !== undefined) return plane.wire.error(call, denied);
+  const entry = plane.objects.key(name);
+  const v = findVersion(entry, wanted);
+  if (entry === undefined || v === undefined)
+    return plane.wire.error(call, keyNotFound(wanted === undefined ? name : `${name}/${wanted}`));
+  return objectReply(plane.wire.headers(call), keyBody(call, entry.name, v));
 }
 
 /** Counts the answer by status and appends it to the request log. */

@@ -9,10 +9,52 @@ import { randomBytes } from "node:crypto";
 import { createPkcs12 } from "../../certs/index.ts";
 import { AdminInputError } from "../admin.ts";
 
+/**
+ * The data-plane roles the mock knows, with the data actions of Azure's
+ * built-in roles of the same names (a `*` matches any text, as in a role
+ * definition). What a read needs: a secret's value
+ * `secrets/getSecret/action`, a listing `secrets/readMetadata/action`, a
+ * certificate (its public part) `certificates/read`, a key's public part
+ * `keys/read`: so Key Vault Reader reads certificates and public keys but
+ * no secret value.
+ */
+export const KEY_VAULT_ROLE_ACTIONS = {
+  "Key Vault Secrets User": [
+    "Microsoft.KeyVault/vaults/secrets/getSecret/action",
+    "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+  ],
+  "Key Vault Reader": [
+    "Microsoft.KeyVault/vaults/*/read",
+    "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+  ],
+  "Key Vault Certificate User": [
+    "Microsoft.KeyVault/vaults/certificates/read",
+    "Microsoft.KeyVault/vaults/secrets/getSecret/action",
+    "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+    "Microsoft.KeyVault/vaults/keys/read",
+  ],
+  "Key Vault Certificates Officer": [
+    "Microsoft.KeyVault/vaults/certificatecas/*",
+    "Microsoft.KeyVault/vaults/certificates/*",
+    "Microsoft.KeyVault/vaults/certificatecontacts/write",
+  ],
+  "Key Vault Crypto User": [
+    "Microsoft.KeyVault/vaults/keys/read",
+    "Microsoft.KeyVault/vaults/keys/update/action",
+    "Microsoft.KeyVault/vaults/keys/backup/action",
+    "Microsoft.KeyVault/vaults/keys/encrypt/action",
+    "Microsoft.KeyVault/vaults/keys/decrypt/action",
+    "Microsoft.KeyVault/vaults/keys/wrap/action",
+    "Microsoft.KeyVault/vaults/keys/unwrap/action",
+    "Microsoft.KeyVault/vaults/keys/sign/action",
+    "Microsoft.KeyVault/vaults/keys/verify/action",
+  ],
+} as const satisfies Readonly<Record<string, readonly string[]>>;
+
 /** The data-plane roles the mock knows. */
-export const KEY_VAULT_ROLES = ["Key Vault Secrets User", "Key Vault Reader"] as const;
-/** One of {@link KEY_VAULT_ROLES}: Secrets User reads values and metadata; Reader reads metadata only. */
-export type KeyVaultRole = (typeof KEY_VAULT_ROLES)[number];
+export const KEY_VAULT_ROLES = Object.keys(KEY_VAULT_ROLE_ACTIONS) as readonly KeyVaultRole[];
+/** One of {@link KEY_VAULT_ROLES}. */
+export type KeyVaultRole = keyof typeof KEY_VAULT_ROLE_ACTIONS;
 
 /** A role assignment. */
 export interface RoleAssignment {
@@ -203,8 +245,24 @@ function packCertificate(certificate: CertificateInput): { value: string; conten
   };
 }
 
-/** What a caller asks to do: read a value (and its metadata), or metadata only. */
-export type Permission = "getSecret" | "readMetadata";
+/** What a caller asks to do, and the data action each needs. */
+export const PERMISSION_ACTIONS = {
+  getSecret: "Microsoft.KeyVault/vaults/secrets/getSecret/action",
+  readMetadata: "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+  getCertificate: "Microsoft.KeyVault/vaults/certificates/read",
+  getKey: "Microsoft.KeyVault/vaults/keys/read",
+} as const;
+/** A key of {@link PERMISSION_ACTIONS}. */
+export type Permission = keyof typeof PERMISSION_ACTIONS;
+
+/** Whether a role's data action (with `*` wildcards) covers `action`. */
+function covers(pattern: string, action: string): boolean {
+  const parts = pattern
+    .toLowerCase()
+    .split("*")
+    .map((p) => p.replace(/[.?+^$|()[\]{}\\/]/g, "\\$&"));
+  return new RegExp(`^${parts.join(".*")}$`).test(action.toLowerCase());
+}
 
 /** The vault's role assignments. */
 export class RoleTable {
@@ -226,15 +284,19 @@ export class RoleTable {
   }
 
   /**
-   * Whether one of `principals` (lower case) holds a role that grants
-   * `permission` on `secret`, or on the whole vault.
+   * Whether one of `principals` (lower case) holds a role whose data actions
+   * cover `permission`'s, on the whole vault or (for a secret) on `secret`.
+   * An assignment scoped to a secret never covers a certificate or a key.
    */
   allows(principals: readonly string[], permission: Permission, secret?: string): boolean {
+    const action = PERMISSION_ACTIONS[permission];
+    const onSecrets = permission === "getSecret" || permission === "readMetadata";
     return this.#roles.some(
       (r) =>
         principals.includes(r.principal) &&
-        (r.secret === "" || (secret !== undefined && r.secret === secret.toLowerCase())) &&
-        (r.role === "Key Vault Secrets User" || permission === "readMetadata"),
+        (r.secret === "" ||
+          (onSecrets && secret !== undefined && r.secret === secret.toLowerCase())) &&
+        KEY_VAULT_ROLE_ACTIONS[r.role].some((pattern) => covers(pattern, action)),
     );
   }
 }

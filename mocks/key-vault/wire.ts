@@ -148,10 +148,11 @@ export class VaultWire {
   forbiddenByRbac(
     caller: { readonly appid: string; readonly oid: string; readonly iss: string },
     action: string,
-    secret: string | undefined,
+    /** `secrets/<name>`, `certificates/<name>` or `keys/<name>`; undefined: the vault. */
+    object: string | undefined,
   ): VaultError {
     const { resourceId, name, location } = this.#vault;
-    const scope = secret === undefined ? resourceId : `${resourceId}/secrets/${secret}`;
+    const scope = object === undefined ? resourceId : `${resourceId}/${object}`;
     return {
       status: 403,
       code: "Forbidden",

@@ -7,6 +7,11 @@ import { sortAnnotationKeys } from "./annotations.ts";
 import { parseFileAnnotations } from "./files.ts";
 
 const VERSION = "0123456789abcdef0123456789abcdef";
+const POD_VAULT = {
+  suffixes: [{ value: ".vault.azure.net", exactHost: false }],
+  vaultUrl: "https://pod.vault.azure.net",
+  vaultGiven: true,
+};
 const FILE_NAME = "file name must be one path segment of [A-Za-z0-9._-], not starting with '..'";
 const SECRET_NAME = "expected a secret name of 1-127 characters [0-9A-Za-z-]";
 
@@ -75,7 +80,9 @@ describe("parseFileAnnotations", () => {
       "an empty secrets list",
       { "akv-injector.io/secrets": " ,, " },
       [],
-      ['akv-injector.io/secrets: expected a comma-separated list of NAME[/VERSION] (got " ,, ")'],
+      [
+        'akv-injector.io/secrets: expected a comma-separated list of NAME[/VERSION] or https://<vault>/secrets/NAME[/VERSION] (got " ,, ")',
+      ],
     ],
     [
       "a bad name in the list, the good ones kept",
@@ -99,7 +106,9 @@ describe("parseFileAnnotations", () => {
       "a file named twice in the list",
       { "akv-injector.io/secrets": `a,a/${VERSION}` },
       ["a raw ← secret a"],
-      [`akv-injector.io/secrets: file "a" is named twice (got "a,a/${VERSION}")`],
+      [
+        `akv-injector.io/secrets: file "a" is written by both 'a' and 'a/${VERSION}' (got "a,a/${VERSION}")`,
+      ],
     ],
     [
       "a file of the list written again by secret-<file>",
@@ -180,7 +189,9 @@ describe("parseFileAnnotations", () => {
     ],
   ])("%s", (_case, annotations, files, problems) => {
     const keys = sortAnnotationKeys(annotations, new ProblemList());
-    const result = collectProblems((list) => parseFileAnnotations(annotations, keys, list));
+    const result = collectProblems((list) =>
+      parseFileAnnotations(annotations, keys, list, POD_VAULT),
+    );
     expect(result.value.map(describeFile)).toEqual(files);
     expect(result.problems).toEqual(problems);
   });

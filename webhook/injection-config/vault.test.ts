@@ -36,13 +36,8 @@ describe("parseVaultAnnotation", () => {
       "https://127.0.0.1:8444",
       [],
     ],
-    [
-      "missing",
-      undefined,
-      AZURE,
-      undefined,
-      ["akv-injector.io/vault: is required: a vault name like myvault or an https:// vault URL"],
-    ],
+    // Whether it is needed is files.ts's to say: every ref may name its vault.
+    ["missing", undefined, AZURE, undefined, []],
     [
       "not https",
       "http://myvault.vault.azure.net",

@@ -23,6 +23,7 @@ export async function runInjectionChecks(kit: KindKit, check: Check): Promise<vo
   for (const scenario of injectionScenarios(ctx)) {
     await check(scenario.name, async () => {
       for (const s of scenario.secrets) await kit.setSecret(s.name, s.value, s.contentType);
+      for (const o of scenario.objects ?? []) await kit.setObject(o);
       await apply(buildPod(scenario, ctx, ns));
       await waitReady(ns, scenario.pod);
       await checkAppView(execAccess(ns, scenario.pod), scenario);

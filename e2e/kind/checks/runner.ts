@@ -3,7 +3,7 @@
  * with what differed), a closing `N passed, N failed` line, and the shared
  * state every group of checks works with.
  */
-import type { ScenarioContext } from "../../scenarios.ts";
+import type { ObjectSeed, ScenarioContext } from "../../scenarios.ts";
 import type { Admin } from "./kubectl.ts";
 
 /** Runs one named check. */
@@ -65,6 +65,8 @@ export interface KindKit {
   readonly release: HelmRelease;
   /** Puts a secret in the mock vault and remembers its value for the log scan. */
   setSecret(name: string, value: string, contentType?: string): Promise<void>;
+  /** Puts a certificate or key in the mock vault (the admin API's `certificates` and `keys`). */
+  setObject(seed: ObjectSeed): Promise<void>;
   /** Every secret value set so far. */
   readonly values: readonly string[];
 }
