@@ -26,6 +26,7 @@ import { AkvError, ErrorCode, isAkvError } from "../common/errors.ts";
 import type { Logger } from "../common/logger.ts";
 import { formatSecretRef, type SecretRef } from "../common/refs.ts";
 import { listSecretRefs, type SyncSpec } from "../common/spec.ts";
+import { changedFiles, type NotifyChange } from "./notifier.ts";
 import { needsCerts, renderFiles, type CertsApi } from "./render.ts";
 import {
   describeError,
@@ -162,6 +163,12 @@ export interface SyncDeps {
   readonly writeStatus?: (status: Uint8Array) => unknown;
   /** Told of every sync's outcome (the optional metrics). */
   readonly observer?: SyncObserver;
+  /**
+   * Called after a refresh that changed the published set (never after the
+   * first sync, nor when only the status changed): the notifier's entry.
+   * Must not wait or throw; a throw is logged and the loop goes on.
+   */
+  readonly onChanged?: (change: NotifyChange) => void;
   /** Loads the certificate functions; called only when a pem/cert/key file exists. */
   readonly loadCerts: () => Promise<CertsApi>;
   readonly clock: Clock;
@@ -446,6 +453,18 @@ function recordFailure(deps: SyncDeps, state: SyncState, err: AkvError): void {
   }
 }
 
+/** Hands a change to {@link SyncDeps.onChanged}; nothing it does may stop the loop. */
+function announceChange(deps: SyncDeps, files: readonly string[]): void {
+  try {
+    deps.onChanged?.({ files, syncTime: deps.clock.now() });
+  } catch (error) {
+    deps.logger.error(
+      { event: "notify", reason: error instanceof Error ? error.message : String(error) },
+      "cannot schedule the notifications",
+    );
+  }
+}
+
 /**
  * Runs the spec's mode until done: `init` returns after one good sync;
  * `sidecar` returns when `signal` aborts.
@@ -473,6 +492,7 @@ export async function runSyncLoop(deps: SyncDeps, signal: AbortSignal): Promise<
     let delayMs: number;
     try {
       const t0 = clock.now();
+      const before = state.status?.files;
       const result = await syncOnce(deps, signal, state, firstSyncDeadline(t0));
       logger.info(
         {
@@ -484,6 +504,8 @@ export async function runSyncLoop(deps: SyncDeps, signal: AbortSignal): Promise<
         },
         result.changed ? "published files" : "files unchanged",
       );
+      if (synced && result.changed && state.status !== undefined)
+        announceChange(deps, changedFiles(before, state.status.files));
       synced = true;
       failures = 0;
       deps.observer?.synced(clock.now(), spec.files.length);
