@@ -1,7 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { NotifyTarget } from "../common/notify.ts";
 import {
-  changedFiles,
   createNotifier,
   mergeChanges,
   retryDelay,
@@ -9,6 +8,7 @@ import {
   type NotifyChange,
   type NotifyOutcome,
 } from "./notifier.ts";
+import { changedFiles } from "./status.ts";
 import { createSinkLogger } from "../testing/sidecar.ts";
 
 const APP: NotifyTarget = {

@@ -11,14 +11,13 @@
  * changed since it was last told. A change that arrives while an attempt is
  * in flight waits for that attempt; if it failed, the two are merged.
  *
- * The decisions ({@link mergeChanges}, {@link retryDelay}, {@link changedFiles})
+ * The decisions ({@link mergeChanges}, {@link retryDelay}; `changedFiles` in status.ts)
  * are pure; the sending is injected ({@link Deliver}: HTTP and signals in
  * `notify-deliver.ts`), and so are timers, so tests drive it with fake ones.
  */
 import type { Logger } from "../common/logger.ts";
 import { formatNotifyAction, type NotifyTarget } from "../common/notify.ts";
 import type { Backoff } from "./sync-loop.ts";
-import type { FileStatus } from "./status.ts";
 
 /** What changed, as a notification tells it: never a value. */
 export interface NotifyChange {
@@ -105,22 +104,6 @@ export function mergeChanges(earlier: NotifyChange | undefined, later: NotifyCha
 export function retryDelay(attempt: number, backoff: Backoff, random: () => number): number {
   const ceiling = Math.min(backoff.capMs, backoff.baseMs * 2 ** Math.min(attempt, 30));
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
-}
-
-/**
- * The files whose Key Vault versions differ between two published sets (new
- * files included); with versions fixed by the spec, a file's content changes
- * only with them. Every file when nothing tells them apart (the set was
- * published by an earlier run of the sidecar, whose versions this one never saw).
- */
-export function changedFiles(
-  before: readonly FileStatus[] | undefined,
-  after: readonly FileStatus[],
-): string[] {
-  const key = (f: FileStatus): string => JSON.stringify(f.secrets.map((s) => [s.name, s.version]));
-  const old = new Map((before ?? []).map((f) => [f.name, key(f)]));
-  const changed = after.filter((f) => old.get(f.name) !== key(f)).map((f) => f.name);
-  return (changed.length > 0 ? changed : after.map((f) => f.name)).sort();
 }
 
 const realTimers: Timers = {

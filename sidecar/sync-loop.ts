@@ -26,9 +26,10 @@ import { AkvError, ErrorCode, isAkvError } from "../common/errors.ts";
 import type { Logger } from "../common/logger.ts";
 import { formatSecretRef, type SecretRef } from "../common/refs.ts";
 import { listSecretRefs, type SyncSpec } from "../common/spec.ts";
-import { changedFiles, type NotifyChange } from "./notifier.ts";
+import type { NotifyChange } from "./notifier.ts";
 import { needsCerts, renderFiles, type CertsApi } from "./render.ts";
 import {
+  changedFiles,
   describeError,
   describeFiles,
   encodeStatus,
