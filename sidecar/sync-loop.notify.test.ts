@@ -21,16 +21,20 @@ const spec: SyncSpec = {
   outputDir: "/unused",
 };
 
-/** Runs `syncs` syncs; before each, `rotate(n)` may set new values. */
+/**
+ * Runs `syncs` syncs; before each, `rotate(n)` may set new values.
+ * @param earlier the set an earlier run of the sidecar left in the volume (a restart).
+ */
 async function run(
   rotate: (sync: number, source: FakeSource) => void,
   syncs: number,
   onChanged: (change: NotifyChange) => void,
+  earlier?: string,
 ): Promise<{ clock: FakeClock; log: ReturnType<typeof createSinkLogger> }> {
   const clock = new FakeClock();
   const source = new FakeSource();
   const log = createSinkLogger();
-  let last = "";
+  let last = earlier;
   const deps: SyncDeps = {
     spec,
     source,
@@ -40,8 +44,9 @@ async function run(
     publish: (files) => {
       const key = JSON.stringify([...files].map(([k, v]) => [k, Buffer.from(v).toString()]));
       const changed = key !== last;
+      const replaced = last !== undefined;
       last = key;
-      return Promise.resolve({ changed });
+      return Promise.resolve({ changed, replaced });
     },
     loadCerts: () => Promise.reject(new Error("no certs")),
     onChanged,
@@ -84,6 +89,29 @@ describe("runSyncLoop: onChanged", () => {
     expect(changes.map((c) => c.files)).toEqual([["a"], ["a", "b"]]);
     expect(changes.every((c) => c.syncTime <= clock.now())).toBe(true);
     expect(changes[1]?.syncTime).toBeGreaterThan(changes[0]?.syncTime ?? Infinity);
+  });
+
+  it("is called for a restarted sidecar's first sync that replaced the set of its earlier run, with every file", async () => {
+    const changes: NotifyChange[] = [];
+    const earlier = JSON.stringify([
+      ["a", "a0"],
+      ["b", "b0"],
+    ]);
+    const rotate = (_n: number, source: FakeSource): void => {
+      source.set("a", "a1");
+      source.set("b", "b0");
+    };
+    await run(rotate, 2, (c) => changes.push(c), earlier);
+    // It never saw the earlier versions: every file is named.
+    expect(changes.map((c) => c.files)).toEqual([["a", "b"]]);
+    // The same set left by the earlier run: nothing changed, nothing told.
+    const same = JSON.stringify([
+      ["a", "a1"],
+      ["b", "b0"],
+    ]);
+    const none: NotifyChange[] = [];
+    await run(rotate, 2, (c) => none.push(c), same);
+    expect(none).toEqual([]);
   });
 
   it("logs a hook that throws, and goes on syncing", async () => {

@@ -155,7 +155,7 @@ export interface SyncDeps {
   readonly publish: (
     files: ReadonlyMap<string, Uint8Array>,
     status: Uint8Array,
-  ) => Promise<{ readonly changed: boolean }>;
+  ) => Promise<{ readonly changed: boolean; readonly replaced?: boolean }>;
   /**
    * Writes the status after a failed sync beside the files, which stay as
    * they were (atomic-writer.ts's `writeStatus`); called only once a set was
@@ -165,8 +165,10 @@ export interface SyncDeps {
   /** Told of every sync's outcome (the optional metrics). */
   readonly observer?: SyncObserver;
   /**
-   * Called after a refresh that changed the published set (never after the
-   * first sync, nor when only the status changed): the notifier's entry.
+   * Called after a sync that changed the published set the app reads: a
+   * refresh, or the first sync of a restarted sidecar that replaced the set
+   * of its earlier run; never the pod's first set, nor when only the status
+   * changed. The notifier's entry.
    * Must not wait or throw; a throw is logged and the loop goes on.
    */
   readonly onChanged?: (change: NotifyChange) => void;
@@ -192,6 +194,8 @@ export interface SyncObserver {
 /** What one sync did. */
 export interface SyncResult {
   readonly changed: boolean;
+  /** True when the publish replaced a set that was there before it (see `PublishResult`). */
+  readonly replaced: boolean;
   /** Secret ref → version read. */
   readonly versions: ReadonlyMap<string, string>;
 }
@@ -353,9 +357,9 @@ export async function syncOnce(
     deps.clock.now(),
     state.lastError,
   );
-  const { changed } = await deps.publish(files, encodeStatus(status));
+  const { changed, replaced = false } = await deps.publish(files, encodeStatus(status));
   state.status = status;
-  return { changed, versions };
+  return { changed, replaced, versions };
 }
 
 // Aborting without a reason makes a DOMException (with a stack trace) each
@@ -505,7 +509,9 @@ export async function runSyncLoop(deps: SyncDeps, signal: AbortSignal): Promise<
         },
         result.changed ? "published files" : "files unchanged",
       );
-      if (synced && result.changed && state.status !== undefined)
+      // Not the pod's first set: the app starts after it. A restarted
+      // sidecar's first sync that replaced the set the app reads is told.
+      if ((synced || result.replaced) && result.changed && state.status !== undefined)
         announceChange(deps, changedFiles(before, state.status.files));
       synced = true;
       failures = 0;
