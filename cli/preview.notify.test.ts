@@ -29,12 +29,13 @@ ${spec}  containers:
       image: nginx
       securityContext:
         runAsUser: 101
+        runAsGroup: 101
 `;
 
 interface Container {
   name: string;
   env?: { name: string; value: string }[];
-  securityContext?: { runAsUser?: number };
+  securityContext?: { runAsUser?: number; runAsGroup?: number };
 }
 interface OutPod {
   spec: { initContainers: Container[]; containers: Container[] };
@@ -59,7 +60,7 @@ describe("preview of notify-<container>", () => {
     expect(sidecar?.env?.find((e) => e.name === "AKV_INJECTOR_NOTIFY")?.value).toBe(
       '[{"container":"app","target":"signal:SIGHUP"}]',
     );
-    expect(sidecar?.securityContext?.runAsUser).toBe(101);
+    expect(sidecar?.securityContext).toMatchObject({ runAsUser: 101, runAsGroup: 101 });
     expect(out.spec.containers[0]?.env).toEqual([{ name: "AKV_INJECTOR_CONTAINER", value: "app" }]);
   });
 

@@ -78,7 +78,8 @@ export const ContainerAnnotationPrefix = {
    * (also `127.0.0.1`, `[::1]`; loopback `http` only) gets a POST of
    * {@link NOTIFY_BODY_FIELDS}; `signal:<NAME>` (one of {@link NOTIFY_SIGNALS})
    * goes to the container's main process, which takes
-   * `spec.shareProcessNamespace: true` and an explicit non-root `runAsUser`.
+   * `spec.shareProcessNamespace: true` and an explicit non-root `runAsUser`
+   * and explicit `runAsGroup` (the sidecar runs as them).
    * The container must get the mount; `sidecar` mode only. Default: unset,
    * no notification.
    */

@@ -131,9 +131,9 @@ describe("parsePod", () => {
         {},
         {
           shareProcessNamespace: true,
-          securityContext: { runAsUser: 2000 },
+          securityContext: { runAsUser: 2000, runAsGroup: 2001 },
           containers: [
-            { name: "a", securityContext: { runAsUser: 1000 }, env: [] },
+            { name: "a", securityContext: { runAsUser: 1000, runAsGroup: 0 }, env: [] },
             { name: "b", securityContext: { runAsUser: "1000" } },
           ],
         },
@@ -143,8 +143,9 @@ describe("parsePod", () => {
     if (!parsed.ok) throw new Error(parsed.problems.join("; "));
     expect(parsed.pod.shareProcessNamespace).toBe(true);
     expect(parsed.pod.runAsUser).toBe(2000);
+    expect(parsed.pod.runAsGroup).toBe(2001);
     expect(parsed.pod.containers).toEqual([
-      { name: "a", volumeMounts: undefined, runAsUser: 1000, hasEnv: true },
+      { name: "a", volumeMounts: undefined, runAsUser: 1000, runAsGroup: 0, hasEnv: true },
       // A user that is not a number is the apiserver's to refuse: not read.
       { name: "b", volumeMounts: undefined },
     ]);

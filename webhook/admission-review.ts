@@ -171,6 +171,8 @@ export interface PodContainer {
   readonly ports?: readonly number[];
   /** `securityContext.runAsUser`, when set (a signal from `notify-<container>` needs the user). */
   readonly runAsUser?: number;
+  /** `securityContext.runAsGroup`, when set (a signal needs it too: reading `/proc/<pid>/environ` takes the same group). */
+  readonly runAsGroup?: number;
   /** True when it has an `env` list (the patch appends to it, else adds it whole). */
   readonly hasEnv?: boolean;
 }
@@ -209,6 +211,8 @@ export interface Pod {
   readonly fsGroup: number | undefined;
   /** `spec.securityContext.runAsUser`: the user of containers that set none. */
   readonly runAsUser: number | undefined;
+  /** `spec.securityContext.runAsGroup`: the group of containers that set none. */
+  readonly runAsGroup: number | undefined;
   /** `spec.shareProcessNamespace`: the sidecar sees (and may signal) the app's processes. */
   readonly shareProcessNamespace: boolean;
   /** Where the pod says which operating system it runs on. */
@@ -342,6 +346,7 @@ export function parsePod(object: unknown, namespace: string): ParsedPod {
       const declared = {
         ...(ports.length > 0 ? { ports } : {}),
         ...(typeof security.runAsUser === "number" ? { runAsUser: security.runAsUser } : {}),
+        ...(typeof security.runAsGroup === "number" ? { runAsGroup: security.runAsGroup } : {}),
         ...(Array.isArray(c.env) ? { hasEnv: true } : {}),
       };
       const mounts = c.volumeMounts;
@@ -379,6 +384,8 @@ export function parsePod(object: unknown, namespace: string): ParsedPod {
   const fsGroup = typeof securityContext.fsGroup === "number" ? securityContext.fsGroup : undefined;
   const runAsUser =
     typeof securityContext.runAsUser === "number" ? securityContext.runAsUser : undefined;
+  const runAsGroup =
+    typeof securityContext.runAsGroup === "number" ? securityContext.runAsGroup : undefined;
   const saName = [spec.serviceAccountName, spec.serviceAccount].find(
     (v): v is string => typeof v === "string" && v !== "",
   );
@@ -404,6 +411,7 @@ export function parsePod(object: unknown, namespace: string): ParsedPod {
       volumeNames,
       fsGroup,
       runAsUser,
+      runAsGroup,
       shareProcessNamespace: spec.shareProcessNamespace === true,
       os,
       has: {

@@ -83,7 +83,7 @@ describe("buildPatch", () => {
     expect(envOf(plain)).not.toHaveProperty("AKV_INJECTOR_METRICS_PORT");
   });
 
-  it("passes notify targets to the sidecar, runs it as the signalled user, and marks that container", () => {
+  it("passes notify targets to the sidecar, runs it as the signalled user and group, and marks that container", () => {
     const pod = testPod(
       {
         ...annotations,
@@ -101,7 +101,7 @@ describe("buildPatch", () => {
           {
             name: "app",
             image: "busybox",
-            securityContext: { runAsUser: 1000 },
+            securityContext: { runAsUser: 1000, runAsGroup: 3000 },
             env: [{ name: "B", value: "2" }],
           },
           { name: "plain", image: "busybox", securityContext: { runAsUser: 1000 } },
@@ -116,7 +116,7 @@ describe("buildPatch", () => {
     ]);
     expect(sidecar.securityContext).toMatchObject({
       runAsUser: 1000,
-      runAsGroup: SIDECAR_USER,
+      runAsGroup: 3000,
       runAsNonRoot: true,
       capabilities: { drop: ["ALL"] },
     });
@@ -135,7 +135,7 @@ describe("buildPatch", () => {
       { ...annotations, "akv-injector.io/notify-app": "signal:SIGUSR1" },
       {
         shareProcessNamespace: true,
-        securityContext: { runAsUser: 3000 },
+        securityContext: { runAsUser: 3000, runAsGroup: 3001 },
         containers: [{ name: "app", image: "busybox" }],
       },
     );
@@ -143,12 +143,15 @@ describe("buildPatch", () => {
     expect(result.spec.containers[0]?.env).toEqual([
       { name: "AKV_INJECTOR_CONTAINER", value: "app" },
     ]);
-    expect(sidecarOf(result).securityContext).toMatchObject({ runAsUser: 3000 });
+    expect(sidecarOf(result).securityContext).toMatchObject({ runAsUser: 3000, runAsGroup: 3001 });
   });
 
   it("leaves the sidecar's user and env alone without notify annotations", () => {
     const sidecar = sidecarOf(inject(testPod(annotations)).result);
-    expect(sidecar.securityContext).toMatchObject({ runAsUser: SIDECAR_USER });
+    expect(sidecar.securityContext).toMatchObject({
+      runAsUser: SIDECAR_USER,
+      runAsGroup: SIDECAR_USER,
+    });
     expect(envOf(sidecar)).not.toHaveProperty("AKV_INJECTOR_NOTIFY");
   });
 

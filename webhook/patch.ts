@@ -84,10 +84,11 @@ export function buildSidecarContainer(
     ],
     securityContext: {
       runAsNonRoot: true,
-      // A signalled app's user: Linux lets a process signal its own user's
-      // processes without a capability (notify.ts checked it is not root).
+      // A signalled app's user and group: Linux lets a process signal, and
+      // read the environment of, its own user's (and group's) processes
+      // without a capability (notify.ts checked the user is not root).
       runAsUser: config.notify?.sidecarUser ?? SIDECAR_USER,
-      runAsGroup: SIDECAR_USER,
+      runAsGroup: config.notify?.sidecarGroup ?? SIDECAR_USER,
       readOnlyRootFilesystem: true,
       allowPrivilegeEscalation: false,
       capabilities: { drop: ["ALL"] },

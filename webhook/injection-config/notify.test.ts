@@ -16,7 +16,7 @@ function pod(spec: Record<string, unknown> = {}): Pod {
     {
       initContainers: [{ name: "migrate", image: "x" }],
       containers: [
-        { name: "app", image: "x", securityContext: { runAsUser: 1000 } },
+        { name: "app", image: "x", securityContext: { runAsUser: 1000, runAsGroup: 1000 } },
         { name: "web", image: "y" },
       ],
       ...spec,
@@ -41,7 +41,7 @@ function parse(
 }
 
 describe("parseNotifyAnnotations", () => {
-  it("reads an HTTP target and a signal, in key order; the sidecar takes the signalled user", () => {
+  it("reads an HTTP target and a signal, in key order; the sidecar takes the signalled user and group", () => {
     const shared = pod({ shareProcessNamespace: true });
     const { value, problems } = parse(
       { [WEB]: "http://localhost:8080/-/reload", [APP]: "signal:SIGHUP" },
@@ -55,6 +55,7 @@ describe("parseNotifyAnnotations", () => {
       ],
       signalled: [{ list: "containers", index: 0, name: "app" }],
       sidecarUser: 1000,
+      sidecarGroup: 1000,
     });
   });
 
@@ -69,13 +70,19 @@ describe("parseNotifyAnnotations", () => {
     expect(value.signalled).toEqual([]);
   });
 
-  it("takes the pod's runAsUser for a container that sets none", () => {
+  it("takes the pod's runAsUser and runAsGroup for a container that sets none (group 0 too)", () => {
     const { value, problems } = parse(
       { [WEB]: "signal:SIGUSR1" },
-      { pod: pod({ shareProcessNamespace: true, securityContext: { runAsUser: 2000 } }) },
+      {
+        pod: pod({
+          shareProcessNamespace: true,
+          securityContext: { runAsUser: 2000, runAsGroup: 0 },
+        }),
+      },
     );
     expect(problems).toEqual([]);
     expect(value.sidecarUser).toBe(2000);
+    expect(value.sidecarGroup).toBe(0);
   });
 
   // [case, annotations, options, the problems]
@@ -133,7 +140,15 @@ describe("parseNotifyAnnotations", () => {
       { [WEB]: "signal:SIGHUP" },
       { pod: pod({ shareProcessNamespace: true }) },
       [
-        'akv-injector.io/notify-web: a signal needs a non-root runAsUser for container "web" (its securityContext or the pod\'s), set explicitly: the sidecar runs as that user, since Linux lets a process signal only its own user\'s without a capability (got "signal:SIGHUP")',
+        'akv-injector.io/notify-web: a signal needs an explicit non-root runAsUser and an explicit runAsGroup for container "web" (its securityContext or the pod\'s), but no runAsUser is set: the sidecar runs as that user and group, since Linux lets a process signal another of its user, and read its environment (how the sidecar finds it) with its group too, without a capability (got "signal:SIGHUP")',
+      ],
+    ],
+    [
+      "a signal to a container of no explicit group",
+      { [WEB]: "signal:SIGHUP" },
+      { pod: pod({ shareProcessNamespace: true, securityContext: { runAsUser: 1000 } }) },
+      [
+        'akv-injector.io/notify-web: a signal needs an explicit non-root runAsUser and an explicit runAsGroup for container "web" (its securityContext or the pod\'s), but no runAsGroup is set: the sidecar runs as that user and group, since Linux lets a process signal another of its user, and read its environment (how the sidecar finds it) with its group too, without a capability (got "signal:SIGHUP")',
       ],
     ],
     [
@@ -142,11 +157,13 @@ describe("parseNotifyAnnotations", () => {
       {
         pod: pod({
           shareProcessNamespace: true,
-          containers: [{ name: "app", image: "x", securityContext: { runAsUser: 0 } }],
+          containers: [
+            { name: "app", image: "x", securityContext: { runAsUser: 0, runAsGroup: 0 } },
+          ],
         }),
       },
       [
-        'akv-injector.io/notify-app: a signal needs a non-root runAsUser for container "app" (its securityContext or the pod\'s), not 0: the sidecar runs as that user, since Linux lets a process signal only its own user\'s without a capability (got "signal:SIGHUP")',
+        'akv-injector.io/notify-app: a signal needs an explicit non-root runAsUser and an explicit runAsGroup for container "app" (its securityContext or the pod\'s), but runAsUser is 0: the sidecar runs as that user and group, since Linux lets a process signal another of its user, and read its environment (how the sidecar finds it) with its group too, without a capability (got "signal:SIGHUP")',
       ],
     ],
     [
@@ -155,11 +172,11 @@ describe("parseNotifyAnnotations", () => {
       {
         pod: pod({
           shareProcessNamespace: true,
-          securityContext: { runAsUser: 2000 },
+          securityContext: { runAsUser: 1000, runAsGroup: 2000 },
         }),
       },
       [
-        'akv-injector.io/notify-app, akv-injector.io/notify-web: signalled containers must run as one user, the sidecar\'s ("app" runs as 1000, "web" runs as 2000)',
+        'akv-injector.io/notify-app, akv-injector.io/notify-web: signalled containers must run as one user and group, the sidecar\'s ("app" runs as 1000:1000, "web" runs as 1000:2000)',
       ],
     ],
   ])("refuses %s", (_case, annotations, options, problems) => {

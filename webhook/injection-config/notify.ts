@@ -8,11 +8,13 @@
  * after the app starts), a target that is not loopback `http` or a known
  * signal. A signal also needs `spec.shareProcessNamespace: true` (else the
  * sidecar cannot see the app's processes) and an explicit non-root
- * `runAsUser` for the container (container or pod): Linux lets a process
- * signal another of the same user without any capability, so the sidecar
- * runs as that user and the pod stays within Pod Security `restricted`;
- * signalled containers of different users cannot all be reached by one
- * sidecar and are refused.
+ * `runAsUser` and an explicit `runAsGroup` for the container (container or
+ * pod): Linux lets a process signal another of the same user without any
+ * capability, and read its `/proc/<pid>/environ` (where the sidecar finds
+ * the container's marker) only with the same user and group, so the sidecar
+ * runs as both and the pod stays within Pod Security `restricted`;
+ * signalled containers of different users or groups cannot all be reached
+ * by one sidecar and are refused.
  */
 import { ContainerAnnotationPrefix, type Mode } from "../../common/names.ts";
 import { parseNotifyAction, type NotifyTarget } from "../../common/notify.ts";
@@ -26,6 +28,8 @@ export interface NotifyConfig {
   readonly targets: readonly NotifyTarget[];
   /** The user the sidecar runs as, when a container is signalled (theirs). */
   readonly sidecarUser?: number;
+  /** The group the sidecar runs as, when a container is signalled (theirs). */
+  readonly sidecarGroup?: number;
   /** Signalled containers: each gets the env marker the sidecar finds its main process by. */
   readonly signalled: readonly TargetContainer[];
 }
@@ -36,7 +40,7 @@ export interface NotifyConfig {
  * @example parseNotifyAnnotations(pod, { "akv-injector.io/notify-app": "http://localhost:8080/reload" }, targets, "sidecar", problems).targets // [{ container: "app", action: { kind: "http", url: "http://localhost:8080/reload" } }]
  */
 export function parseNotifyAnnotations(
-  pod: Pick<Pod, "containers" | "runAsUser" | "shareProcessNamespace">,
+  pod: Pick<Pod, "containers" | "runAsUser" | "runAsGroup" | "shareProcessNamespace">,
   annotations: Readonly<Record<string, string>>,
   targets: readonly TargetContainer[],
   mode: Mode,
@@ -46,7 +50,7 @@ export function parseNotifyAnnotations(
     .filter((k) => k.startsWith(ContainerAnnotationPrefix.notify))
     .sort();
   const result: NotifyTarget[] = [];
-  const signalled: { target: TargetContainer; key: string; user: number }[] = [];
+  const signalled: { target: TargetContainer; key: string; user: number; group: number }[] = [];
   const apps = targets.filter((t) => t.list === "containers");
   for (const key of keys) {
     const text = annotations[key] ?? "";
@@ -83,29 +87,37 @@ export function parseNotifyAnnotations(
         );
         continue;
       }
-      const user = pod.containers[target.index]?.runAsUser ?? pod.runAsUser;
-      if (user === undefined || user === 0) {
+      const container = pod.containers[target.index];
+      const user = container?.runAsUser ?? pod.runAsUser;
+      const group = container?.runAsGroup ?? pod.runAsGroup;
+      if (user === undefined || user === 0 || group === undefined) {
+        const wrong =
+          user === 0
+            ? "runAsUser is 0"
+            : user === undefined
+              ? "no runAsUser is set"
+              : "no runAsGroup is set";
         problems.addFor(
           key,
-          `a signal needs a non-root runAsUser for container "${name}" (its securityContext or the pod's), ${user === 0 ? "not 0" : "set explicitly"}: the sidecar runs as that user, since Linux lets a process signal only its own user's without a capability`,
+          `a signal needs an explicit non-root runAsUser and an explicit runAsGroup for container "${name}" (its securityContext or the pod's), but ${wrong}: the sidecar runs as that user and group, since Linux lets a process signal another of its user, and read its environment (how the sidecar finds it) with its group too, without a capability`,
           text,
         );
         continue;
       }
-      signalled.push({ target, key, user });
+      signalled.push({ target, key, user, group });
     }
     result.push({ container: name, action: action.value });
   }
-  const users = new Set(signalled.map((s) => s.user));
-  if (users.size > 1) {
+  const ids = new Set(signalled.map((s) => `${String(s.user)}:${String(s.group)}`));
+  if (ids.size > 1) {
     problems.add(
-      `${signalled.map((s) => s.key).join(", ")}: signalled containers must run as one user, the sidecar's (${signalled.map((s) => `"${s.target.name}" runs as ${String(s.user)}`).join(", ")})`,
+      `${signalled.map((s) => s.key).join(", ")}: signalled containers must run as one user and group, the sidecar's (${signalled.map((s) => `"${s.target.name}" runs as ${String(s.user)}:${String(s.group)}`).join(", ")})`,
     );
   }
   const [first] = signalled;
   return {
     targets: result,
     signalled: signalled.map((s) => s.target),
-    ...(first === undefined ? {} : { sidecarUser: first.user }),
+    ...(first === undefined ? {} : { sidecarUser: first.user, sidecarGroup: first.group }),
   };
 }
