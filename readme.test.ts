@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import {
   Annotation,
+  ContainerAnnotationPrefix,
   FileAnnotationPrefix,
   ServiceAccountAnnotation,
   SidecarEnv,
@@ -34,6 +35,7 @@ describe("README", () => {
     const expected = [
       ...Object.values(Annotation),
       ...Object.values(FileAnnotationPrefix).map((p) => `${p}<file>`),
+      ...Object.values(ContainerAnnotationPrefix).map((p) => `${p}<container>`),
     ];
     expect(tableKeys("Pod annotations:").sort()).toEqual([...new Set(expected)].sort());
   });

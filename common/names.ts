@@ -67,6 +67,39 @@ export const FileAnnotationPrefix = {
   format: "akv-injector.io/format-",
 } as const;
 
+/**
+ * Per-container annotation families: the key is the prefix followed by the
+ * name of a container of the pod.
+ */
+export const ContainerAnnotationPrefix = {
+  /**
+   * `notify-<container>`: how the sidecar tells that container the set of
+   * files changed (not after the first sync): `http://localhost:<port>/<path>`
+   * (also `127.0.0.1`, `[::1]`; loopback `http` only) gets a POST of
+   * {@link NOTIFY_BODY_FIELDS}; `signal:<NAME>` (one of {@link NOTIFY_SIGNALS})
+   * goes to the container's main process, which takes
+   * `spec.shareProcessNamespace: true` and an explicit non-root `runAsUser`
+   * and explicit `runAsGroup` (the sidecar runs as them).
+   * The container must get the mount; `sidecar` mode only. Default: unset,
+   * no notification.
+   */
+  notify: "akv-injector.io/notify-",
+} as const;
+
+/**
+ * The signals `notify-<container>` may send: HUP (the reload convention of
+ * nginx, HAProxy, Prometheus, sshd), USR1 and USR2 (the app's choice), TERM
+ * (stop, for the kubelet to restart the container with the new files). Not
+ * KILL or STOP (no handler can act on the new files), not INT or QUIT (a
+ * terminal's, QUIT dumps core in the JVM and Go runtimes).
+ */
+export const NOTIFY_SIGNALS = ["SIGHUP", "SIGUSR1", "SIGUSR2", "SIGTERM"] as const;
+/** One of {@link NOTIFY_SIGNALS}. */
+export type NotifySignal = (typeof NOTIFY_SIGNALS)[number];
+
+/** The fields of the JSON body an HTTP notification POSTs: never a value. */
+export const NOTIFY_BODY_FIELDS = ["files", "syncTime"] as const;
+
 /** How a secret's value becomes a file's content. */
 export const FORMATS = ["raw", "pem", "cert", "key", "base64-decode"] as const;
 /** One of {@link FORMATS}. */
@@ -163,6 +196,12 @@ export const Injected = {
   sidecarProbeArgs: ["probe"],
   /** The name of the sidecar's container port for its metrics, when `metrics-port` is set. */
   metricsPortName: "akv-metrics",
+  /**
+   * Set to the container's name in each container that `notify-<container>`
+   * signals: the sidecar finds the container's main process in the shared
+   * PID namespace by it (in `/proc/<pid>/environ`).
+   */
+  containerEnv: "AKV_INJECTOR_CONTAINER",
 } as const;
 
 /** Environment of the sidecar process, as the webhook sets it. */
@@ -185,6 +224,11 @@ export const SidecarEnv = {
   logLevel: "AKV_INJECTOR_LOG_LEVEL",
   /** The `metrics-port` annotation's port: serve Prometheus metrics there. Unset: no metrics. */
   metricsPort: "AKV_INJECTOR_METRICS_PORT",
+  /**
+   * The `notify-<container>` annotations as JSON, `[{"container":"app","target":"http://localhost:8080/reload"}]`,
+   * each target as the annotation has it (checked again by the sidecar). Unset: no notification.
+   */
+  notify: "AKV_INJECTOR_NOTIFY",
 } as const;
 
 /** Environment of the webhook process (the chart sets it). */

@@ -431,6 +431,17 @@ export function refusalScenarios(ctx: ScenarioContext): RefusalScenario[] {
     },
     {
       ...base,
+      name: "a notification to a host other than loopback",
+      pod: "refuse-notify-host",
+      annotations: {
+        ...vault,
+        "akv-injector.io/secrets": "db",
+        "akv-injector.io/notify-app": "http://169.254.169.254/reload",
+      },
+      message: ["akv-injector.io/notify-app", '"http://169.254.169.254/reload"', "loopback"],
+    },
+    {
+      ...base,
       name: "bad secret version",
       pod: "refuse-version",
       annotations: { ...vault, "akv-injector.io/secrets": "db/123" },
@@ -540,6 +551,131 @@ export function refusalScenarios(ctx: ScenarioContext): RefusalScenario[] {
   ];
 }
 
+/**
+ * A pod whose app is told when its files change (`notify-<container>`): on a
+ * node the app's command writes one line to {@link NOTIFIED_FILE} per
+ * notification; the test kubelet runs no app, so the local suite answers
+ * the HTTP one itself, on the port the annotation names (its containers
+ * share this machine's network as a pod's share the pod's).
+ */
+export interface NotifyScenario {
+  readonly name: string;
+  readonly pod: string;
+  readonly serviceAccount: string;
+  /** The one secret, rotated by the check; its file is `/mnt/secrets/<secret>`. */
+  readonly secret: string;
+  readonly annotations: Readonly<Record<string, string>>;
+  /** The app's command on a node. */
+  readonly command: readonly string[];
+  readonly shareProcessNamespace?: boolean;
+  /** A signal reaches a process only on a node: the test kubelet runs no app container. */
+  readonly nodeOnly: boolean;
+}
+
+/** Where the app of a {@link NotifyScenario} records the notifications it got, a line each. */
+export const NOTIFIED_FILE = "/tmp/notified";
+
+/**
+ * The notification scenarios. The HTTP app is busybox `httpd` with a CGI
+ * script that appends the POSTed body and a newline; the signal app is a
+ * shell that traps SIGHUP (its `wait` returns at once on a trapped signal).
+ * @param port the HTTP app's port (locally, a free port of this machine).
+ */
+export function notifyScenarios(ctx: ScenarioContext, port: number): NotifyScenario[] {
+  const base = {
+    serviceAccount: WORKLOAD.serviceAccount,
+    "akv-injector.io/refresh-interval": "2s",
+  };
+  // Each line written as it is (printf's %s interprets nothing); CRLF in the CGI's header.
+  const cgi = [
+    "#!/bin/sh",
+    `head -c "$CONTENT_LENGTH" >> ${NOTIFIED_FILE}; echo >> ${NOTIFIED_FILE}`,
+    'printf "Content-Type: text/plain\\r\\n\\r\\nok\\n"',
+  ]
+    .map((line) => `'${line}'`)
+    .join(" ");
+  return [
+    {
+      name: "notify over HTTP: no POST for the first sync, exactly one for a rotation",
+      pod: "notify-http",
+      serviceAccount: base.serviceAccount,
+      secret: "notify-http",
+      annotations: {
+        "akv-injector.io/vault": ctx.vaultUrl,
+        "akv-injector.io/secrets": "notify-http",
+        "akv-injector.io/refresh-interval": base["akv-injector.io/refresh-interval"],
+        "akv-injector.io/notify-app": `http://127.0.0.1:${port}/cgi-bin/notify`,
+      },
+      command: [
+        "sh",
+        "-c",
+        `mkdir -p /tmp/www/cgi-bin && printf '%s\n' ${cgi} > /tmp/www/cgi-bin/notify && chmod 755 /tmp/www/cgi-bin/notify && exec httpd -f -p ${port} -h /tmp/www`,
+      ],
+      nodeOnly: false,
+    },
+    {
+      name: "notify by SIGHUP in a shared PID namespace: none for the first sync, exactly one for a rotation",
+      pod: "notify-signal",
+      serviceAccount: base.serviceAccount,
+      secret: "notify-signal",
+      annotations: {
+        "akv-injector.io/vault": ctx.vaultUrl,
+        "akv-injector.io/secrets": "notify-signal",
+        "akv-injector.io/refresh-interval": base["akv-injector.io/refresh-interval"],
+        "akv-injector.io/notify-app": "signal:SIGHUP",
+      },
+      shareProcessNamespace: true,
+      command: [
+        "sh",
+        "-c",
+        `trap 'echo hup >> ${NOTIFIED_FILE}' HUP; while true; do sleep 1 & wait $!; done`,
+      ],
+      nodeOnly: true,
+    },
+  ];
+}
+
+/** What {@link checkNotifiedOnce} needs of the place it runs. */
+export interface NotifyAccess {
+  /** Notifications the app got so far. */
+  notifications(): Promise<number>;
+  /** Puts a new value of the scenario's secret in the vault. */
+  rotate(value: string): Promise<void>;
+  readonly pod: PodAccess;
+}
+
+/**
+ * After the pod is ready: no notification for the first sync (nor for the
+ * refreshes that change nothing); after a rotation, the app sees the new
+ * value and exactly one notification, and still one a few refreshes later.
+ */
+export async function checkNotifiedOnce(
+  scenario: NotifyScenario,
+  access: NotifyAccess,
+): Promise<void> {
+  const where = `${scenario.pod}/app`;
+  // Two refreshes (2 s) that change nothing, and the 1 s debounce after them.
+  await new Promise((r) => setTimeout(r, 5000));
+  const before = await access.notifications();
+  if (before !== 0) throw new Error(`${where} got ${before} notification(s) before any rotation`);
+  const value = freshValue("notified");
+  await access.rotate(value);
+  await eventually(
+    async () => {
+      const content = await run(access.pod, "app", ["cat", `/mnt/secrets/${scenario.secret}`]);
+      if (content !== value) throw new Error(`${where} does not see the rotated value yet`);
+      const count = await access.notifications();
+      if (count !== 1) throw new Error(`${where} got ${count} notifications, expected 1`);
+    },
+    30_000,
+    500,
+  );
+  await new Promise((r) => setTimeout(r, 5000));
+  const after = await access.notifications();
+  if (after !== 1)
+    throw new Error(`${where} got ${after} notifications for one rotation, expected 1`);
+}
+
 /** The pod manifest of a scenario, labelled for injection. */
 export function buildPod(
   scenario: Pick<InjectionScenario, "pod" | "serviceAccount" | "annotations"> &
@@ -547,7 +683,8 @@ export function buildPod(
       Pick<
         InjectionScenario,
         "containers" | "initContainers" | "fsGroup" | "appUser" | "users" | "readOnlyRootFilesystem"
-      >
+      > &
+        Pick<NotifyScenario, "command" | "shareProcessNamespace">
     >,
   ctx: ScenarioContext,
   namespace = WORKLOAD.namespace,
@@ -557,7 +694,7 @@ export function buildPod(
     return {
       name,
       image: ctx.appImage,
-      command: ["sleep", "3600"],
+      command: [...(scenario.command ?? ["sleep", "3600"])],
       securityContext: {
         runAsUser: user,
         runAsGroup: user,
@@ -578,6 +715,7 @@ export function buildPod(
     spec: {
       serviceAccountName: scenario.serviceAccount,
       terminationGracePeriodSeconds: 5,
+      ...(scenario.shareProcessNamespace === true ? { shareProcessNamespace: true } : {}),
       ...(scenario.fsGroup === undefined ? {} : { securityContext: { fsGroup: scenario.fsGroup } }),
       containers: (scenario.containers ?? ["app"]).map(container),
       ...(scenario.initContainers === undefined

@@ -11,6 +11,7 @@
  */
 import type { V1Pod } from "@kubernetes/client-node";
 import { readFile, readlink } from "node:fs/promises";
+import { createServer } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode } from "../common/errors.ts";
@@ -25,6 +26,8 @@ import {
   findLeaks,
   freshValue,
   injectionScenarios,
+  checkNotifiedOnce,
+  notifyScenarios,
   readStatusView,
   WORKLOAD,
   type ScenarioContext,
@@ -227,6 +230,44 @@ describe("the injected sidecar, run by the test kubelet", () => {
     expect(status.files).toEqual([{ name: "met-a", secrets: [{ name: "met-a", version }] }]);
     expect(status.consecutiveFailures).toBe(0);
     await pod.stop();
+  });
+
+  it("notifies the app over HTTP after a rotation, once, and not for the first sync (shared scenario)", async () => {
+    // The test kubelet runs no app: this test answers on the app's port, on
+    // the network the sidecar shares with it, and counts the POSTs.
+    const port = await freePort();
+    const bodies: string[] = [];
+    const app = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c: Buffer) => (body += c.toString()));
+      req.on("end", () => {
+        if (req.method === "POST" && req.url === "/cgi-bin/notify") bodies.push(body);
+        res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+      });
+    });
+    await new Promise<void>((r) => app.listen(port, "127.0.0.1", r));
+    try {
+      const scenario = notifyScenarios(ctx, port).find((s) => !s.nodeOnly);
+      if (scenario === undefined) throw new Error("no HTTP notify scenario");
+      setSecret(scenario.secret, freshValue("notify"));
+      await createPod(buildPod(scenario, ctx));
+      const pod = await env.runPod(WORKLOAD.namespace, scenario.pod);
+      await checkNotifiedOnce(scenario, {
+        notifications: () => Promise.resolve(bodies.length),
+        rotate: (value) => {
+          setSecret(scenario.secret, value);
+          return Promise.resolve();
+        },
+        pod,
+      });
+      const body = JSON.parse(bodies[0] ?? "{}") as { files?: unknown; syncTime?: unknown };
+      expect(body.files).toEqual([scenario.secret]);
+      expect(typeof body.syncTime).toBe("string");
+      expect(await sidecarLog(pod)).toMatch(/"event":"notify".*"result":"success"/);
+      await pod.stop();
+    } finally {
+      await new Promise((r) => app.close(r));
+    }
   });
 
   it("keeps the files when Entra ID is down, and catches up when it is back", async () => {

@@ -18,6 +18,9 @@ import { publishFiles, readVolumeBytes, writeStatus } from "./atomic-writer.ts";
 import { parseSidecarConfig, type SidecarConfig, type SidecarEnvRecord } from "./config.ts";
 import { createCredential, withSharedTokenRequests, withTokenPrefetch } from "./credential.ts";
 import { createKeyVaultSource } from "./key-vault-source.ts";
+import type { SidecarMetrics } from "./metrics.ts";
+import type { Notifier, NotifyTuning } from "./notifier.ts";
+import type { SignalDeps } from "./notify-deliver.ts";
 import type { CertsApi } from "./render.ts";
 import type { SecretSource } from "./secret-source.ts";
 import { createVaultSources } from "./vault-sources.ts";
@@ -38,6 +41,9 @@ export interface RunOptions {
   readonly logDestination?: DestinationStream;
   readonly clock?: Clock;
   readonly tuning?: Partial<Tuning>;
+  /** How `signal:` notifications reach processes (main.ts: `/proc`, `process.kill`); unset, they fail. */
+  readonly signals?: SignalDeps;
+  readonly notifyTuning?: Partial<NotifyTuning>;
 }
 
 /**
@@ -121,6 +127,7 @@ async function runWithLogger(
       : objects.createKeySource(sourceOptions(vaultUrl));
   });
   const source = metrics === undefined ? keyVault : metrics.countSourceRequests(keyVault);
+  const notifier = await startNotifier(config, logger, options, metrics?.observer);
   try {
     await runSyncLoop(
       {
@@ -139,6 +146,13 @@ async function runWithLogger(
         logger,
         maxOutputBytes: volumeBytes,
         ...(metrics === undefined ? {} : { observer: metrics.observer }),
+        ...(notifier === undefined
+          ? {}
+          : {
+              onChanged: (change) => {
+                notifier.changed(change);
+              },
+            }),
         ...(options.tuning === undefined ? {} : { tuning: options.tuning }),
       },
       options.signal,
@@ -148,14 +162,57 @@ async function runWithLogger(
     logger.error({ event: "failed", code: e.code, status: e.status }, e.message);
     throw error;
   } finally {
+    await notifier?.close();
     metrics?.close();
   }
   logger.info({ event: "stop" }, options.signal.aborted ? "stopping: signal" : "done");
 }
 
+/**
+ * The notifier, when the pod asked for notifications (`notify-<container>`):
+ * only then are its modules loaded, so the sidecar's start is the same without.
+ */
+async function startNotifier(
+  config: SidecarConfig,
+  logger: Logger,
+  options: RunOptions,
+  metrics: RunningMetrics["observer"] | undefined,
+): Promise<Notifier | undefined> {
+  if (config.notify.length === 0) return undefined;
+  const [{ createNotifier }, { createDeliver }] = await Promise.all([
+    import("./notifier.ts"),
+    import("./notify-deliver.ts"),
+  ]);
+  const unwired: SignalDeps = {
+    procDir: "/proc",
+    selfPid: 0,
+    kill: () => {
+      throw new Error("signals are not wired in this run");
+    },
+  };
+  logger.info(
+    {
+      event: "notify",
+      targets: config.notify.map((t) => ({
+        container: t.container,
+        kind: t.action.kind,
+      })),
+    },
+    `notifying ${config.notify.map((t) => t.container).join(", ")} after each change`,
+  );
+  return createNotifier({
+    targets: config.notify,
+    deliver: createDeliver(options.signals ?? unwired),
+    logger,
+    random: Math.random,
+    ...(metrics === undefined ? {} : { observer: metrics }),
+    ...(options.notifyTuning === undefined ? {} : { tuning: options.notifyTuning }),
+  });
+}
+
 /** The metrics as the rest of the wiring uses them. */
 interface RunningMetrics {
-  readonly observer: SyncObserver;
+  readonly observer: SyncObserver & Pick<SidecarMetrics, "notified">;
   countTokenRequests(credential: TokenCredential): TokenCredential;
   countSourceRequests(source: SecretSource): SecretSource;
   close(): void;

@@ -201,9 +201,16 @@ describe("publishFiles", () => {
   it("skips the write when nothing changed", async () => {
     const first = await publishFiles(dir, files({ a: "1" }), { mode: 0o644, now });
     const again = await publishFiles(dir, files({ a: "1" }), { mode: 0o644, now });
-    expect(again).toEqual({ changed: false, dataDir: first.dataDir });
+    expect(again).toEqual({ changed: false, dataDir: first.dataDir, replaced: true });
     // A different mode is a change.
     expect((await publishFiles(dir, files({ a: "1" }), { mode: 0o600, now })).changed).toBe(true);
+  });
+
+  it("says whether a set was there before: not for the first, yes for a later one (a restarted sidecar's too)", async () => {
+    const first = await publishFiles(dir, files({ a: "1" }), { mode: 0o644, now });
+    expect(first).toMatchObject({ changed: true, replaced: false });
+    const next = await publishFiles(dir, files({ a: "2" }), { mode: 0o644, now });
+    expect(next).toMatchObject({ changed: true, replaced: true });
   });
 
   it("replaces the whole set in one swap, removing stale names, and the old dir at the next publish", async () => {
@@ -504,7 +511,7 @@ describe("the status file", () => {
       status: status({ n: 2 }),
     });
     // The status is not a file of the set: a set that differs only by it is unchanged.
-    expect(again).toEqual({ changed: false, dataDir: first.dataDir });
+    expect(again).toEqual({ changed: false, dataDir: first.dataDir, replaced: true });
     expect(await readStatus()).toEqual({ n: 2 });
     expect(await hidden()).toEqual([DATA_LINK, STATUS_FILE, first.dataDir].sort());
     expect((await readdir(join(dir, first.dataDir))).sort()).toEqual([STATUS_FILE, "a"]);

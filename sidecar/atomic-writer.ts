@@ -93,6 +93,12 @@ export interface PublishResult {
   readonly changed: boolean;
   /** The timestamped directory now behind `..data`. */
   readonly dataDir: string;
+  /**
+   * True when a set was there before this publish (written by this process or
+   * by an earlier run of the container, the volume outliving it): the app may
+   * already be reading the files.
+   */
+  readonly replaced: boolean;
 }
 
 /**
@@ -118,9 +124,9 @@ export async function publishFiles(
       // Repair links of a crashed publish even when nothing changed.
       linkNames(dir, files, options.status !== undefined);
       removeStaleLinks(dir, files);
-      return { changed: false, dataDir: current };
+      return { changed: false, dataDir: current, replaced: true };
     }
-    return await writeAndSwap(dir, files, options);
+    return { ...(await writeAndSwap(dir, files, options)), replaced: current !== undefined };
   } catch (cause) {
     if (cause instanceof AkvError) throw cause;
     throw new AkvError(
@@ -192,7 +198,7 @@ async function writeAndSwap(
   dir: string,
   files: ReadonlyMap<string, Uint8Array>,
   options: PublishOptions,
-): Promise<PublishResult> {
+): Promise<Omit<PublishResult, "replaced">> {
   const step = async (s: PublishStep): Promise<void> => {
     await options.beforeStep?.(s);
   };

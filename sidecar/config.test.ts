@@ -57,6 +57,20 @@ describe("parseSidecarConfig", () => {
     expect(parseSidecarConfig(env({ [SidecarEnv.metricsPort]: "65535" })).metricsPort).toBe(65_535);
   });
 
+  it("reads the notify targets the webhook passes for notify-<container>; none by default", () => {
+    expect(parseSidecarConfig(env()).notify).toEqual([]);
+    const c = parseSidecarConfig(
+      env({
+        [SidecarEnv.notify]:
+          '[{"container":"app","target":"http://localhost:8080/r"},{"container":"w","target":"signal:SIGHUP"}]',
+      }),
+    );
+    expect(c.notify).toEqual([
+      { container: "app", action: { kind: "http", url: "http://localhost:8080/r" } },
+      { container: "w", action: { kind: "signal", signal: "SIGHUP" } },
+    ]);
+  });
+
   it("turns instance discovery off exactly for a non-Entra authority", () => {
     expect(
       parseSidecarConfig(env({ [SidecarEnv.authorityHost]: "https://127.0.0.1:8443" }))
@@ -261,12 +275,35 @@ describe("parseSidecarConfig: each bad variable, by its whole message", () => {
       ],
     ),
     [
+      "a notify target on another host (a hand-edited pod)",
+      { [SidecarEnv.notify]: '[{"container":"app","target":"http://10.1.2.3/"}]' },
+      "AKV_INJECTOR_NOTIFY: [0].target: expected a loopback host (localhost, 127.0.0.1, [::1]), not 10.1.2.3: the sidecar notifies containers of its own pod and must not become a way to reach other hosts",
+    ],
+    [
+      "notify targets that are not JSON",
+      { [SidecarEnv.notify]: "app=signal:SIGHUP" },
+      "AKV_INJECTOR_NOTIFY: expected JSON",
+    ],
+    [
       "an unknown log level",
       { [SidecarEnv.logLevel]: "verbose" },
       "AKV_INJECTOR_LOG_LEVEL: expected fatal, error, warn, info, debug, trace, silent",
     ],
   ])("%s", (_, over, problem) => {
     expect(problemOf(env(over))).toBe(`${prefix}${problem}`);
+  });
+
+  it("refuses notify targets in init mode", () => {
+    expect(
+      problemOf(
+        env(
+          { [SidecarEnv.notify]: '[{"container":"app","target":"signal:SIGHUP"}]' },
+          { ...spec, mode: "init" },
+        ),
+      ),
+    ).toBe(
+      `${prefix}AKV_INJECTOR_NOTIFY: expected no notification in init mode (nothing runs after the app starts)`,
+    );
   });
 
   it("names a vault outside the allowed suffixes, listing them", () => {

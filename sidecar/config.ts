@@ -20,6 +20,7 @@ import {
   parseTenantId,
   parseVaultSuffixes,
 } from "../common/refs.ts";
+import { parseNotifyTargets, type NotifyTarget } from "../common/notify.ts";
 import { listVaults, parseSpec, SpecError, type SyncSpec } from "../common/spec.ts";
 
 /** Everything the sidecar needs to run, checked. */
@@ -46,6 +47,8 @@ export interface SidecarConfig {
   readonly logLevel: string;
   /** Where to serve Prometheus metrics; undefined: no metrics. */
   readonly metricsPort: number | undefined;
+  /** The containers to notify after a sync that changed the set; empty: none. */
+  readonly notify: readonly NotifyTarget[];
 }
 
 /** The environment the sidecar reads: {@link SidecarEnv}'s variables. */
@@ -148,6 +151,16 @@ export function parseSidecarConfig(env: SidecarEnvRecord): SidecarConfig {
   )
     bad(SidecarEnv.metricsPort, "a port number from 1024 to 65535");
 
+  const notifyText = get(SidecarEnv.notify);
+  let notify: readonly NotifyTarget[] = Object.freeze([]);
+  if (notifyText !== undefined) {
+    const parsed = parseNotifyTargets(notifyText);
+    if (!parsed.ok) for (const p of parsed.problems) problems.push(`${SidecarEnv.notify}: ${p}`);
+    else if (spec?.mode === "init" && parsed.value.length > 0)
+      bad(SidecarEnv.notify, "no notification in init mode (nothing runs after the app starts)");
+    else notify = parsed.value;
+  }
+
   if (problems.length > 0) {
     throw new AkvError(
       ErrorCode.SIDECAR_CONFIG_INVALID,
@@ -165,5 +178,6 @@ export function parseSidecarConfig(env: SidecarEnvRecord): SidecarConfig {
     extraCaCerts: Object.freeze(extraCaCerts),
     logLevel,
     metricsPort,
+    notify,
   });
 }

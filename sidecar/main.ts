@@ -57,7 +57,18 @@ async function run(): Promise<number> {
   const { runSidecar } = await import("./app.ts");
   const { isAkvError, ErrorCode } = await import("../common/errors.ts");
   try {
-    await runSidecar({ env: process.env, signal: stop.signal });
+    await runSidecar({
+      env: process.env,
+      signal: stop.signal,
+      // `signal:` notifications: the app's main process, in the shared PID namespace.
+      signals: {
+        procDir: "/proc",
+        selfPid: process.pid,
+        kill: (pid, name) => {
+          process.kill(pid, name);
+        },
+      },
+    });
     return 0;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);

@@ -42,6 +42,8 @@ describe("createMetrics", () => {
         `# HELP ${MetricName.files} Files in the published set.`,
         `# TYPE ${MetricName.files} gauge`,
         `${MetricName.files} 0`,
+        `# HELP ${MetricName.notifications} Notification attempts (notify-<container>), by container and outcome: success, failure (retried or replaced by a newer change), gave-up.`,
+        `# TYPE ${MetricName.notifications} counter`,
         "",
       ].join("\n"),
     );
@@ -67,6 +69,18 @@ describe("createMetrics", () => {
       `${MetricName.requests}{service="key-vault",outcome="AKV_THROTTLED"} 1`,
     );
     expect(lines).toContain(`${MetricName.requests}{service="entra",outcome="success"} 1`);
+  });
+
+  it("counts notification attempts by container and outcome", () => {
+    const m = createMetrics();
+    m.notified("app", "failure");
+    m.notified("app", "success");
+    m.notified("app", "success");
+    m.notified("web", "gave-up");
+    const lines = m.render().split("\n");
+    expect(lines).toContain(`${MetricName.notifications}{container="app",outcome="success"} 2`);
+    expect(lines).toContain(`${MetricName.notifications}{container="app",outcome="failure"} 1`);
+    expect(lines).toContain(`${MetricName.notifications}{container="web",outcome="gave-up"} 1`);
   });
 
   it("escapes label values as the text format wants", () => {

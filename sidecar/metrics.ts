@@ -22,6 +22,7 @@ export const MetricName = {
   syncFailures: "akv_injector_sidecar_sync_failures_total",
   requests: "akv_injector_sidecar_requests_total",
   files: "akv_injector_sidecar_files_published",
+  notifications: "akv_injector_sidecar_notifications_total",
 } as const;
 
 /** The services the sidecar calls. */
@@ -31,6 +32,8 @@ export type Service = "key-vault" | "entra";
 export interface SidecarMetrics extends SyncObserver {
   /** One request to a service ended: `success`, or the stable error code. */
   request(service: Service, outcome: string): void;
+  /** One notification attempt (`notify-<container>`) ended: `success`, `failure` (retried or replaced) or `gave-up`. */
+  notified(container: string, outcome: string): void;
   /** The exposition text. */
   render(): string;
 }
@@ -41,6 +44,7 @@ export function createMetrics(): SidecarMetrics {
   let files = 0;
   const failures = new Map<string, number>();
   const requests = new Map<string, number>();
+  const notifications = new Map<string, number>();
   const bump = (map: Map<string, number>, key: string): void => {
     map.set(key, (map.get(key) ?? 0) + 1);
   };
@@ -54,6 +58,9 @@ export function createMetrics(): SidecarMetrics {
     },
     request(service, outcome) {
       bump(requests, `${service}\u0000${outcome}`);
+    },
+    notified(container, outcome) {
+      bump(notifications, `${container}\u0000${outcome}`);
     },
     render() {
       const lines = [
@@ -74,6 +81,12 @@ export function createMetrics(): SidecarMetrics {
         `# HELP ${MetricName.files} Files in the published set.`,
         `# TYPE ${MetricName.files} gauge`,
         `${MetricName.files} ${files}`,
+        `# HELP ${MetricName.notifications} Notification attempts (notify-<container>), by container and outcome: success, failure (retried or replaced by a newer change), gave-up.`,
+        `# TYPE ${MetricName.notifications} counter`,
+        ...[...notifications].map(([key, n]) => {
+          const [container = "", outcome = ""] = key.split("\u0000");
+          return `${MetricName.notifications}{container="${label(container)}",outcome="${label(outcome)}"} ${n}`;
+        }),
       ];
       return `${lines.join("\n")}\n`;
     },

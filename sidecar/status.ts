@@ -126,3 +126,19 @@ export function statusAfterFailure(previous: SyncStatus, lastError: LastError): 
 export function encodeStatus(status: SyncStatus): Uint8Array {
   return Buffer.from(`${JSON.stringify(status, null, 2)}\n`);
 }
+
+/**
+ * The files whose Key Vault versions differ between two published sets (new
+ * files included); with versions fixed by the spec, a file's content changes
+ * only with them. Every file when nothing tells them apart (the set was
+ * published by an earlier run of the sidecar, whose versions this one never saw).
+ */
+export function changedFiles(
+  before: readonly FileStatus[] | undefined,
+  after: readonly FileStatus[],
+): string[] {
+  const key = (f: FileStatus): string => JSON.stringify(f.secrets.map((s) => [s.name, s.version]));
+  const old = new Map((before ?? []).map((f) => [f.name, key(f)]));
+  const changed = after.filter((f) => old.get(f.name) !== key(f)).map((f) => f.name);
+  return (changed.length > 0 ? changed : after.map((f) => f.name)).sort();
+}

@@ -26,8 +26,10 @@ import { AkvError, ErrorCode, isAkvError } from "../common/errors.ts";
 import type { Logger } from "../common/logger.ts";
 import { formatSecretRef, type SecretRef } from "../common/refs.ts";
 import { listSecretRefs, type SyncSpec } from "../common/spec.ts";
+import type { NotifyChange } from "./notifier.ts";
 import { needsCerts, renderFiles, type CertsApi } from "./render.ts";
 import {
+  changedFiles,
   describeError,
   describeFiles,
   encodeStatus,
@@ -153,7 +155,7 @@ export interface SyncDeps {
   readonly publish: (
     files: ReadonlyMap<string, Uint8Array>,
     status: Uint8Array,
-  ) => Promise<{ readonly changed: boolean }>;
+  ) => Promise<{ readonly changed: boolean; readonly replaced?: boolean }>;
   /**
    * Writes the status after a failed sync beside the files, which stay as
    * they were (atomic-writer.ts's `writeStatus`); called only once a set was
@@ -162,6 +164,14 @@ export interface SyncDeps {
   readonly writeStatus?: (status: Uint8Array) => unknown;
   /** Told of every sync's outcome (the optional metrics). */
   readonly observer?: SyncObserver;
+  /**
+   * Called after a sync that changed the published set the app reads: a
+   * refresh, or the first sync of a restarted sidecar that replaced the set
+   * of its earlier run; never the pod's first set, nor when only the status
+   * changed. The notifier's entry.
+   * Must not wait or throw; a throw is logged and the loop goes on.
+   */
+  readonly onChanged?: (change: NotifyChange) => void;
   /** Loads the certificate functions; called only when a pem/cert/key file exists. */
   readonly loadCerts: () => Promise<CertsApi>;
   readonly clock: Clock;
@@ -184,6 +194,8 @@ export interface SyncObserver {
 /** What one sync did. */
 export interface SyncResult {
   readonly changed: boolean;
+  /** True when the publish replaced a set that was there before it (see `PublishResult`). */
+  readonly replaced: boolean;
   /** Secret ref → version read. */
   readonly versions: ReadonlyMap<string, string>;
 }
@@ -352,9 +364,9 @@ export async function syncOnce(
     deps.clock.now(),
     state.lastError,
   );
-  const { changed } = await deps.publish(files, encodeStatus(status));
+  const { changed, replaced = false } = await deps.publish(files, encodeStatus(status));
   state.status = status;
-  return { changed, versions };
+  return { changed, replaced, versions };
 }
 
 // Aborting without a reason makes a DOMException (with a stack trace) each
@@ -453,6 +465,18 @@ function recordFailure(deps: SyncDeps, state: SyncState, err: AkvError): void {
   }
 }
 
+/** Hands a change to {@link SyncDeps.onChanged}; nothing it does may stop the loop. */
+function announceChange(deps: SyncDeps, files: readonly string[]): void {
+  try {
+    deps.onChanged?.({ files, syncTime: deps.clock.now() });
+  } catch (error) {
+    deps.logger.error(
+      { event: "notify", reason: error instanceof Error ? error.message : String(error) },
+      "cannot schedule the notifications",
+    );
+  }
+}
+
 /**
  * Runs the spec's mode until done: `init` returns after one good sync;
  * `sidecar` returns when `signal` aborts.
@@ -480,6 +504,7 @@ export async function runSyncLoop(deps: SyncDeps, signal: AbortSignal): Promise<
     let delayMs: number;
     try {
       const t0 = clock.now();
+      const before = state.status?.files;
       const result = await syncOnce(deps, signal, state, firstSyncDeadline(t0));
       logger.info(
         {
@@ -491,6 +516,10 @@ export async function runSyncLoop(deps: SyncDeps, signal: AbortSignal): Promise<
         },
         result.changed ? "published files" : "files unchanged",
       );
+      // Not the pod's first set: the app starts after it. A restarted
+      // sidecar's first sync that replaced the set the app reads is told.
+      if ((synced || result.replaced) && result.changed && state.status !== undefined)
+        announceChange(deps, changedFiles(before, state.status.files));
       synced = true;
       failures = 0;
       deps.observer?.synced(clock.now(), spec.files.length);

@@ -118,10 +118,37 @@ describe("parsePod", () => {
         ],
         ephemeralContainers: [],
         volumeNames: ["v"],
+        shareProcessNamespace: false,
         os: { name: undefined, nodeSelector: undefined, affinityTerms: [] },
         has: { metadata: true, annotations: true, volumes: true, initContainers: true },
       },
     });
+  });
+
+  it("reads what a signal notification needs: shared PID namespace, users, env lists", () => {
+    const parsed = parsePod(
+      testPod(
+        {},
+        {
+          shareProcessNamespace: true,
+          securityContext: { runAsUser: 2000, runAsGroup: 2001 },
+          containers: [
+            { name: "a", securityContext: { runAsUser: 1000, runAsGroup: 0 }, env: [] },
+            { name: "b", securityContext: { runAsUser: "1000" } },
+          ],
+        },
+      ),
+      "team-a",
+    );
+    if (!parsed.ok) throw new Error(parsed.problems.join("; "));
+    expect(parsed.pod.shareProcessNamespace).toBe(true);
+    expect(parsed.pod.runAsUser).toBe(2000);
+    expect(parsed.pod.runAsGroup).toBe(2001);
+    expect(parsed.pod.containers).toEqual([
+      { name: "a", volumeMounts: undefined, runAsUser: 1000, runAsGroup: 0, hasEnv: true },
+      // A user that is not a number is the apiserver's to refuse: not read.
+      { name: "b", volumeMounts: undefined },
+    ]);
   });
 
   it("reads where the pod says it runs: os, node selector, required affinity terms", () => {

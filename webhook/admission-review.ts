@@ -169,6 +169,12 @@ export interface PodContainer {
   readonly volumeMounts: readonly PodVolumeMount[] | undefined;
   /** Its `ports[].containerPort` numbers, when it declares any (the `metrics-port` may not be one). */
   readonly ports?: readonly number[];
+  /** `securityContext.runAsUser`, when set (a signal from `notify-<container>` needs the user). */
+  readonly runAsUser?: number;
+  /** `securityContext.runAsGroup`, when set (a signal needs it too: reading `/proc/<pid>/environ` takes the same group). */
+  readonly runAsGroup?: number;
+  /** True when it has an `env` list (the patch appends to it, else adds it whole). */
+  readonly hasEnv?: boolean;
 }
 
 /** The label nodes carry their operating system in. */
@@ -203,6 +209,12 @@ export interface Pod {
   readonly volumeNames: readonly string[];
   /** `spec.securityContext.fsGroup`: with it, app containers of any user can read files closed to "other". */
   readonly fsGroup: number | undefined;
+  /** `spec.securityContext.runAsUser`: the user of containers that set none. */
+  readonly runAsUser: number | undefined;
+  /** `spec.securityContext.runAsGroup`: the group of containers that set none. */
+  readonly runAsGroup: number | undefined;
+  /** `spec.shareProcessNamespace`: the sidecar sees (and may signal) the app's processes. */
+  readonly shareProcessNamespace: boolean;
   /** Where the pod says which operating system it runs on. */
   readonly os: PodOs;
   /** Which containers of the JSON exist: JSON Patch cannot append to a missing array or add under a missing object. */
@@ -330,7 +342,13 @@ export function parsePod(object: unknown, namespace: string): ParsedPod {
             isObject(p) && typeof p.containerPort === "number" ? [p.containerPort] : [],
           )
         : [];
-      const declared = ports.length > 0 ? { ports } : {};
+      const security = isObject(c.securityContext) ? c.securityContext : {};
+      const declared = {
+        ...(ports.length > 0 ? { ports } : {}),
+        ...(typeof security.runAsUser === "number" ? { runAsUser: security.runAsUser } : {}),
+        ...(typeof security.runAsGroup === "number" ? { runAsGroup: security.runAsGroup } : {}),
+        ...(Array.isArray(c.env) ? { hasEnv: true } : {}),
+      };
       const mounts = c.volumeMounts;
       if (mounts === undefined || mounts === null)
         return { name: c.name, volumeMounts: undefined, ...declared };
@@ -364,6 +382,10 @@ export function parsePod(object: unknown, namespace: string): ParsedPod {
   const os = readPodOs(spec);
   const securityContext = isObject(spec.securityContext) ? spec.securityContext : {};
   const fsGroup = typeof securityContext.fsGroup === "number" ? securityContext.fsGroup : undefined;
+  const runAsUser =
+    typeof securityContext.runAsUser === "number" ? securityContext.runAsUser : undefined;
+  const runAsGroup =
+    typeof securityContext.runAsGroup === "number" ? securityContext.runAsGroup : undefined;
   const saName = [spec.serviceAccountName, spec.serviceAccount].find(
     (v): v is string => typeof v === "string" && v !== "",
   );
@@ -388,6 +410,9 @@ export function parsePod(object: unknown, namespace: string): ParsedPod {
       ephemeralContainers,
       volumeNames,
       fsGroup,
+      runAsUser,
+      runAsGroup,
+      shareProcessNamespace: spec.shareProcessNamespace === true,
       os,
       has: {
         metadata: isObject(metadata),

@@ -75,6 +75,12 @@ describe("parseInjectionConfig: refusals of the contract", () => {
       ["akv-injector.io/inject: unknown annotation", "is a pod label"],
     ],
     [
+      "a notification to another host",
+      { ...base, "akv-injector.io/notify-app": "http://10.0.0.1/" },
+      {},
+      ["akv-injector.io/notify-app: expected a loopback host", '(got "http://10.0.0.1/")'],
+    ],
+    [
       "a metrics port outside 1024-65535",
       { ...base, "akv-injector.io/metrics-port": "80" },
       {},

@@ -20,6 +20,7 @@ import { sortAnnotationKeys } from "./injection-config/annotations.ts";
 import { parseFileModeAnnotation } from "./injection-config/file-mode.ts";
 import { parseFileAnnotations } from "./injection-config/files.ts";
 import { parseMetricsPortAnnotation } from "./injection-config/metrics-port.ts";
+import { parseNotifyAnnotations, type NotifyConfig } from "./injection-config/notify.ts";
 import {
   resolveClientId,
   resolveTenantId,
@@ -49,6 +50,8 @@ export interface InjectionConfig {
   readonly tenantId: string;
   /** The sidecar's Prometheus metrics port (`metrics-port`); absent: no metrics. */
   readonly metricsPort?: number;
+  /** The `notify-<container>` annotations; absent: none. */
+  readonly notify?: NotifyConfig;
 }
 
 /** The result: a config, or every problem; warnings in both cases. */
@@ -125,6 +128,7 @@ export function parseInjectionConfig(
     mode,
     problems,
   );
+  const notify = parseNotifyAnnotations(pod, annotations, targets, mode, problems);
   const clientId = resolveClientId(pod, serviceAccount, problems);
   const tenantId = resolveTenantId(pod, serviceAccount, settings.tenantId, problems);
 
@@ -148,6 +152,7 @@ export function parseInjectionConfig(
       clientId,
       tenantId,
       ...(metricsPort === undefined ? {} : { metricsPort }),
+      ...(notify.targets.length === 0 ? {} : { notify }),
     }),
     warnings: warnings.list(),
   };
@@ -170,6 +175,12 @@ function freezeConfig(config: InjectionConfig): InjectionConfig {
   Object.freeze(config.spec.files);
   Object.freeze(config.spec);
   for (const target of config.targets) Object.freeze(target);
+  if (config.notify !== undefined) {
+    for (const t of config.notify.targets) Object.freeze(Object.freeze(t).action);
+    Object.freeze(config.notify.targets);
+    Object.freeze(config.notify.signalled);
+    Object.freeze(config.notify);
+  }
   Object.freeze(config.targets);
   return Object.freeze(config);
 }

@@ -83,6 +83,78 @@ describe("buildPatch", () => {
     expect(envOf(plain)).not.toHaveProperty("AKV_INJECTOR_METRICS_PORT");
   });
 
+  it("passes notify targets to the sidecar, runs it as the signalled user and group, and marks that container", () => {
+    const pod = testPod(
+      {
+        ...annotations,
+        "akv-injector.io/notify-app": "signal:SIGHUP",
+        "akv-injector.io/notify-web": "http://localhost:8080/-/reload",
+      },
+      {
+        shareProcessNamespace: true,
+        containers: [
+          {
+            name: "web",
+            image: "nginx",
+            env: [{ name: "A", value: "1" }],
+          },
+          {
+            name: "app",
+            image: "busybox",
+            securityContext: { runAsUser: 1000, runAsGroup: 3000 },
+            env: [{ name: "B", value: "2" }],
+          },
+          { name: "plain", image: "busybox", securityContext: { runAsUser: 1000 } },
+        ],
+      },
+    );
+    const { result } = inject(pod);
+    const sidecar = sidecarOf(result);
+    expect(JSON.parse(envOf(sidecar).AKV_INJECTOR_NOTIFY ?? "")).toEqual([
+      { container: "app", target: "signal:SIGHUP" },
+      { container: "web", target: "http://localhost:8080/-/reload" },
+    ]);
+    expect(sidecar.securityContext).toMatchObject({
+      runAsUser: 1000,
+      runAsGroup: 3000,
+      runAsNonRoot: true,
+      capabilities: { drop: ["ALL"] },
+    });
+    const [web, app, plain] = result.spec.containers;
+    // Only the signalled container gets the marker, appended to its env.
+    expect(app?.env).toEqual([
+      { name: "B", value: "2" },
+      { name: "AKV_INJECTOR_CONTAINER", value: "app" },
+    ]);
+    expect(web?.env).toEqual([{ name: "A", value: "1" }]);
+    expect(plain?.env).toBeUndefined();
+  });
+
+  it("adds the marker env whole to a signalled container that has none", () => {
+    const pod = testPod(
+      { ...annotations, "akv-injector.io/notify-app": "signal:SIGUSR1" },
+      {
+        shareProcessNamespace: true,
+        securityContext: { runAsUser: 3000, runAsGroup: 3001 },
+        containers: [{ name: "app", image: "busybox" }],
+      },
+    );
+    const { result } = inject(pod);
+    expect(result.spec.containers[0]?.env).toEqual([
+      { name: "AKV_INJECTOR_CONTAINER", value: "app" },
+    ]);
+    expect(sidecarOf(result).securityContext).toMatchObject({ runAsUser: 3000, runAsGroup: 3001 });
+  });
+
+  it("leaves the sidecar's user and env alone without notify annotations", () => {
+    const sidecar = sidecarOf(inject(testPod(annotations)).result);
+    expect(sidecar.securityContext).toMatchObject({
+      runAsUser: SIDECAR_USER,
+      runAsGroup: SIDECAR_USER,
+    });
+    expect(envOf(sidecar)).not.toHaveProperty("AKV_INJECTOR_NOTIFY");
+  });
+
   it("injects exactly the spec of the contract into a minimal pod", () => {
     const pod = testPod(annotations);
     const { result } = inject(pod);

@@ -9,6 +9,7 @@
  * for every annotation key (`akv-injector.io/status`).
  */
 import { Injected, STATUS_ANNOTATION, STATUS_INJECTED, SidecarEnv } from "../common/names.ts";
+import { encodeNotifyTargets } from "../common/notify.ts";
 import { encodeSpec } from "../common/spec.ts";
 import type { Pod } from "./admission-review.ts";
 import type { InjectionConfig, TargetContainer } from "./injection-config.ts";
@@ -57,6 +58,9 @@ export function buildSidecarContainer(
   if (config.metricsPort !== undefined) {
     env.push({ name: SidecarEnv.metricsPort, value: String(config.metricsPort) });
   }
+  if (config.notify !== undefined) {
+    env.push({ name: SidecarEnv.notify, value: encodeNotifyTargets(config.notify.targets) });
+  }
   const container: Record<string, unknown> = {
     name: Injected.containerName,
     image: settings.sidecarImage,
@@ -80,8 +84,11 @@ export function buildSidecarContainer(
     ],
     securityContext: {
       runAsNonRoot: true,
-      runAsUser: SIDECAR_USER,
-      runAsGroup: SIDECAR_USER,
+      // A signalled app's user and group: Linux lets a process signal, and
+      // read the environment of, its own user's (and group's) processes
+      // without a capability (notify.ts checked the user is not root).
+      runAsUser: config.notify?.sidecarUser ?? SIDECAR_USER,
+      runAsGroup: config.notify?.sidecarGroup ?? SIDECAR_USER,
       readOnlyRootFilesystem: true,
       allowPrivilegeEscalation: false,
       capabilities: { drop: ["ALL"] },
@@ -150,6 +157,24 @@ export function buildMountOperations(
 }
 
 /**
+ * Adds {@link Injected.containerEnv} to each signalled container, by its
+ * index in `pod` as received: the sidecar finds the container's main
+ * process by it in the shared PID namespace.
+ */
+export function buildMarkerOperations(
+  pod: Pod,
+  signalled: readonly TargetContainer[],
+): PatchOperation[] {
+  return signalled.map((target) => {
+    const marker = { name: Injected.containerEnv, value: target.name };
+    const base = `/spec/${target.list}/${String(target.index)}/env`;
+    return pod[target.list][target.index]?.hasEnv === true
+      ? { op: "add", path: `${base}/-`, value: marker }
+      : { op: "add", path: base, value: [marker] };
+  });
+}
+
+/**
  * The operations that inject `config` into `pod`. Target mounts are added
  * before the sidecar is inserted at `/spec/initContainers/0`, so the indices
  * of existing init containers are still those the pod was received with.
@@ -175,6 +200,7 @@ export function buildPatch(
   else for (const volume of volumes) add("/spec/volumes/-", volume);
 
   ops.push(...buildMountOperations(pod, config.targets, config.mountPath));
+  ops.push(...buildMarkerOperations(pod, config.notify?.signalled ?? []));
 
   const sidecar = buildSidecarContainer(config, settings);
   if (!pod.has.initContainers) add("/spec/initContainers", [sidecar]);

@@ -3,7 +3,7 @@ import { collectProblems } from "../../testing/webhook.ts";
 import { sortAnnotationKeys, splitList, type FileAnnotationKeys } from "./annotations.ts";
 
 const KNOWN =
-  "known: akv-injector.io/vault, akv-injector.io/secrets, akv-injector.io/mount-path, akv-injector.io/containers, akv-injector.io/mode, akv-injector.io/refresh-interval, akv-injector.io/file-mode, akv-injector.io/client-id, akv-injector.io/metrics-port, akv-injector.io/status, and akv-injector.io/secret-<file>, akv-injector.io/template-<file>, akv-injector.io/format-<file>";
+  "known: akv-injector.io/vault, akv-injector.io/secrets, akv-injector.io/mount-path, akv-injector.io/containers, akv-injector.io/mode, akv-injector.io/refresh-interval, akv-injector.io/file-mode, akv-injector.io/client-id, akv-injector.io/metrics-port, akv-injector.io/status, and akv-injector.io/{secret,template,format}-<file>, akv-injector.io/notify-<container>";
 const none: FileAnnotationKeys = { secret: [], template: [], format: [] };
 const long = `akv-injector.io/${"x".repeat(200)}`;
 

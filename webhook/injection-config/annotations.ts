@@ -6,7 +6,13 @@
  * most often a typo (`secert-x`) that would otherwise be silently ignored.
  * Keys outside the prefix are not ours to judge.
  */
-import { Annotation, FileAnnotationPrefix, INJECT_LABEL, PREFIX } from "../../common/names.ts";
+import {
+  Annotation,
+  ContainerAnnotationPrefix,
+  FileAnnotationPrefix,
+  INJECT_LABEL,
+  PREFIX,
+} from "../../common/names.ts";
 import type { ProblemList } from "../../common/problems.ts";
 
 /** The per-file annotation keys of a pod, each list sorted. */
@@ -21,12 +27,16 @@ export interface FileAnnotationKeys {
 
 /** Every fixed annotation key, for "unknown annotation" messages. */
 const FIXED_KEYS: ReadonlySet<string> = new Set(Object.values(Annotation));
-const KNOWN_KEYS = `${[...FIXED_KEYS].join(", ")}, and ${Object.values(FileAnnotationPrefix)
-  .map((p) => `${p}<file>`)
-  .join(", ")}`;
+/** The families in one brace group each (`akv-injector.io/{secret,template,format}-<file>`): a refusal item holds 500 characters. */
+const family = (prefixes: readonly string[], what: string): string =>
+  prefixes.length === 1
+    ? `${prefixes[0] ?? ""}${what}`
+    : `${PREFIX}{${prefixes.map((p) => p.slice(PREFIX.length, -1)).join(",")}}-${what}`;
+const KNOWN_KEYS = `${[...FIXED_KEYS].join(", ")}, and ${family(Object.values(FileAnnotationPrefix), "<file>")}, ${family(Object.values(ContainerAnnotationPrefix), "<container>")}`;
 
 /**
- * Sorts the per-file keys by kind and refuses unknown keys under the prefix;
+ * Sorts the per-file keys by kind and refuses unknown keys under the prefix
+ * (`notify-<container>` keys are read by `notify.ts`);
  * the list of known keys is given once, however many keys are unknown.
  * @example sortAnnotationKeys({ "akv-injector.io/secret-b": "x", "akv-injector.io/secret-a": "y" }, problems).secret // ["akv-injector.io/secret-a", "akv-injector.io/secret-b"]
  */
@@ -43,6 +53,7 @@ export function sortAnnotationKeys(
     if (key.startsWith(FileAnnotationPrefix.secret)) secret.push(key);
     else if (key.startsWith(FileAnnotationPrefix.template)) template.push(key);
     else if (key.startsWith(FileAnnotationPrefix.format)) format.push(key);
+    else if (key.startsWith(ContainerAnnotationPrefix.notify)) continue;
     else if (!FIXED_KEYS.has(key)) {
       const hint =
         key === INJECT_LABEL

@@ -12,6 +12,9 @@ import {
   eventually,
   freshValue,
   injectionScenarios,
+  checkNotifiedOnce,
+  NOTIFIED_FILE,
+  notifyScenarios,
   refusalScenarios,
   WORKLOAD,
 } from "../../scenarios.ts";
@@ -106,6 +109,25 @@ export async function runInjectionChecks(kit: KindKit, check: Check): Promise<vo
       }
     },
   );
+
+  // The app records each notification as a line of NOTIFIED_FILE: busybox
+  // httpd with a CGI script for HTTP, a shell trap for SIGHUP.
+  for (const scenario of notifyScenarios(ctx, 8080)) {
+    await check(scenario.name, async () => {
+      await kit.setSecret(scenario.secret, freshValue("notify"));
+      await apply(buildPod(scenario, ctx, ns));
+      await waitReady(ns, scenario.pod);
+      const access = execAccess(ns, scenario.pod);
+      await checkNotifiedOnce(scenario, {
+        notifications: async () => {
+          const run = await access.exec("app", ["sh", "-c", `cat ${NOTIFIED_FILE} 2>/dev/null`]);
+          return run.stdout.split("\n").filter((line) => line !== "").length;
+        },
+        rotate: (value) => kit.setSecret(scenario.secret, value),
+        pod: access,
+      });
+    });
+  }
 
   await check(
     "rotation reaches every file of a pod together, through the app's mount",
