@@ -41,7 +41,7 @@
  * `AKV_INJECTOR_METRICS_PORT` set (the pod's `metrics-port`): the metrics
  * chunk loaded and its port listened on.
  *
- * `--latency MS` puts a proxy in front of each mock (bench/sidecar/latency-proxy.ts)
+ * `--latency MS` puts a proxy in front of each mock (testing/latency-proxy.ts)
  * that adds MS to every chunk of bytes each way and one round trip to every
  * connect: what a vault in the same region costs (5), where the reads of a
  * sync overlap the network instead of queueing for the CPU. The target
@@ -59,7 +59,7 @@ import { sidecarBuildOptions } from "../../scripts/sidecar-bundle.ts";
 import { SidecarEnv } from "../../common/names.ts";
 import { freePort } from "../../e2e/host/network.ts";
 import { choosePinning, median } from "./harness.ts";
-import { startLatencyProxy, type LatencyProxy } from "./latency-proxy.ts";
+import { startLatencyProxy, type LatencyProxy } from "../../testing/latency-proxy.ts";
 import { rawFiles, startMockWorld, type MockWorld } from "../../testing/sidecar-world.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
@@ -330,7 +330,7 @@ try {
     `Machine: ${machine}  `,
     `Load average (1, 5, 15 min) at the start: ${loadAtStart}; at the end: ${load()} (other work on the machine skews timings: compare rows of one run)  `,
     `Placement: ${pinning.note}; ${outNote}  `,
-    `Command: \`npm run build && ${command}\` (${RUNS} runs after ${WARMUP} warm-ups per row, the builds' runs interleaved; the mocks run in the bench process, on loopback HTTPS${LATENCY_MS > 0 ? `, each connection through a proxy adding ${LATENCY_MS} ms each way (bench/sidecar/latency-proxy.ts)` : ""}; request counts are of the last run)`,
+    `Command: \`npm run build && ${command}\` (${RUNS} runs after ${WARMUP} warm-ups per row, the builds' runs interleaved; the mocks run in the bench process, on loopback HTTPS${LATENCY_MS > 0 ? `, each connection through a proxy adding ${LATENCY_MS} ms each way (testing/latency-proxy.ts)` : ""}; request counts are of the last run)`,
     "",
     "Targets (issues 3, 13): 10 secrets ≤ 80 ms and ≤ 60 MiB on loopback; with a 5 ms one-way latency (`--latency 5`), 100 secrets ≤ 1.3× the time of 1; the SDK path's CPU per read ≤ 1.3× the plain-HTTPS floor (`node bench/sidecar/floor.ts`).",
     "Baseline of a naive esbuild bundle of the two SDKs: 96 / 120 / 250 ms, 70 / 71 / 86 MiB.",
