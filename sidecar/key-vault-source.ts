@@ -31,6 +31,7 @@ import { AZURE_KEY_VAULTS } from "../common/names.ts";
 import { ErrorCode, isAkvError } from "../common/errors.ts";
 import { formatSecretRef, type ObjectKind, type SecretRef } from "../common/refs.ts";
 import { causeChain } from "./credential.ts";
+import { warmOnArrival, WarmingAgent } from "./warm-agent.ts";
 import {
   parseRetryAfter,
   SourceError,
@@ -81,11 +82,16 @@ export function knownKeyVaultResource(vaultUrl: string): string | undefined {
 /** Creates the Key Vault source. */
 export function createKeyVaultSource(options: KeyVaultSourceOptions): SecretSource {
   const gate = createWarmUpGate();
+  // Connections for the reads waiting at the gate, opened while the first
+  // read waits for its token (warm-agent.ts).
+  const agent = new WarmingAgent();
+  const arrive = warmOnArrival(agent, options.vaultUrl);
   const client = new SecretClient(options.vaultUrl, options.credential, {
     disableChallengeResourceVerification: options.disableChallengeResourceVerification,
     retryOptions: { maxRetries: 0 },
     // After the SDK's challenge policy (which runs before the Retry phase).
     additionalPolicies: [{ policy: openGateOnToken(gate), position: "perRetry" }],
+    agent,
     ...(options.httpClient === undefined ? {} : { httpClient: options.httpClient }),
   });
   // Never for an exact-host vault: verification is off there, and the
@@ -100,6 +106,7 @@ export function createKeyVaultSource(options: KeyVaultSourceOptions): SecretSour
         prefetched = true;
         options.prefetchToken?.(`${resource}/.default`);
       }
+      if (!gate.isOpen()) arrive();
       return gate.run(async () => {
         try {
           const secret = await client.getSecret(ref.name, {
@@ -135,6 +142,7 @@ export interface WarmUpGate {
   run<T>(task: () => Promise<T>): Promise<T>;
   /** Lets every waiting and later call through. */
   open(): void;
+  isOpen(): boolean;
 }
 
 /**
@@ -156,6 +164,7 @@ export function createWarmUpGate(): WarmUpGate {
   let tail: Promise<void> = Promise.resolve();
   return {
     open,
+    isOpen: isWarm,
     async run<T>(task: () => Promise<T>): Promise<T> {
       if (isWarm()) return task();
       const previous = tail;

@@ -1,27 +1,55 @@
 /**
- * The floor under the sidecar's per-secret cost: the same Key Vault reads
- * with Node's `https.request` and nothing else (no SDK, no MSAL), against
- * the same mocks on loopback HTTPS. A child process (pinned to the last CPU,
- * as `run.ts` pins the sidecar) exchanges the service-account token for an
- * access token once, reads `s0` (the connection the sidecar's challenge
- * request would open), then reads the other 99 secrets over C keep-alive
- * sockets and reports the wall time and its own CPU time for those 99.
+ * CPU per secret read: the sidecar's SDK path against the floor under it.
  *
- * `run.ts` measures the sidecar; this tells how much of its per-secret cost
- * is Node's HTTPS client itself (bench/sidecar/RESULTS.md, fourth pass).
+ * The floor is the same Key Vault reads with Node's `https.request` and
+ * nothing else (no SDK, no MSAL); the SDK path is the sidecar's own
+ * (`sdk-reads.ts`: its credential and Key Vault source, bundled with the
+ * sidecar's esbuild options as the image ships them). Both run against the
+ * same mocks on loopback HTTPS, in a child process pinned to the last CPU
+ * (as `run.ts` pins the sidecar), each as a cold sidecar would: one token,
+ * `s0` read (the connection the challenge opens), then the other 99 secrets
+ * over C keep-alive sockets; each reports its own CPU time (user + sys,
+ * `process.cpuUsage`) for those 99. Medians over the runs; the two clients'
+ * runs interleaved, so both see the same load.
  *
- * Run: `node bench/sidecar/floor.ts [runs]` (Node 24). Prints a table.
+ * Node flags: none, and the image's (`NODE_OPTIONS` of Dockerfile.sidecar,
+ * read from the file), so the `--jitless` cost per read shows.
+ *
+ * Target (issue 13): the SDK path's CPU per read ≤ 1.3× the floor's.
+ *
+ * Run: `node bench/sidecar/floor.ts [runs] [--sockets 16,4,1]` (Node 24). Prints a table.
  */
 import { spawn } from "node:child_process";
 import { rawFiles, startMockWorld, CLIENT_ID, TENANT_ID } from "../../testing/sidecar-world.ts";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { build } from "esbuild";
+import { sidecarBuildOptions } from "../../scripts/sidecar-bundle.ts";
 import { choosePinning, median } from "./harness.ts";
 
-const RUNS = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 9);
+const args = process.argv.slice(2);
+const RUNS = Number(args.find((a) => /^\d+$/.test(a)) ?? 9);
 const SECRETS = 100;
-const FLAGS = [[], ["--jitless"]] as const;
-const SOCKETS = [16, 4, 1] as const;
+const root = new URL("../../", import.meta.url).pathname;
+const imageFlags = (
+  /^ENV NODE_OPTIONS="([^"]*)"/m.exec(
+    readFileSync(join(root, "Dockerfile.sidecar"), "utf8"),
+  )?.[1] ?? ""
+)
+  .split(/\s+/)
+  .filter((w) => w !== "");
+/** `--node-args "FLAGS"` (repeatable) replaces the default rows: none, and the image's. */
+const extraFlags = args.flatMap((a, i) => (a === "--node-args" ? [args[i + 1] ?? ""] : []));
+const FLAGS: readonly (readonly string[])[] =
+  extraFlags.length > 0
+    ? extraFlags.map((f) => f.split(/\s+/).filter((w) => w !== ""))
+    : [[], imageFlags];
+const socketsArg = args[args.indexOf("--sockets") + 1];
+const SOCKETS = (args.includes("--sockets") && socketsArg !== undefined ? socketsArg : "16")
+  .split(",")
+  .map(Number);
 
-/** The child: plain https, one token, then the reads. Prints `wallMs cpuMs`. */
+/** The floor's child: plain https, one token, then the reads. Prints `wallMs cpuMs`. */
 const CLIENT = `
 const https = require("node:https");
 const { readFileSync } = require("node:fs");
@@ -65,18 +93,34 @@ try {
   // The sidecar's own environment for this world: its vault, authority, token file.
   const env = world.env({ files: rawFiles(1) });
   const tokenUrl = `${world.aad.url}/${TENANT_ID}/oauth2/v2.0/token`;
-  const pin = choosePinning().child;
-  const once = (flags: readonly string[], sockets: number): Promise<[number, number]> => {
+  const { child: pin, note: pinNote } = choosePinning();
+  const sdkDir = join(root, "bench/out/sdk-reads");
+  await build({
+    ...sidecarBuildOptions(sdkDir, join(root, "bench/sidecar/sdk-reads.ts")),
+    logLevel: "error",
+  });
+  const clients = {
+    floor: ["-e", CLIENT, world.vault.url, tokenUrl, CLIENT_ID, world.tokenFile],
+    sdk: [
+      join(sdkDir, "sidecar.mjs"),
+      world.vault.url,
+      world.aad.url,
+      TENANT_ID,
+      CLIENT_ID,
+      world.tokenFile,
+    ],
+  } as const;
+  type Client = keyof typeof clients;
+  const once = (
+    client: Client,
+    flags: readonly string[],
+    sockets: number,
+  ): Promise<[number, number]> => {
     const argv = [
       ...pin,
       process.execPath,
       ...flags,
-      "-e",
-      CLIENT,
-      world.vault.url,
-      tokenUrl,
-      CLIENT_ID,
-      world.tokenFile,
+      ...clients[client],
       String(SECRETS),
       String(sockets),
     ];
@@ -96,22 +140,32 @@ try {
       }),
     );
   };
-  console.log(`${SECRETS - 1} reads after the first, plain https, ${RUNS} runs each (medians)`);
-  console.log("| node flags | sockets | wall ms | client CPU ms | CPU per read ms |");
-  console.log("|---|---|---|---|---|");
+  console.log(`${SECRETS - 1} reads after the first, ${RUNS} runs each (medians), ${pinNote}`);
+  console.log(
+    "| node flags | sockets | client | 99 reads, wall ms | CPU ms | CPU per read ms | SDK ÷ floor |",
+  );
+  console.log("|---|---|---|---|---|---|---|");
   for (const flags of FLAGS) {
     for (const sockets of SOCKETS) {
-      const walls: number[] = [];
-      const cpuTimes: number[] = [];
-      for (let i = 0; i < RUNS; i++) {
-        const [wall, cpu] = await once(flags, sockets);
-        walls.push(wall);
-        cpuTimes.push(cpu);
+      const runs: Record<Client, { wall: number[]; cpu: number[] }> = {
+        floor: { wall: [], cpu: [] },
+        sdk: { wall: [], cpu: [] },
+      };
+      for (let i = 0; i < RUNS + 1; i++) {
+        for (const client of ["floor", "sdk"] as const) {
+          const [wall, cpu] = await once(client, flags, sockets);
+          // The first run of each warms the page cache and the mocks.
+          if (i === 0) continue;
+          runs[client].wall.push(wall);
+          runs[client].cpu.push(cpu);
+        }
       }
-      const cpu = median(cpuTimes);
-      console.log(
-        `| ${flags.join(" ") || "(none)"} | ${sockets} | ${median(walls).toFixed(1)} | ${cpu.toFixed(1)} | ${(cpu / (SECRETS - 1)).toFixed(2)} |`,
-      );
+      const perRead = (c: Client): number => median(runs[c].cpu) / (SECRETS - 1);
+      for (const client of ["floor", "sdk"] as const) {
+        console.log(
+          `| ${flags.join(" ") || "(none)"} | ${sockets} | ${client} | ${median(runs[client].wall).toFixed(1)} | ${median(runs[client].cpu).toFixed(1)} | ${perRead(client).toFixed(3)} | ${client === "sdk" ? `${(perRead("sdk") / perRead("floor")).toFixed(2)}×` : ""} |`,
+        );
+      }
     }
   }
 } finally {
