@@ -125,9 +125,23 @@ function certificateOf(body: Record<string, unknown>): CertificateInput {
   // a good `pkcs12Base64` is refused, not ignored (operations.test.ts).
   const pkcs12Base64 = optionalString(body, "pkcs12Base64");
   const pem = optionalString(body, "pem");
+  const keyPem = optionalString(body, "keyPem");
+  const certPems = body.certPems;
   if (pkcs12Base64 !== undefined) return { pkcs12Base64 };
   if (pem !== undefined) return { pem };
-  throw new AdminInputError("give 'pkcs12Base64' or 'pem'");
+  if (keyPem !== undefined) {
+    // Packed as Key Vault packs an imported certificate: PKCS#12, as the in-process API does.
+    if (
+      !Array.isArray(certPems) ||
+      certPems.length === 0 ||
+      !certPems.every((c) => typeof c === "string")
+    )
+      throw new AdminInputError(
+        "'certPems' must be a non-empty list of PEM certificates, leaf first",
+      );
+    return { keyPem, certPems: certPems as string[] };
+  }
+  throw new AdminInputError("give 'pkcs12Base64', 'pem', or 'keyPem' and 'certPems'");
 }
 
 function roleOf(body: Record<string, unknown>): RoleAssignment {

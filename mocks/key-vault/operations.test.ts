@@ -247,6 +247,24 @@ describe("admin API", () => {
     expect(stored.status).toBe(200);
     expect(vault.versions("mixed")).toEqual([(stored.json as { version: string }).version]);
   });
+
+  it("packs a key and chain as Key Vault does (PKCS#12), over HTTP as in process", async () => {
+    const now = new Date();
+    const ca = createCertificateAuthority({ commonName: "admin CA", now });
+    const leaf = createServingCertificate(ca, { dnsNames: ["admin.example"], now });
+    const stored = await send("PUT", "/_mock/certificates/packed", {
+      keyPem: leaf.keyPem,
+      certPems: [leaf.certPem, ca.certPem],
+    });
+    expect(stored.status).toBe(200);
+    await send("POST", "/_mock/roles", { principal: STRANGER, secret: "packed" });
+    const secret = await client(STRANGER).getSecret("packed");
+    expect(secret.properties.contentType).toBe("application/x-pkcs12");
+    expect(
+      (await send("PUT", "/_mock/certificates/packed", { keyPem: leaf.keyPem, certPems: [] }))
+        .status,
+    ).toBe(400);
+  });
 });
 
 describe("logs", () => {
