@@ -28,6 +28,7 @@ import { parse } from "yaml";
 import { Injected } from "./common/names.ts";
 import { BUNDLE_CHUNK_DIRS, BUNDLE_ENTRIES, type BundleBin } from "./scripts/bundles.ts";
 import { sidecarBuildOptions } from "./scripts/sidecar-bundle.ts";
+import { webhookBuildOptions } from "./scripts/webhook-bundle.ts";
 
 const ROOT = dirname(fileURLToPath(import.meta.url));
 const UID = "65532";
@@ -258,22 +259,18 @@ describe.each([
     const instructions = final?.instructions ?? [];
     const keywords = instructions.map((i) => i.getKeyword());
     // The sidecar's one RUN (and its NODE_OPTIONS) is checked below.
-    const extra = kind === "sidecar" ? ["ENV", "RUN"] : [];
+    const extra = kind === "sidecar" ? ["ENV", "RUN"] : ["RUN"];
     expect(
       keywords.filter((k) => !["COPY", "USER", "EXPOSE", "ENTRYPOINT", "LABEL"].includes(k)),
     ).toEqual(extra);
     const users = instructions.filter((i) => i.getKeyword() === "USER");
-    // Root only around the sidecar's RUN; the image runs as 65532.
-    expect(users.map((u) => u.getArgumentsContent())).toEqual(
-      kind === "sidecar" ? ["0:0", `${UID}:${UID}`] : [`${UID}:${UID}`],
-    );
-    if (kind === "sidecar") {
-      expect(keywords.slice(keywords.indexOf("USER"), keywords.lastIndexOf("USER") + 1)).toEqual([
-        "USER",
-        "RUN",
-        "USER",
-      ]);
-    }
+    // Root only around the RUN that fills the compile cache; the image runs as 65532.
+    expect(users.map((u) => u.getArgumentsContent())).toEqual(["0:0", `${UID}:${UID}`]);
+    expect(keywords.slice(keywords.indexOf("USER"), keywords.lastIndexOf("USER") + 1)).toEqual([
+      "USER",
+      "RUN",
+      "USER",
+    ]);
     expect(keywords.lastIndexOf("USER")).toBeLessThan(keywords.indexOf("ENTRYPOINT"));
     const text = (final?.instructions ?? []).map((i) => i.getArgumentsContent() ?? "").join("\n");
     expect(text).not.toMatch(/\bnpm\b|node_modules|\/bin\/sh|bash/);
@@ -296,15 +293,40 @@ describe.each([
   });
 });
 
-describe("Dockerfile.sidecar compile cache", () => {
-  const final = readStages("Dockerfile.sidecar")[1];
+describe.each([
+  {
+    kind: "sidecar",
+    entrypoint: [...Injected.sidecarEntrypoint],
+    // `run` without configuration loads the chunks and exits 2.
+    args: ["run"],
+    status: 2,
+    nodeOptions: true,
+    bundle: (app: string) => sidecarBuildOptions(app, join(ROOT, "sidecar/main.ts")),
+  },
+  {
+    kind: "webhook",
+    entrypoint: ["/nodejs/bin/node", "--expose-gc", "/app/webhook.mjs"],
+    // A start without settings loads the process (main.ts) and exits 1.
+    args: [],
+    status: 1,
+    nodeOptions: false,
+    bundle: (app: string) => webhookBuildOptions(app, join(ROOT, "webhook/entry.ts")),
+  },
+])("Dockerfile.$kind compile cache", ({ kind, entrypoint, args, status, nodeOptions, bundle }) => {
+  const final = readStages(`Dockerfile.${kind}`)[1];
   const instructions = final?.instructions ?? [];
-  const entry = Injected.sidecarEntrypoint.at(-1) ?? "";
-  const cacheDir = posix.join(posix.dirname(entry), "sidecar-cache");
+  const entry = entrypoint.at(-1) ?? "";
+  const flags = entrypoint.slice(1, -1);
+  const cacheDir = posix.join(posix.dirname(entry), `${kind}-cache`);
   const env = instructions.filter((i) => i.getKeyword() === "ENV");
   const runs = instructions.filter((i) => i.getKeyword() === "RUN");
 
-  it("sets only NODE_OPTIONS, V8 flags, before the RUN that fills the cache", () => {
+  it("sets at most NODE_OPTIONS, V8 flags, before the RUN that fills the cache", () => {
+    if (!nodeOptions) {
+      // The flags are the entrypoint's, and the RUN passes them too.
+      expect(env).toEqual([]);
+      return;
+    }
     expect(env.map((e) => e.getArgumentsContent())).toEqual([
       expect.stringMatching(/^NODE_OPTIONS="--max-semi-space-size=\d+ --jitless"$/),
     ]);
@@ -321,16 +343,16 @@ describe("Dockerfile.sidecar compile cache", () => {
     expect(argv).toHaveLength(3);
     const code = argv[2] ?? "";
     expect(code).toContain(`'${cacheDir}'`);
-    expect(code).toContain(`'${entry}','run'`);
+    expect(code).toContain(`[${[...flags, entry, ...args].map((a) => `'${a}'`).join(",")}]`);
     // Written as the user that reads it: Node's cache directory is per uid.
     expect(code).toContain(`u=${UID}`);
     const lastCopy = instructions.findLastIndex((i) => i.getKeyword() === "COPY");
     expect(instructions.indexOf(runs[0] as Instruction)).toBeGreaterThan(lastCopy);
   });
 
-  it("fills a cache that the sidecar's user reads, read-only, as the image build would", async () => {
+  it("fills a cache that the image's user reads, read-only, as the image build would", async () => {
     const argv = jsonArgs(runs[0] as Instruction);
-    const nodeOptions = /^NODE_OPTIONS="(.*)"$/.exec(env[0]?.getArgumentsContent() ?? "")?.[1];
+    const options = /^NODE_OPTIONS="(.*)"$/.exec(env[0]?.getArgumentsContent() ?? "")?.[1];
     const root = mkdtempSync(join(tmpdir(), "akv-image-"));
     try {
       chmodSync(root, 0o755);
@@ -340,10 +362,7 @@ describe("Dockerfile.sidecar compile cache", () => {
       mkdirSync(dirname(node), { recursive: true });
       copyFileSync(process.execPath, node);
       const app = join(root, "app");
-      await esbuild({
-        ...sidecarBuildOptions(app, join(ROOT, "sidecar/main.ts")),
-        logLevel: "error",
-      });
+      await esbuild({ ...bundle(app), logLevel: "error" });
       const code = (argv[2] ?? "").replaceAll(`'${posix.dirname(entry)}/`, `'${app}/`);
       const asRoot = process.getuid?.() === 0;
       // Not root (a developer's machine): the uid switch and chown are the image build's.
@@ -352,13 +371,14 @@ describe("Dockerfile.sidecar compile cache", () => {
         : code
             .replace(/u=\d+;/, `u=${String(process.getuid?.())};`)
             .replace(/fs\.chownSync\(([^,]+),0,0\);/, "");
+      const nodeEnv = options === undefined ? {} : { NODE_OPTIONS: options };
       const filled = spawnSync(node, ["-e", runnable], {
-        env: { PATH: process.env.PATH ?? "", NODE_OPTIONS: nodeOptions },
+        env: { PATH: process.env.PATH ?? "", ...nodeEnv },
         encoding: "utf8",
       });
       expect(filled.stderr).toBe("");
       expect(filled.status).toBe(0);
-      const cache = join(app, "sidecar-cache");
+      const cache = join(app, `${kind}-cache`);
       const entries = readdirSync(cache, { recursive: true, withFileTypes: true });
       const uidDirs = readdirSync(cache);
       expect(uidDirs).toEqual([expect.stringMatching(asRoot ? new RegExp(`-${UID}$`) : /-\d+$/)]);
@@ -370,7 +390,7 @@ describe("Dockerfile.sidecar compile cache", () => {
       }
       expect(statSync(cache).mode & 0o777).toBe(0o555);
       if (asRoot) {
-        // The container: user 65532, the image's NODE_OPTIONS; every chunk's cache accepted.
+        // The container: user 65532, the image's flags; every chunk's cache accepted.
         const log = spawnSync(
           "setpriv",
           [
@@ -378,20 +398,21 @@ describe("Dockerfile.sidecar compile cache", () => {
             `--regid=${UID}`,
             "--clear-groups",
             node,
-            join(app, "sidecar.mjs"),
-            "run",
+            ...flags,
+            join(app, posix.basename(entry)),
+            ...args,
           ],
           {
             env: {
               PATH: process.env.PATH ?? "",
-              NODE_OPTIONS: nodeOptions,
+              ...nodeEnv,
               NODE_DEBUG_NATIVE: "COMPILE_CACHE",
             },
             encoding: "utf8",
           },
         );
         if (log.error === undefined) {
-          expect(log.status).toBe(2);
+          expect(log.status).toBe(status);
           const accepted = log.stderr.match(/V8 code cache for ESM \S+ was accepted/g) ?? [];
           expect(accepted.length).toBe(entries.filter((e) => e.isFile()).length);
           expect(log.stderr).not.toMatch(/was rejected|permission denied/);

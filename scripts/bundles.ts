@@ -3,7 +3,7 @@
  * and the extra output folders an image must copy beside a bin's file.
  */
 export const BUNDLE_ENTRIES = {
-  "akv-injector-webhook": "webhook/main.ts",
+  "akv-injector-webhook": "webhook/entry.ts",
   "akv-injector-sidecar": "sidecar/main.ts",
   "akv-injector": "cli/main.ts",
 } as const;

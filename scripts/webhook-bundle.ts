@@ -33,7 +33,7 @@ const noSchemaCompilers: Plugin = {
 };
 
 /** esbuild options for the webhook: `<outdir>/webhook.mjs` and `<outdir>/webhook-chunks/*.mjs`. */
-export function webhookBuildOptions(outdir: string, entry = "webhook/main.ts"): BuildOptions {
+export function webhookBuildOptions(outdir: string, entry = "webhook/entry.ts"): BuildOptions {
   return {
     entryPoints: { webhook: entry },
     outdir,

@@ -17,9 +17,8 @@
  * read-only). Measured in bench/sidecar/RESULTS.md.
  */
 import { existsSync, writeFileSync } from "node:fs";
-import { enableCompileCache } from "node:module";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { useCompileCacheIfPresent } from "../common/compile-cache.ts";
 // names.ts is a table of constants: importing it keeps the probe cheap.
 import { SidecarEnv } from "../common/names.ts";
 
@@ -53,7 +52,7 @@ async function run(): Promise<number> {
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
-  useCompileCacheIfPresent();
+  useCompileCacheIfPresent(new URL("sidecar-cache/", import.meta.url));
   const { runSidecar } = await import("./app.ts");
   const { isAkvError, ErrorCode } = await import("../common/errors.ts");
   try {
@@ -77,17 +76,6 @@ async function run(): Promise<number> {
     }
     writeTerminationMessage(message);
     return isAkvError(error, ErrorCode.SIDECAR_CONFIG_INVALID) ? 2 : 1;
-  }
-}
-
-/** Enables Node's compile cache in `sidecar-cache/` beside the entry, if that directory exists. */
-function useCompileCacheIfPresent(): void {
-  const dir = fileURLToPath(new URL("sidecar-cache/", import.meta.url));
-  if (!existsSync(dir)) return;
-  try {
-    enableCompileCache(dir);
-  } catch {
-    // A cache is an optimisation: never a reason not to start.
   }
 }
 
