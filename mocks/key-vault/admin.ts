@@ -139,7 +139,7 @@ function certificateOf(body: Record<string, unknown>): CertificateInput {
       throw new AdminInputError(
         "'certPems' must be a non-empty list of PEM certificates, leaf first",
       );
-    return { keyPem, certPems: certPems as string[] };
+    return { keyPem, certPems };
   }
   throw new AdminInputError("give 'pkcs12Base64', 'pem', or 'keyPem' and 'certPems'");
 }
