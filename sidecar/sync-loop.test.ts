@@ -85,7 +85,18 @@ describe("computeDelay", () => {
       [1000, 2000, 4000, 8000, 16_000, 16_000, 16_000],
     );
     expect(computeDelay(3, b, () => 0, undefined)).toBe(0);
-    expect(computeDelay(0, b, () => 0.5, 7000)).toBe(7000);
+    expect(computeDelay(0, b, () => 0, 7000)).toBe(7000);
+  });
+
+  it("waits a Retry-After plus a random part of it (default up to half), so pods throttled together come back apart", () => {
+    const b = { baseMs: 1000, capMs: 16_000 };
+    expect([0, 0.5, 0.999].map((u) => computeDelay(0, b, () => u, 10_000))).toEqual([
+      10_000, 12_500, 14_995,
+    ]);
+    expect(computeDelay(0, b, () => 0.5, 10_000, 1)).toBe(15_000);
+    expect(computeDelay(0, b, () => 0.5, 10_000, 0)).toBe(10_000);
+    // Never shorter than the backoff would have been.
+    expect(computeDelay(4, b, () => 0.5, 1000)).toBe(8000);
   });
 });
 
@@ -151,10 +162,31 @@ describe("syncOnce", () => {
     // "a"'s Retry-After of 7 s, no read leaves before it has passed.
     expect(bAt[0]).toBe(0);
     expect(bAt.slice(1).every((at) => at >= 7000)).toBe(true);
+    // Not at 7 s sharp: at "a"'s own time, 7 s plus half of a half (u = 0.5).
+    expect(bAt[1]).toBe(8750);
     expect(bAt).toHaveLength(3);
     const warnings = h.log.lines().filter((l) => l.level === "warn");
     expect(warnings.map((w) => w.code)).toEqual(expect.arrayContaining([ErrorCode.THROTTLED]));
     expect(warnings.find((w) => w.ref === "a")?.delayMs).toBeGreaterThanOrEqual(7000);
+  });
+
+  it("after a Retry-After, every read of the pod goes out again at the pod's own jittered time", async () => {
+    const resumedAt = async (u: number): Promise<number[]> => {
+      const h = harness(specOf(["a", "b", "c"]), new FakeSource(), () => u);
+      const t0 = h.clock.now();
+      const at: number[] = [];
+      for (const n of ["a", "b", "c"]) {
+        h.source.answers.set(n, (call) => {
+          if (call > 0) at.push(h.clock.now() - t0);
+          return call === 0 ? throttled(8000) : { value: n, contentType: undefined, version: V };
+        });
+      }
+      await h.clock.run(syncOnce(h.deps, new AbortController().signal));
+      return at;
+    };
+    // 8 s × (1 + 0.5·u): two pods told the same Retry-After come back 2 s apart.
+    expect(await resumedAt(0)).toEqual([8000, 8000, 8000]);
+    expect(await resumedAt(0.5)).toEqual([10_000, 10_000, 10_000]);
   });
 
   it("retries 5xx and a read that hangs past its timeout", async () => {
@@ -254,8 +286,8 @@ describe("syncOnce", () => {
 });
 
 describe("runSyncLoop", () => {
-  it("sidecar mode: refreshes every interval ± jitter, publishing only changes", async () => {
-    const randoms = [0, 0.999, 0.5, 0.5, 0.5, 0.5];
+  it("sidecar mode: the first refresh at a uniform point of the first interval, then every interval ± jitter, publishing only changes", async () => {
+    const randoms = [0.75, 0.999, 0, 0.5, 0.5, 0.5];
     const h = harness(specOf(["a"]), new FakeSource(), () => randoms.shift() ?? 0.5);
     let n = 0;
     h.source.answers.set("a", () => ({
@@ -277,8 +309,8 @@ describe("runSyncLoop", () => {
     await syncs(4);
     stop.abort();
     await loop;
-    // Waits: 60 s × (0.9 + 0.2·r): 54 s, then ~66 s, then 60 s.
-    expect(h.clock.sleeps.filter((d) => d !== 5000).slice(0, 3)).toEqual([54_000, 65_988, 60_000]);
+    // Waits: 60 s × (1 − r) after the first sync: 15 s; then 60 s × (0.9 + 0.2·r): ~66 s, 54 s.
+    expect(h.clock.sleeps.filter((d) => d !== 5000).slice(0, 3)).toEqual([15_000, 65_988, 54_000]);
     expect(h.published.map((m) => m.get("a"))).toEqual(["v1", "v2"]);
     const events = h.log
       .lines()
@@ -326,13 +358,14 @@ describe("runSyncLoop", () => {
     stop.abort();
     await loop;
     expect(h.published.map((m) => m.get("a"))).toEqual(["v1", "v2"]);
-    // interval (after v1), interval (after 403), ≥ Retry-After 90 s, then backoff 2 s, 4 s, 8 s… capped at 60 s.
+    // The first refresh within the interval (after v1), interval (after 403),
+    // Retry-After 90 s plus up to half of it, then backoff 2 s, 4 s, 8 s… capped at 60 s.
     const [afterV1, afterForbidden, afterThrottle, ...backoffs] = h.clock.sleeps.filter(
       (d) => d !== 5000,
     );
-    expect(afterV1).toBeGreaterThan(60_000);
+    expect(afterV1).toBe(60);
     expect(afterForbidden).toBe(60_000);
-    expect(afterThrottle).toBeGreaterThanOrEqual(90_000);
+    expect(afterThrottle).toBe(134_955);
     expect(backoffs.slice(0, 4).every((d) => d <= 60_000)).toBe(true);
     expect(backoffs.slice(0, 3)).toEqual([3996, 7992, 15_984]);
     const errors = h.log.lines().filter((l) => l.level === "error");

@@ -5,8 +5,14 @@
  * retried on its own for throttling and outages, and a Retry-After pauses all
  * of them, up to a cap and never past the first sync's deadline), renders the
  * files and publishes them together. `sidecar` mode
- * syncs, then refreshes every interval with jitter (so a fleet of pods started
- * together does not hit the vault in step); `init` mode syncs once.
+ * syncs, then refreshes every interval with jitter; `init` mode syncs once.
+ *
+ * A fleet rolled out at once (a Deployment's pods) must not hit the vault in
+ * step: the first refresh comes at a uniform point of the first interval, so
+ * the fleet's refreshes are spread over the whole interval from the start
+ * (with ±10 % alone they would bunch into a fifth of it for hours), and a
+ * Retry-After is waited out plus a random part of itself, so pods throttled
+ * together do not all come back together.
  *
  * Failures never touch the published files: a failed sync publishes nothing,
  * so the last good set stays. A failed publish (a full volume) is retried
@@ -113,6 +119,18 @@ export interface Tuning {
   /** Refresh interval spread: the wait is interval × (1 ± jitter). */
   readonly refreshJitter: number;
   /**
+   * The first refresh after the first sync waits interval × (1 − spread·u),
+   * u uniform in [0, 1): with 1, a uniform point of the first interval, never
+   * later than it. Pods started together then refresh spread over the whole
+   * interval rather than within ± `refreshJitter` of each other.
+   */
+  readonly firstRefreshSpread: number;
+  /**
+   * A Retry-After of t is waited as t × (1 + spread·u): pods throttled by the
+   * same answer come back spread over spread·t instead of in one burst.
+   */
+  readonly retryAfterSpread: number;
+  /**
    * `init` mode gives up on transient failures after this long; in either
    * mode no wait of the first sync runs past it (in `sidecar` mode the
    * startup probe gives up then: 300 probes 1 s apart).
@@ -138,6 +156,8 @@ export const DEFAULT_TUNING: Tuning = Object.freeze({
   fetchBackoff: Object.freeze({ baseMs: 1000, capMs: 16_000 }),
   syncBackoff: Object.freeze({ baseMs: 2000, capMs: 5 * 60_000 }),
   refreshJitter: 0.1,
+  firstRefreshSpread: 1,
+  retryAfterSpread: 0.5,
   initDeadlineMs: 5 * 60_000,
   maxRetryAfterMs: 5 * 60_000,
 });
@@ -189,18 +209,25 @@ export interface SyncResult {
 }
 
 /**
- * Full-jitter backoff: uniform in [0, min(cap, base·2^attempt)], but never
- * shorter than what the service asked for.
+ * Full-jitter backoff: uniform in [0, min(cap, base·2^attempt)]. When the
+ * service asked for a wait (Retry-After t), that wait plus a random part of
+ * it: uniform in [t, t·(1 + retryAfterSpread)], and never shorter than the
+ * backoff would have been.
  * @example computeDelay(3, { baseMs: 1000, capMs: 16000 }, () => 0.5, undefined) // 4000
+ * @example computeDelay(0, { baseMs: 1000, capMs: 16000 }, () => 0.5, 10000, 0.5) // 12500
  */
 export function computeDelay(
   attempt: number,
   backoff: Backoff,
   random: () => number,
   retryAfterMs: number | undefined,
+  retryAfterSpread = DEFAULT_TUNING.retryAfterSpread,
 ): number {
   const ceiling = Math.min(backoff.capMs, backoff.baseMs * 2 ** Math.min(attempt, 30));
-  return Math.max(retryAfterMs ?? 0, Math.round(random() * ceiling));
+  const u = random();
+  const backoffMs = Math.round(u * ceiling);
+  if (retryAfterMs === undefined) return backoffMs;
+  return Math.max(backoffMs, Math.round(retryAfterMs * (1 + retryAfterSpread * u)));
 }
 
 /** The longest the sidecar may wait now, and what set that bound. */
@@ -231,8 +258,12 @@ function waitFor(
   random: () => number,
   askedMs: number | undefined,
   limit: WaitLimit,
+  retryAfterSpread: number,
 ): { delayMs: number; fields: Record<string, unknown> } {
-  const delayMs = Math.min(computeDelay(attempt, backoff, random, askedMs), limit.ms);
+  const delayMs = Math.min(
+    computeDelay(attempt, backoff, random, askedMs, retryAfterSpread),
+    limit.ms,
+  );
   if (askedMs === undefined) return { delayMs, fields: { delayMs } };
   const capped = delayMs < askedMs;
   return {
@@ -307,10 +338,17 @@ export async function syncOnce(
           return;
         }
         const asked = retryAfterOf(err);
-        const wait = waitFor(attempt, tuning.fetchBackoff, deps.random, asked, limit);
-        // A Retry-After is about the vault, not this one secret: every read waits.
-        if (asked !== undefined)
-          notBefore = Math.max(notBefore, deps.clock.now() + Math.min(asked, limit.ms));
+        const wait = waitFor(
+          attempt,
+          tuning.fetchBackoff,
+          deps.random,
+          asked,
+          limit,
+          tuning.retryAfterSpread,
+        );
+        // A Retry-After is about the vault, not this one secret: every read
+        // waits, until this pod's (jittered) time to come back.
+        if (asked !== undefined) notBefore = Math.max(notBefore, deps.clock.now() + wait.delayMs);
         deps.logger.warn(
           { ref: key, attempt: attempt + 1, ...wait.fields, code: err.code, status: statusOf(err) },
           `retrying: ${err.message}`,
@@ -484,12 +522,15 @@ export async function runSyncLoop(deps: SyncDeps, signal: AbortSignal): Promise<
         },
         result.changed ? "published files" : "files unchanged",
       );
+      const first = !synced;
       synced = true;
       failures = 0;
       deps.observer?.synced(clock.now(), spec.files.length);
       if (spec.mode === "init") return;
       delayMs = Math.round(
-        interval * (1 - tuning.refreshJitter + 2 * tuning.refreshJitter * deps.random()),
+        first
+          ? interval * (1 - tuning.firstRefreshSpread * deps.random())
+          : interval * (1 - tuning.refreshJitter + 2 * tuning.refreshJitter * deps.random()),
       );
     } catch (error) {
       if (aborted()) return;
@@ -516,7 +557,14 @@ export async function runSyncLoop(deps: SyncDeps, signal: AbortSignal): Promise<
             ? { ...tuning.syncBackoff, capMs: Math.min(tuning.syncBackoff.capMs, interval) }
             : tuning.syncBackoff;
         const limit = waitLimit(tuning, firstSyncDeadline(clock.now()), clock.now());
-        const wait = waitFor(failures, backoff, deps.random, retryAfterOf(err), limit);
+        const wait = waitFor(
+          failures,
+          backoff,
+          deps.random,
+          retryAfterOf(err),
+          limit,
+          tuning.retryAfterSpread,
+        );
         delayMs = wait.delayMs;
         failures++;
         logger.warn(
