@@ -189,6 +189,37 @@ describe("syncOnce", () => {
     expect(await resumedAt(0.5)).toEqual([10_000, 10_000, 10_000]);
   });
 
+  it("while the vault fails, one read retries for the pod and the others wait for it; when it is answered they go at once", async () => {
+    const h = harness(specOf(names(10)));
+    const t0 = h.clock.now();
+    const at: number[] = [];
+    for (const n of names(10)) {
+      h.source.answers.set(n, () => {
+        at.push(h.clock.now() - t0);
+        return h.clock.now() - t0 < 1000
+          ? unavailable()
+          : { value: n, contentType: undefined, version: V };
+      });
+    }
+    await h.clock.run(syncOnce(h.deps, new AbortController().signal));
+    // 4 in flight fail at 0; the probe alone at 500 ms (fails) and 1500 ms
+    // (answered); then the 3 that waited and the 6 not yet started.
+    expect(at).toEqual([0, 0, 0, 0, 500, ...Array.from({ length: 10 }, () => 1500)]);
+    expect(h.published).toHaveLength(1);
+  });
+
+  it("a sync whose probe runs out of tries fails without sending the reads not yet started", async () => {
+    const h = harness(specOf(names(10)));
+    for (const n of names(10)) h.source.answers.set(n, unavailable());
+    const error = await h.clock
+      .run(syncOnce(h.deps, new AbortController().signal))
+      .catch((e: unknown) => e);
+    expect(isAkvError(error, ErrorCode.UNAVAILABLE)).toBe(true);
+    // 4 reads at once, then the probe's 3 more tries: 7 requests, not 10 × 4.
+    expect(h.source.calls).toHaveLength(7);
+    expect(h.published).toHaveLength(0);
+  });
+
   it("retries 5xx and a read that hangs past its timeout", async () => {
     const h = harness(specOf(["a", "b"]));
     h.source.answers.set("a", (call) =>

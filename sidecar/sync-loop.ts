@@ -12,7 +12,10 @@
  * the fleet's refreshes are spread over the whole interval from the start
  * (with ±10 % alone they would bunch into a fifth of it for hours), and a
  * Retry-After is waited out plus a random part of itself, so pods throttled
- * together do not all come back together.
+ * together do not all come back together. While the vault fails, one read
+ * (the probe) retries for the pod and the others wait for its answer: one
+ * request per retry instead of one per secret, against a vault that is down
+ * or throttling.
  *
  * Failures never touch the published files: a failed sync publishes nothing,
  * so the last good set stays. A failed publish (a full volume) is retried
@@ -314,7 +317,25 @@ export async function syncOnce(
     return hit === undefined;
   });
 
+  // After a transient failure one read, the probe, retries for the pod and
+  // the others wait for its outcome: a vault that is down or throttling gets
+  // one request per retry from this pod, not one per secret; when the probe
+  // is answered, the others go at once.
+  let probe: Probe | undefined;
+
   const fetchOne = async (ref: SecretRef): Promise<void> => {
+    const me = {};
+    try {
+      await fetchWithRetries(ref, me);
+    } finally {
+      if (probe?.owner === me) {
+        probe.settle(values.has(formatSecretRef(ref)));
+        probe = undefined;
+      }
+    }
+  };
+
+  const fetchWithRetries = async (ref: SecretRef, me: object): Promise<void> => {
     const key = formatSecretRef(ref);
     for (let attempt = 0; ; attempt++) {
       const wait = notBefore - deps.clock.now();
@@ -332,11 +353,19 @@ export async function syncOnce(
           return;
         }
         const err = error as AkvError;
+        if (probe !== undefined && probe.owner !== me) {
+          if (!(await probe.done)) {
+            transient ??= err;
+            return;
+          }
+          continue;
+        }
         const limit = waitLimit(tuning, deadline, deps.clock.now());
         if (attempt + 1 >= tuning.fetchAttempts || fatal.length > 0 || limit.ms <= 0) {
           transient ??= err;
           return;
         }
+        probe ??= createProbe(me);
         const asked = retryAfterOf(err);
         const wait = waitFor(
           attempt,
@@ -360,7 +389,8 @@ export async function syncOnce(
 
   let next = 0;
   const worker = async (): Promise<void> => {
-    while (next < queue.length && !aborted() && fatal.length === 0) {
+    // A read out of tries fails the sync: reads not yet started are not sent.
+    while (next < queue.length && !aborted() && fatal.length === 0 && transient === undefined) {
       const ref = queue[next++];
       if (ref !== undefined) await fetchOne(ref);
     }
@@ -386,6 +416,22 @@ export async function syncOnce(
   const { changed } = await deps.publish(files, encodeStatus(status));
   state.status = status;
   return { changed, versions };
+}
+
+/** The read retrying for the whole sync after a transient failure, and its outcome. */
+interface Probe {
+  readonly owner: object;
+  /** True once the probe's read succeeded; false when it gave up (or the sync stopped). */
+  readonly done: Promise<boolean>;
+  settle(ok: boolean): void;
+}
+
+function createProbe(owner: object): Probe {
+  let settle = (_ok: boolean): void => undefined;
+  const done = new Promise<boolean>((resolve) => {
+    settle = resolve;
+  });
+  return { owner, done, settle };
 }
 
 // Aborting without a reason makes a DOMException (with a stack trace) each
