@@ -5,7 +5,14 @@ import type { FileSpec, SyncSpec } from "../common/spec.ts";
 import type { CertsApi } from "./render.ts";
 import { SourceError } from "./secret-source.ts";
 import type { SyncStatus } from "./status.ts";
-import { computeDelay, runSyncLoop, syncOnce, systemClock, type SyncDeps } from "./sync-loop.ts";
+import {
+  computeDelay,
+  createSyncState,
+  runSyncLoop,
+  syncOnce,
+  systemClock,
+  type SyncDeps,
+} from "./sync-loop.ts";
 import { createSinkLogger, FakeClock, FakeSource } from "../testing/sidecar.ts";
 
 const V = "0123456789abcdef0123456789abcdef";
@@ -218,6 +225,26 @@ describe("syncOnce", () => {
     // 4 reads at once, then the probe's 3 more tries: 7 requests, not 10 × 4.
     expect(h.source.calls).toHaveLength(7);
     expect(h.published).toHaveLength(0);
+  });
+
+  it("after a sync that failed for a transient reason, the next one sends one read alone first", async () => {
+    const h = harness(specOf(names(10)));
+    const state = createSyncState();
+    for (const n of names(10)) h.source.answers.set(n, unavailable());
+    await h.clock.run(syncOnce(h.deps, new AbortController().signal, state)).catch(() => undefined);
+    expect(state.probeFirst).toBe(true);
+    h.source.calls.length = 0;
+    // Still down: the probe's 4 tries, and nothing else.
+    await h.clock.run(syncOnce(h.deps, new AbortController().signal, state)).catch(() => undefined);
+    expect(h.source.calls).toEqual(["s0", "s0", "s0", "s0"]);
+    // Back: s0 alone, then the others together; the sync after that starts at full width.
+    for (const n of names(10)) h.source.set(n, `value-${n}`);
+    h.source.calls.length = 0;
+    h.source.maxInFlight = 0;
+    await h.clock.run(syncOnce(h.deps, new AbortController().signal, state));
+    expect(h.source.calls[0]).toBe("s0");
+    expect(h.source.calls).toHaveLength(10);
+    expect(state.probeFirst).toBe(false);
   });
 
   it("retries 5xx and a read that hangs past its timeout", async () => {

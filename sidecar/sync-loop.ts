@@ -283,11 +283,16 @@ export interface SyncState {
   status: SyncStatus | undefined;
   /** The most recent failure, also one before the first publish. */
   lastError: LastError | null;
+  /**
+   * The last sync failed for a transient reason: the next one sends one read
+   * alone first, and the others only once it is answered.
+   */
+  probeFirst: boolean;
 }
 
 /** A sync's state across refreshes. */
 export function createSyncState(): SyncState {
-  return { pinned: new Map(), status: undefined, lastError: null };
+  return { pinned: new Map(), status: undefined, lastError: null, probeFirst: false };
 }
 
 /**
@@ -388,6 +393,13 @@ export async function syncOnce(
   };
 
   let next = 0;
+  const [first] = queue;
+  if (state.probeFirst && first !== undefined && queue.length > 1) {
+    // The vault failed the last sync: find out whether it is back with one
+    // read (and its retries) before sending the others.
+    next = 1;
+    await fetchOne(first);
+  }
   const worker = async (): Promise<void> => {
     // A read out of tries fails the sync: reads not yet started are not sent.
     while (next < queue.length && !aborted() && fatal.length === 0 && transient === undefined) {
@@ -398,11 +410,14 @@ export async function syncOnce(
   await Promise.all(Array.from({ length: Math.min(tuning.concurrency, queue.length) }, worker));
 
   if (aborted()) throw new AkvError(ErrorCode.UNAVAILABLE, "sync aborted: shutting down");
-  const [first] = fatal;
-  if (first !== undefined) {
-    if (fatal.length === 1) throw first;
-    throw new AkvError(first.code, fatal.map((e) => e.message).join("; "), { cause: first });
+  const [firstFatal] = fatal;
+  if (firstFatal !== undefined) {
+    if (fatal.length === 1) throw firstFatal;
+    throw new AkvError(firstFatal.code, fatal.map((e) => e.message).join("; "), {
+      cause: firstFatal,
+    });
   }
+  state.probeFirst = transient !== undefined;
   if (transient !== undefined) throw transient;
 
   const certs = needsCerts(deps.spec.files) ? await deps.loadCerts() : undefined;
