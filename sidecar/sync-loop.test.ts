@@ -8,12 +8,14 @@ import type { SyncStatus } from "./status.ts";
 import {
   computeDelay,
   createSyncState,
+  firstRefreshDelay,
   runSyncLoop,
   syncOnce,
   systemClock,
   type SyncDeps,
 } from "./sync-loop.ts";
 import { createSinkLogger, FakeClock, FakeSource } from "../testing/sidecar.ts";
+import { seededRandom } from "../mocks/faults.ts";
 
 const V = "0123456789abcdef0123456789abcdef";
 const names = (n: number): string[] => Array.from({ length: n }, (_, i) => `s${i}`);
@@ -104,6 +106,35 @@ describe("computeDelay", () => {
     expect(computeDelay(0, b, () => 0.5, 10_000, 0)).toBe(10_000);
     // Never shorter than the backoff would have been.
     expect(computeDelay(4, b, () => 0.5, 1000)).toBe(8000);
+  });
+});
+
+describe("firstRefreshDelay", () => {
+  it("spreads a fleet started at one instant so that its first and later refreshes come at an even rate", () => {
+    const interval = 60_000;
+    const random = seededRandom(13);
+    const tuning = { refreshJitter: 0.1, firstRefreshSpread: 1 };
+    // Refresh times of 20,000 pods over two intervals, in 3-second bins.
+    const bins = new Array<number>(40).fill(0);
+    for (let pod = 0; pod < 20_000; pod++) {
+      let t = firstRefreshDelay(interval, tuning, random);
+      while (t < 2 * interval) {
+        bins[Math.floor(t / 3000)] = (bins[Math.floor(t / 3000)] ?? 0) + 1;
+        t += interval * (0.9 + 0.2 * random());
+      }
+    }
+    const mean = bins.reduce((a, b) => a + b, 0) / bins.length;
+    // A uniform first point would give 1.5 × the mean just before one interval.
+    expect(Math.max(...bins) / mean).toBeLessThan(1.1);
+    expect(Math.min(...bins) / mean).toBeGreaterThan(0.9);
+  });
+
+  it("lies between 0 and the longest refresh wait; with spread 0 it is a whole refresh wait", () => {
+    const tuning = { refreshJitter: 0.1, firstRefreshSpread: 1 };
+    expect(firstRefreshDelay(60_000, tuning, () => 0)).toBe(54_000);
+    expect(firstRefreshDelay(60_000, tuning, () => 0.999_999)).toBe(0);
+    expect(firstRefreshDelay(60_000, { ...tuning, firstRefreshSpread: 0 }, () => 0)).toBe(54_000);
+    expect(firstRefreshDelay(60_000, tuning, () => 0.5)).toBe(30_150);
   });
 });
 
@@ -345,7 +376,7 @@ describe("syncOnce", () => {
 
 describe("runSyncLoop", () => {
   it("sidecar mode: the first refresh at a uniform point of the first interval, then every interval ± jitter, publishing only changes", async () => {
-    const randoms = [0.75, 0.999, 0, 0.5, 0.5, 0.5];
+    const randoms = [0.5, 0.75, 0.999, 0, 0.5, 0.5, 0.5];
     const h = harness(specOf(["a"]), new FakeSource(), () => randoms.shift() ?? 0.5);
     let n = 0;
     h.source.answers.set("a", () => ({
@@ -367,8 +398,9 @@ describe("runSyncLoop", () => {
     await syncs(4);
     stop.abort();
     await loop;
-    // Waits: 60 s × (1 − r) after the first sync: 15 s; then 60 s × (0.9 + 0.2·r): ~66 s, 54 s.
-    expect(h.clock.sleeps.filter((d) => d !== 5000).slice(0, 3)).toEqual([15_000, 65_988, 54_000]);
+    // Waits: after the first sync √(0.81 + 0.4·0.5) × 60 s × (1 − 0.75) ≈ 15 s;
+    // then 60 s × (0.9 + 0.2·r): ~66 s, 54 s.
+    expect(h.clock.sleeps.filter((d) => d !== 5000).slice(0, 3)).toEqual([15_075, 65_988, 54_000]);
     expect(h.published.map((m) => m.get("a"))).toEqual(["v1", "v2"]);
     const events = h.log
       .lines()
@@ -421,7 +453,7 @@ describe("runSyncLoop", () => {
     const [afterV1, afterForbidden, afterThrottle, ...backoffs] = h.clock.sleeps.filter(
       (d) => d !== 5000,
     );
-    expect(afterV1).toBe(60);
+    expect(afterV1).toBe(66);
     expect(afterForbidden).toBe(60_000);
     expect(afterThrottle).toBe(134_955);
     expect(backoffs.slice(0, 4).every((d) => d <= 60_000)).toBe(true);

@@ -8,8 +8,8 @@
  * syncs, then refreshes every interval with jitter; `init` mode syncs once.
  *
  * A fleet rolled out at once (a Deployment's pods) must not hit the vault in
- * step: the first refresh comes at a uniform point of the first interval, so
- * the fleet's refreshes are spread over the whole interval from the start
+ * step: the first refresh comes at a random point of the first interval, so
+ * the fleet's refreshes are spread evenly over the interval from the start
  * (with ±10 % alone they would bunch into a fifth of it for hours), and a
  * Retry-After is waited out plus a random part of itself, so pods throttled
  * together do not all come back together. While the vault fails, one read
@@ -122,10 +122,11 @@ export interface Tuning {
   /** Refresh interval spread: the wait is interval × (1 ± jitter). */
   readonly refreshJitter: number;
   /**
-   * The first refresh after the first sync waits interval × (1 − spread·u),
-   * u uniform in [0, 1): with 1, a uniform point of the first interval, never
-   * later than it. Pods started together then refresh spread over the whole
-   * interval rather than within ± `refreshJitter` of each other.
+   * The first refresh after the first sync waits w × (1 − spread·u), u
+   * uniform in [0, 1) and w a refresh wait drawn in proportion to its length
+   * ({@link firstRefreshDelay}): with 1, pods started together refresh at an
+   * even rate from the first refresh on rather than within ± `refreshJitter`
+   * of each other.
    */
   readonly firstRefreshSpread: number;
   /**
@@ -231,6 +232,28 @@ export function computeDelay(
   const backoffMs = Math.round(u * ceiling);
   if (retryAfterMs === undefined) return backoffMs;
   return Math.max(backoffMs, Math.round(retryAfterMs * (1 + retryAfterSpread * u)));
+}
+
+/**
+ * The wait before the first refresh, in ms: a point of the first interval
+ * drawn so that a fleet started at one instant refreshes at an even rate
+ * from the start. With ± jitter alone, pods started together stay bunched
+ * for hours; with a uniform point of the interval, their second refreshes
+ * pile onto the end of the first ones (1.5 × the mean rate around one
+ * interval). A uniform share (`firstRefreshSpread` 1) of a wait drawn in
+ * proportion to its length is the steady state of refreshes every
+ * interval × (1 ± jitter): the rate is even from the first refresh on.
+ * @example firstRefreshDelay(60_000, { refreshJitter: 0.1, firstRefreshSpread: 1 }, () => 0.5) // 30_150
+ */
+export function firstRefreshDelay(
+  interval: number,
+  tuning: Pick<Tuning, "refreshJitter" | "firstRefreshSpread">,
+  random: () => number,
+): number {
+  const shortest = 1 - tuning.refreshJitter;
+  const longest = 1 + tuning.refreshJitter;
+  const lengthBiased = Math.sqrt(shortest ** 2 + random() * (longest ** 2 - shortest ** 2));
+  return Math.round(interval * lengthBiased * (1 - tuning.firstRefreshSpread * random()));
 }
 
 /** The longest the sidecar may wait now, and what set that bound. */
@@ -442,7 +465,7 @@ interface Probe {
 }
 
 function createProbe(owner: object): Probe {
-  let settle = (_ok: boolean): void => undefined;
+  let settle: (ok: boolean) => void = () => undefined;
   const done = new Promise<boolean>((resolve) => {
     settle = resolve;
   });
@@ -590,7 +613,7 @@ export async function runSyncLoop(deps: SyncDeps, signal: AbortSignal): Promise<
       if (spec.mode === "init") return;
       delayMs = Math.round(
         first
-          ? interval * (1 - tuning.firstRefreshSpread * deps.random())
+          ? firstRefreshDelay(interval, tuning, deps.random)
           : interval * (1 - tuning.refreshJitter + 2 * tuning.refreshJitter * deps.random()),
       );
     } catch (error) {

@@ -117,10 +117,13 @@ function checkSet(dir: string): string | undefined {
   return undefined;
 }
 
+/** A function, not the variable: a message may turn the reader off across an await. */
+const reading = (): boolean => readerOn;
+
 async function readerLoop(): Promise<void> {
   while (readerOn && !stop.signal.aborted) {
     for (const pod of pods) {
-      if (!readerOn) break;
+      if (!reading()) break;
       if (pod.record.syncedAt === undefined) continue;
       const problem = checkSet(pod.plan.outputDir);
       reads.sets++;
