@@ -589,6 +589,18 @@ describe("classifyAuthError: every code it knows", () => {
     );
   });
 
+  it.each(["endpoints_resolution_error", "openid_config_error", "network_error"])(
+    "MSAL's %s in the message alone (the authority's metadata could not be read) is retried",
+    (code) => {
+      const e = classifyAuthError(
+        new Error(`${code}: See https://aka.ms/msal.js.errors#${code} for details`),
+        ctx,
+      );
+      expect(e.code).toBe(ErrorCode.UNAVAILABLE);
+      expect(e.message).toContain(code);
+    },
+  );
+
   it.each(["temporarily_unavailable", "server_error"])("OAuth error %s is retried", (code) => {
     expect(classifyAuthError(Object.assign(new Error("x"), { errorCode: code }), ctx).code).toBe(
       ErrorCode.UNAVAILABLE,

@@ -314,9 +314,18 @@ const NETWORK_CODES = new Set([
   "openid_config_error",
 ]);
 
+/**
+ * MSAL's codes for an authority it could not reach, as @azure/identity
+ * surfaces them: at the start of the message, with no `errorCode` field.
+ * Under load (a fleet rolling out) the authority's metadata read times out
+ * this way, which is an outage, not a refusal.
+ */
+const MSAL_NETWORK_MESSAGE = /^(endpoints_resolution_error|openid_config_error|network_error)\b/;
+
 function isNetworkFailure(codes: readonly string[], chain: readonly unknown[]): boolean {
   return (
     codes.some((c) => NETWORK_CODES.has(c)) ||
+    chain.some((e) => e instanceof Error && MSAL_NETWORK_MESSAGE.test(e.message)) ||
     chain.some(
       (e) => e instanceof Error && (e.name === "AbortError" || e.name === "TimeoutError"),
     ) ||

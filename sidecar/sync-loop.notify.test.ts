@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import type { SyncSpec } from "../common/spec.ts";
 import type { NotifyChange } from "./notifier.ts";
-import { runSyncLoop, type SyncDeps } from "./sync-loop.ts";
+import { DEFAULT_TUNING, firstRefreshDelay, runSyncLoop, type SyncDeps } from "./sync-loop.ts";
 import { createSinkLogger, FakeClock, FakeSource, settle } from "../testing/sidecar.ts";
 
 const spec: SyncSpec = {
@@ -54,8 +54,10 @@ async function run(
   rotate(0, source);
   const stop = new AbortController();
   const loop = runSyncLoop(deps, stop.signal);
-  // A sync is over when the loop sleeps its refresh interval (60 s at random 0.5).
-  const refreshes = (): number => clock.sleeps.filter((ms) => ms === 60_000).length;
+  // A sync is over when the loop sleeps until the next refresh: 60 s at
+  // random 0.5, or the first refresh's point of the first interval.
+  const untilRefresh = new Set([60_000, firstRefreshDelay(60_000, DEFAULT_TUNING, () => 0.5)]);
+  const refreshes = (): number => clock.sleeps.filter((ms) => untilRefresh.has(ms)).length;
   for (let n = 1; n < syncs; n++) {
     while (refreshes() < n) await settle();
     rotate(n, source);

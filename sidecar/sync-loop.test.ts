@@ -5,8 +5,17 @@ import type { FileSpec, SyncSpec } from "../common/spec.ts";
 import type { CertsApi } from "./render.ts";
 import { SourceError } from "./secret-source.ts";
 import type { SyncStatus } from "./status.ts";
-import { computeDelay, runSyncLoop, syncOnce, systemClock, type SyncDeps } from "./sync-loop.ts";
+import {
+  computeDelay,
+  createSyncState,
+  firstRefreshDelay,
+  runSyncLoop,
+  syncOnce,
+  systemClock,
+  type SyncDeps,
+} from "./sync-loop.ts";
 import { createSinkLogger, FakeClock, FakeSource } from "../testing/sidecar.ts";
+import { seededRandom } from "../mocks/faults.ts";
 
 const V = "0123456789abcdef0123456789abcdef";
 const names = (n: number): string[] => Array.from({ length: n }, (_, i) => `s${i}`);
@@ -85,7 +94,47 @@ describe("computeDelay", () => {
       [1000, 2000, 4000, 8000, 16_000, 16_000, 16_000],
     );
     expect(computeDelay(3, b, () => 0, undefined)).toBe(0);
-    expect(computeDelay(0, b, () => 0.5, 7000)).toBe(7000);
+    expect(computeDelay(0, b, () => 0, 7000)).toBe(7000);
+  });
+
+  it("waits a Retry-After plus a random part of it (default up to half), so pods throttled together come back apart", () => {
+    const b = { baseMs: 1000, capMs: 16_000 };
+    expect([0, 0.5, 0.999].map((u) => computeDelay(0, b, () => u, 10_000))).toEqual([
+      10_000, 12_500, 14_995,
+    ]);
+    expect(computeDelay(0, b, () => 0.5, 10_000, 1)).toBe(15_000);
+    expect(computeDelay(0, b, () => 0.5, 10_000, 0)).toBe(10_000);
+    // Never shorter than the backoff would have been.
+    expect(computeDelay(4, b, () => 0.5, 1000)).toBe(8000);
+  });
+});
+
+describe("firstRefreshDelay", () => {
+  it("spreads a fleet started at one instant so that its first and later refreshes come at an even rate", () => {
+    const interval = 60_000;
+    const random = seededRandom(13);
+    const tuning = { refreshJitter: 0.1, firstRefreshSpread: 1 };
+    // Refresh times of 20,000 pods over two intervals, in 3-second bins.
+    const bins = new Array<number>(40).fill(0);
+    for (let pod = 0; pod < 20_000; pod++) {
+      let t = firstRefreshDelay(interval, tuning, random);
+      while (t < 2 * interval) {
+        bins[Math.floor(t / 3000)] = (bins[Math.floor(t / 3000)] ?? 0) + 1;
+        t += interval * (0.9 + 0.2 * random());
+      }
+    }
+    const mean = bins.reduce((a, b) => a + b, 0) / bins.length;
+    // A uniform first point would give 1.5 × the mean just before one interval.
+    expect(Math.max(...bins) / mean).toBeLessThan(1.1);
+    expect(Math.min(...bins) / mean).toBeGreaterThan(0.9);
+  });
+
+  it("lies between 0 and the longest refresh wait; with spread 0 it is a whole refresh wait", () => {
+    const tuning = { refreshJitter: 0.1, firstRefreshSpread: 1 };
+    expect(firstRefreshDelay(60_000, tuning, () => 0)).toBe(54_000);
+    expect(firstRefreshDelay(60_000, tuning, () => 0.999_999)).toBe(0);
+    expect(firstRefreshDelay(60_000, { ...tuning, firstRefreshSpread: 0 }, () => 0)).toBe(54_000);
+    expect(firstRefreshDelay(60_000, tuning, () => 0.5)).toBe(30_150);
   });
 });
 
@@ -151,10 +200,82 @@ describe("syncOnce", () => {
     // "a"'s Retry-After of 7 s, no read leaves before it has passed.
     expect(bAt[0]).toBe(0);
     expect(bAt.slice(1).every((at) => at >= 7000)).toBe(true);
+    // Not at 7 s sharp: at "a"'s own time, 7 s plus half of a half (u = 0.5).
+    expect(bAt[1]).toBe(8750);
     expect(bAt).toHaveLength(3);
     const warnings = h.log.lines().filter((l) => l.level === "warn");
     expect(warnings.map((w) => w.code)).toEqual(expect.arrayContaining([ErrorCode.THROTTLED]));
     expect(warnings.find((w) => w.ref === "a")?.delayMs).toBeGreaterThanOrEqual(7000);
+  });
+
+  it("after a Retry-After, every read of the pod goes out again at the pod's own jittered time", async () => {
+    const resumedAt = async (u: number): Promise<number[]> => {
+      const h = harness(specOf(["a", "b", "c"]), new FakeSource(), () => u);
+      const t0 = h.clock.now();
+      const at: number[] = [];
+      for (const n of ["a", "b", "c"]) {
+        h.source.answers.set(n, (call) => {
+          if (call > 0) at.push(h.clock.now() - t0);
+          return call === 0 ? throttled(8000) : { value: n, contentType: undefined, version: V };
+        });
+      }
+      await h.clock.run(syncOnce(h.deps, new AbortController().signal));
+      return at;
+    };
+    // 8 s × (1 + 0.5·u): two pods told the same Retry-After come back 2 s apart.
+    expect(await resumedAt(0)).toEqual([8000, 8000, 8000]);
+    expect(await resumedAt(0.5)).toEqual([10_000, 10_000, 10_000]);
+  });
+
+  it("while the vault fails, one read retries for the pod and the others wait for it; when it is answered they go at once", async () => {
+    const h = harness(specOf(names(10)));
+    const t0 = h.clock.now();
+    const at: number[] = [];
+    for (const n of names(10)) {
+      h.source.answers.set(n, () => {
+        at.push(h.clock.now() - t0);
+        return h.clock.now() - t0 < 1000
+          ? unavailable()
+          : { value: n, contentType: undefined, version: V };
+      });
+    }
+    await h.clock.run(syncOnce(h.deps, new AbortController().signal));
+    // 4 in flight fail at 0; the probe alone at 500 ms (fails) and 1500 ms
+    // (answered); then the 3 that waited and the 6 not yet started.
+    expect(at).toEqual([0, 0, 0, 0, 500, ...Array.from({ length: 10 }, () => 1500)]);
+    expect(h.published).toHaveLength(1);
+  });
+
+  it("a sync whose probe runs out of tries fails without sending the reads not yet started", async () => {
+    const h = harness(specOf(names(10)));
+    for (const n of names(10)) h.source.answers.set(n, unavailable());
+    const error = await h.clock
+      .run(syncOnce(h.deps, new AbortController().signal))
+      .catch((e: unknown) => e);
+    expect(isAkvError(error, ErrorCode.UNAVAILABLE)).toBe(true);
+    // 4 reads at once, then the probe's 3 more tries: 7 requests, not 10 × 4.
+    expect(h.source.calls).toHaveLength(7);
+    expect(h.published).toHaveLength(0);
+  });
+
+  it("after a sync that failed for a transient reason, the next one sends one read alone first", async () => {
+    const h = harness(specOf(names(10)));
+    const state = createSyncState();
+    for (const n of names(10)) h.source.answers.set(n, unavailable());
+    await h.clock.run(syncOnce(h.deps, new AbortController().signal, state)).catch(() => undefined);
+    expect(state.probeFirst).toBe(true);
+    h.source.calls.length = 0;
+    // Still down: the probe's 4 tries, and nothing else.
+    await h.clock.run(syncOnce(h.deps, new AbortController().signal, state)).catch(() => undefined);
+    expect(h.source.calls).toEqual(["s0", "s0", "s0", "s0"]);
+    // Back: s0 alone, then the others together; the sync after that starts at full width.
+    for (const n of names(10)) h.source.set(n, `value-${n}`);
+    h.source.calls.length = 0;
+    h.source.maxInFlight = 0;
+    await h.clock.run(syncOnce(h.deps, new AbortController().signal, state));
+    expect(h.source.calls[0]).toBe("s0");
+    expect(h.source.calls).toHaveLength(10);
+    expect(state.probeFirst).toBe(false);
   });
 
   it("retries 5xx and a read that hangs past its timeout", async () => {
@@ -254,8 +375,8 @@ describe("syncOnce", () => {
 });
 
 describe("runSyncLoop", () => {
-  it("sidecar mode: refreshes every interval ± jitter, publishing only changes", async () => {
-    const randoms = [0, 0.999, 0.5, 0.5, 0.5, 0.5];
+  it("sidecar mode: the first refresh at a uniform point of the first interval, then every interval ± jitter, publishing only changes", async () => {
+    const randoms = [0.5, 0.75, 0.999, 0, 0.5, 0.5, 0.5];
     const h = harness(specOf(["a"]), new FakeSource(), () => randoms.shift() ?? 0.5);
     let n = 0;
     h.source.answers.set("a", () => ({
@@ -277,8 +398,9 @@ describe("runSyncLoop", () => {
     await syncs(4);
     stop.abort();
     await loop;
-    // Waits: 60 s × (0.9 + 0.2·r): 54 s, then ~66 s, then 60 s.
-    expect(h.clock.sleeps.filter((d) => d !== 5000).slice(0, 3)).toEqual([54_000, 65_988, 60_000]);
+    // Waits: after the first sync √(0.81 + 0.4·0.5) × 60 s × (1 − 0.75) ≈ 15 s;
+    // then 60 s × (0.9 + 0.2·r): ~66 s, 54 s.
+    expect(h.clock.sleeps.filter((d) => d !== 5000).slice(0, 3)).toEqual([15_075, 65_988, 54_000]);
     expect(h.published.map((m) => m.get("a"))).toEqual(["v1", "v2"]);
     const events = h.log
       .lines()
@@ -326,13 +448,14 @@ describe("runSyncLoop", () => {
     stop.abort();
     await loop;
     expect(h.published.map((m) => m.get("a"))).toEqual(["v1", "v2"]);
-    // interval (after v1), interval (after 403), ≥ Retry-After 90 s, then backoff 2 s, 4 s, 8 s… capped at 60 s.
+    // The first refresh within the interval (after v1), interval (after 403),
+    // Retry-After 90 s plus up to half of it, then backoff 2 s, 4 s, 8 s… capped at 60 s.
     const [afterV1, afterForbidden, afterThrottle, ...backoffs] = h.clock.sleeps.filter(
       (d) => d !== 5000,
     );
-    expect(afterV1).toBeGreaterThan(60_000);
+    expect(afterV1).toBe(66);
     expect(afterForbidden).toBe(60_000);
-    expect(afterThrottle).toBeGreaterThanOrEqual(90_000);
+    expect(afterThrottle).toBe(134_955);
     expect(backoffs.slice(0, 4).every((d) => d <= 60_000)).toBe(true);
     expect(backoffs.slice(0, 3)).toEqual([3996, 7992, 15_984]);
     const errors = h.log.lines().filter((l) => l.level === "error");

@@ -5,8 +5,17 @@
  * retried on its own for throttling and outages, and a Retry-After pauses all
  * of them, up to a cap and never past the first sync's deadline), renders the
  * files and publishes them together. `sidecar` mode
- * syncs, then refreshes every interval with jitter (so a fleet of pods started
- * together does not hit the vault in step); `init` mode syncs once.
+ * syncs, then refreshes every interval with jitter; `init` mode syncs once.
+ *
+ * A fleet rolled out at once (a Deployment's pods) must not hit the vault in
+ * step: the first refresh comes at a random point of the first interval, so
+ * the fleet's refreshes are spread evenly over the interval from the start
+ * (with ±10 % alone they would bunch into a fifth of it for hours), and a
+ * Retry-After is waited out plus a random part of itself, so pods throttled
+ * together do not all come back together. While the vault fails, one read
+ * (the probe) retries for the pod and the others wait for its answer: one
+ * request per retry instead of one per secret, against a vault that is down
+ * or throttling.
  *
  * Failures never touch the published files: a failed sync publishes nothing,
  * so the last good set stays. A failed publish (a full volume) is retried
@@ -115,6 +124,19 @@ export interface Tuning {
   /** Refresh interval spread: the wait is interval × (1 ± jitter). */
   readonly refreshJitter: number;
   /**
+   * The first refresh after the first sync waits w × (1 − spread·u), u
+   * uniform in [0, 1) and w a refresh wait drawn in proportion to its length
+   * ({@link firstRefreshDelay}): with 1, pods started together refresh at an
+   * even rate from the first refresh on rather than within ± `refreshJitter`
+   * of each other.
+   */
+  readonly firstRefreshSpread: number;
+  /**
+   * A Retry-After of t is waited as t × (1 + spread·u): pods throttled by the
+   * same answer come back spread over spread·t instead of in one burst.
+   */
+  readonly retryAfterSpread: number;
+  /**
    * `init` mode gives up on transient failures after this long; in either
    * mode no wait of the first sync runs past it (in `sidecar` mode the
    * startup probe gives up then: 300 probes 1 s apart).
@@ -143,6 +165,8 @@ export const DEFAULT_TUNING: Tuning = Object.freeze({
   fetchBackoff: Object.freeze({ baseMs: 1000, capMs: 16_000 }),
   syncBackoff: Object.freeze({ baseMs: 2000, capMs: 5 * 60_000 }),
   refreshJitter: 0.1,
+  firstRefreshSpread: 1,
+  retryAfterSpread: 0.5,
   initDeadlineMs: 5 * 60_000,
   maxRetryAfterMs: 5 * 60_000,
 });
@@ -204,18 +228,47 @@ export interface SyncResult {
 }
 
 /**
- * Full-jitter backoff: uniform in [0, min(cap, base·2^attempt)], but never
- * shorter than what the service asked for.
+ * Full-jitter backoff: uniform in [0, min(cap, base·2^attempt)]. When the
+ * service asked for a wait (Retry-After t), that wait plus a random part of
+ * it: uniform in [t, t·(1 + retryAfterSpread)], and never shorter than the
+ * backoff would have been.
  * @example computeDelay(3, { baseMs: 1000, capMs: 16000 }, () => 0.5, undefined) // 4000
+ * @example computeDelay(0, { baseMs: 1000, capMs: 16000 }, () => 0.5, 10000, 0.5) // 12500
  */
 export function computeDelay(
   attempt: number,
   backoff: Backoff,
   random: () => number,
   retryAfterMs: number | undefined,
+  retryAfterSpread = DEFAULT_TUNING.retryAfterSpread,
 ): number {
   const ceiling = Math.min(backoff.capMs, backoff.baseMs * 2 ** Math.min(attempt, 30));
-  return Math.max(retryAfterMs ?? 0, Math.round(random() * ceiling));
+  const u = random();
+  const backoffMs = Math.round(u * ceiling);
+  if (retryAfterMs === undefined) return backoffMs;
+  return Math.max(backoffMs, Math.round(retryAfterMs * (1 + retryAfterSpread * u)));
+}
+
+/**
+ * The wait before the first refresh, in ms: a point of the first interval
+ * drawn so that a fleet started at one instant refreshes at an even rate
+ * from the start. With ± jitter alone, pods started together stay bunched
+ * for hours; with a uniform point of the interval, their second refreshes
+ * pile onto the end of the first ones (1.5 × the mean rate around one
+ * interval). A uniform share (`firstRefreshSpread` 1) of a wait drawn in
+ * proportion to its length is the steady state of refreshes every
+ * interval × (1 ± jitter): the rate is even from the first refresh on.
+ * @example firstRefreshDelay(60_000, { refreshJitter: 0.1, firstRefreshSpread: 1 }, () => 0.5) // 30_150
+ */
+export function firstRefreshDelay(
+  interval: number,
+  tuning: Pick<Tuning, "refreshJitter" | "firstRefreshSpread">,
+  random: () => number,
+): number {
+  const shortest = 1 - tuning.refreshJitter;
+  const longest = 1 + tuning.refreshJitter;
+  const lengthBiased = Math.sqrt(shortest ** 2 + random() * (longest ** 2 - shortest ** 2));
+  return Math.round(interval * lengthBiased * (1 - tuning.firstRefreshSpread * random()));
 }
 
 /** The longest the sidecar may wait now, and what set that bound. */
@@ -246,8 +299,12 @@ function waitFor(
   random: () => number,
   askedMs: number | undefined,
   limit: WaitLimit,
+  retryAfterSpread: number,
 ): { delayMs: number; fields: Record<string, unknown> } {
-  const delayMs = Math.min(computeDelay(attempt, backoff, random, askedMs), limit.ms);
+  const delayMs = Math.min(
+    computeDelay(attempt, backoff, random, askedMs, retryAfterSpread),
+    limit.ms,
+  );
   if (askedMs === undefined) return { delayMs, fields: { delayMs } };
   const capped = delayMs < askedMs;
   return {
@@ -264,11 +321,16 @@ export interface SyncState {
   status: SyncStatus | undefined;
   /** The most recent failure, also one before the first publish. */
   lastError: LastError | null;
+  /**
+   * The last sync failed for a transient reason: the next one sends one read
+   * alone first, and the others only once it is answered.
+   */
+  probeFirst: boolean;
 }
 
 /** A sync's state across refreshes. */
 export function createSyncState(): SyncState {
-  return { pinned: new Map(), status: undefined, lastError: null };
+  return { pinned: new Map(), status: undefined, lastError: null, probeFirst: false };
 }
 
 /**
@@ -299,7 +361,25 @@ export async function syncOnce(
     return hit === undefined;
   });
 
+  // After a transient failure one read, the probe, retries for the pod and
+  // the others wait for its outcome: a vault that is down or throttling gets
+  // one request per retry from this pod, not one per secret; when the probe
+  // is answered, the others go at once.
+  let probe: Probe | undefined;
+
   const fetchOne = async (ref: SecretRef): Promise<void> => {
+    const me = {};
+    try {
+      await fetchWithRetries(ref, me);
+    } finally {
+      if (probe?.owner === me) {
+        probe.settle(values.has(formatSecretRef(ref)));
+        probe = undefined;
+      }
+    }
+  };
+
+  const fetchWithRetries = async (ref: SecretRef, me: object): Promise<void> => {
     const key = formatSecretRef(ref);
     for (let attempt = 0; ; attempt++) {
       const wait = (notBefore.get(ref.vaultUrl) ?? 0) - deps.clock.now();
@@ -317,21 +397,34 @@ export async function syncOnce(
           return;
         }
         const err = error as AkvError;
+        if (probe !== undefined && probe.owner !== me) {
+          if (!(await probe.done)) {
+            transient ??= err;
+            return;
+          }
+          continue;
+        }
         const limit = waitLimit(tuning, deadline, deps.clock.now());
         if (attempt + 1 >= tuning.fetchAttempts || fatal.length > 0 || limit.ms <= 0) {
           transient ??= err;
           return;
         }
+        probe ??= createProbe(me);
         const asked = retryAfterOf(err);
-        const wait = waitFor(attempt, tuning.fetchBackoff, deps.random, asked, limit);
-        // A Retry-After is about the vault, not this one secret: every read of it waits.
+        const wait = waitFor(
+          attempt,
+          tuning.fetchBackoff,
+          deps.random,
+          asked,
+          limit,
+          tuning.retryAfterSpread,
+        );
+        // A Retry-After is about the vault, not this one secret: every read
+        // of that vault waits, until this pod's (jittered) time to come back.
         if (asked !== undefined)
           notBefore.set(
             ref.vaultUrl,
-            Math.max(
-              notBefore.get(ref.vaultUrl) ?? 0,
-              deps.clock.now() + Math.min(asked, limit.ms),
-            ),
+            Math.max(notBefore.get(ref.vaultUrl) ?? 0, deps.clock.now() + wait.delayMs),
           );
         deps.logger.warn(
           { ref: key, attempt: attempt + 1, ...wait.fields, code: err.code, status: statusOf(err) },
@@ -343,8 +436,16 @@ export async function syncOnce(
   };
 
   let next = 0;
+  const [first] = queue;
+  if (state.probeFirst && first !== undefined && queue.length > 1) {
+    // The vault failed the last sync: find out whether it is back with one
+    // read (and its retries) before sending the others.
+    next = 1;
+    await fetchOne(first);
+  }
   const worker = async (): Promise<void> => {
-    while (next < queue.length && !aborted() && fatal.length === 0) {
+    // A read out of tries fails the sync: reads not yet started are not sent.
+    while (next < queue.length && !aborted() && fatal.length === 0 && transient === undefined) {
       const ref = queue[next++];
       if (ref !== undefined) await fetchOne(ref);
     }
@@ -352,11 +453,14 @@ export async function syncOnce(
   await Promise.all(Array.from({ length: Math.min(tuning.concurrency, queue.length) }, worker));
 
   if (aborted()) throw new AkvError(ErrorCode.UNAVAILABLE, "sync aborted: shutting down");
-  const [first] = fatal;
-  if (first !== undefined) {
-    if (fatal.length === 1) throw first;
-    throw new AkvError(first.code, fatal.map((e) => e.message).join("; "), { cause: first });
+  const [firstFatal] = fatal;
+  if (firstFatal !== undefined) {
+    if (fatal.length === 1) throw firstFatal;
+    throw new AkvError(firstFatal.code, fatal.map((e) => e.message).join("; "), {
+      cause: firstFatal,
+    });
   }
+  state.probeFirst = transient !== undefined;
   if (transient !== undefined) throw transient;
 
   const certs = needsCerts(deps.spec.files) ? await deps.loadCerts() : undefined;
@@ -370,6 +474,22 @@ export async function syncOnce(
   const { changed, replaced = false } = await deps.publish(files, encodeStatus(status));
   state.status = status;
   return { changed, replaced, versions };
+}
+
+/** The read retrying for the whole sync after a transient failure, and its outcome. */
+interface Probe {
+  readonly owner: object;
+  /** True once the probe's read succeeded; false when it gave up (or the sync stopped). */
+  readonly done: Promise<boolean>;
+  settle(ok: boolean): void;
+}
+
+function createProbe(owner: object): Probe {
+  let settle: (ok: boolean) => void = () => undefined;
+  const done = new Promise<boolean>((resolve) => {
+    settle = resolve;
+  });
+  return { owner, done, settle };
 }
 
 // Aborting without a reason makes a DOMException (with a stack trace) each
@@ -519,6 +639,7 @@ export async function runSyncLoop(deps: SyncDeps, signal: AbortSignal): Promise<
         },
         result.changed ? "published files" : "files unchanged",
       );
+      const first = !synced;
       // Not the pod's first set: the app starts after it. A restarted
       // sidecar's first sync that replaced the set the app reads is told.
       if ((synced || result.replaced) && result.changed && state.status !== undefined)
@@ -528,7 +649,9 @@ export async function runSyncLoop(deps: SyncDeps, signal: AbortSignal): Promise<
       deps.observer?.synced(clock.now(), spec.files.length);
       if (spec.mode === "init") return;
       delayMs = Math.round(
-        interval * (1 - tuning.refreshJitter + 2 * tuning.refreshJitter * deps.random()),
+        first
+          ? firstRefreshDelay(interval, tuning, deps.random)
+          : interval * (1 - tuning.refreshJitter + 2 * tuning.refreshJitter * deps.random()),
       );
     } catch (error) {
       if (aborted()) return;
@@ -555,7 +678,14 @@ export async function runSyncLoop(deps: SyncDeps, signal: AbortSignal): Promise<
             ? { ...tuning.syncBackoff, capMs: Math.min(tuning.syncBackoff.capMs, interval) }
             : tuning.syncBackoff;
         const limit = waitLimit(tuning, firstSyncDeadline(clock.now()), clock.now());
-        const wait = waitFor(failures, backoff, deps.random, retryAfterOf(err), limit);
+        const wait = waitFor(
+          failures,
+          backoff,
+          deps.random,
+          retryAfterOf(err),
+          limit,
+          tuning.retryAfterSpread,
+        );
         delayMs = wait.delayMs;
         failures++;
         logger.warn(

@@ -55,7 +55,12 @@ let outputs = 0;
 
 /** Starts the world; `secrets` are seeded as plain secrets. */
 export async function startMockWorld(
-  options: { secrets?: Record<string, string>; tokenLifetimeSec?: number } = {},
+  options: {
+    secrets?: Record<string, string>;
+    tokenLifetimeSec?: number;
+    /** How long the mock Entra ID caches the issuer's keys (default its own, 60 s). */
+    issuerCacheMs?: number;
+  } = {},
 ): Promise<MockWorld> {
   const tls = createMockTls();
   const caPem = tls.caPem;
@@ -75,6 +80,7 @@ export async function startMockWorld(
           ],
         },
       ],
+      ...(options.issuerCacheMs === undefined ? {} : { issuerCacheMs: options.issuerCacheMs }),
       ...(options.tokenLifetimeSec === undefined
         ? {}
         : { tokenLifetimeSec: options.tokenLifetimeSec }),

@@ -307,6 +307,12 @@ export class IssuerKeys {
   readonly #cacheMs: number;
   readonly #now: () => number;
   readonly #cache = new Map<string, { at: number; jwks: JSONWebKeySet }>();
+  /**
+   * Fetches in flight, shared: a fleet's token requests arriving as the cache
+   * expires must not each fetch the issuer (hundreds of HTTPS fetches at once
+   * time out, and Entra would answer AADSTS90061 to each).
+   */
+  readonly #inFlight = new Map<string, Promise<JSONWebKeySet>>();
 
   constructor(trustedCas: readonly string[], cacheMs: number, now: () => number) {
     this.#trustedCas = [...trustedCas];
@@ -325,6 +331,18 @@ export class IssuerKeys {
     const cached = this.#cache.get(issuer);
     if (!fresh && cached !== undefined && this.#now() - cached.at < this.#cacheMs)
       return cached.jwks;
+    const shared = this.#inFlight.get(issuer);
+    if (shared !== undefined) return shared;
+    const fetching = this.#fetch(issuer);
+    this.#inFlight.set(issuer, fetching);
+    try {
+      return await fetching;
+    } finally {
+      if (this.#inFlight.get(issuer) === fetching) this.#inFlight.delete(issuer);
+    }
+  }
+
+  async #fetch(issuer: string): Promise<JSONWebKeySet> {
     const caPems = this.#trustedCas;
     const discoveryUrl = `${trimSlash(issuer)}/.well-known/openid-configuration`;
     const discovery = await fetchJson(discoveryUrl, { caPems });

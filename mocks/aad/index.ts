@@ -12,7 +12,14 @@ import type { JSONWebKeySet } from "jose";
 import { randomBytes } from "node:crypto";
 import { createLogger, type Logger } from "../../common/logger.ts";
 import { KEY_VAULT_RESOURCE, accessTokenIssuer, trimSlash } from "../azure.ts";
-import { FaultQueue, faultControls, seededRandom, type FaultMethods } from "../faults.ts";
+import {
+  FaultQueue,
+  Throttle,
+  faultControls,
+  seededRandom,
+  type FaultMethods,
+  type ThrottleOptions,
+} from "../faults.ts";
 import { listenMock, type ListeningMock } from "../listen.ts";
 import { RequestStats, type RequestStatsMethods } from "../request-stats.ts";
 import type { ServingTls } from "../tls.ts";
@@ -65,6 +72,12 @@ export interface MockAadOptions {
   readonly resources?: readonly string[];
   /** How long an issuer's discovery and JWKS are cached; default 60 s (a key miss refetches). */
   readonly issuerCacheMs?: number;
+  /**
+   * At most `limit` token requests per `windowMs`, answered 429 AADSTS90055
+   * with Retry-After beyond. Entra publishes no fixed limit for client
+   * credentials (External ID tenants: 200 requests per second); default none.
+   */
+  readonly throttle?: ThrottleOptions;
   /** Required in `x-mock-admin-token` on admin calls when set. */
   readonly adminToken?: string;
   /** The clock (ms since the epoch); default `Date.now`. */
@@ -101,6 +114,8 @@ export interface MockAad
   trustIssuerCa(pem: string): void;
   setTokenLifetime(seconds: number): void;
   setFederationErrors(style: FederationErrorStyle): void;
+  /** Sets or (with `undefined`) removes the throttle of token requests. */
+  setThrottle(options: ThrottleOptions | undefined): void;
 }
 
 const DEFAULT_RESOURCES = [
@@ -126,6 +141,10 @@ export async function startMockAad(options: MockAadOptions = {}): Promise<MockAa
   let federationErrors: FederationErrorStyle = options.federationErrors ?? "legacy";
   const setFederationErrors = (style: FederationErrorStyle): void => {
     federationErrors = style;
+  };
+  let throttle = options.throttle === undefined ? undefined : new Throttle(options.throttle);
+  const setThrottle = (t: ThrottleOptions | undefined): void => {
+    throttle = t === undefined ? undefined : new Throttle(t);
   };
   const directory = new Directory();
   const issuerKeys = new IssuerKeys(
@@ -156,6 +175,7 @@ export async function startMockAad(options: MockAadOptions = {}): Promise<MockAa
     wire: new EntraWire(now),
     stats,
     faults: faultQueue,
+    throttle: () => throttle,
     now,
     logger,
   };
@@ -199,6 +219,7 @@ export async function startMockAad(options: MockAadOptions = {}): Promise<MockAa
     trustIssuerCa,
     setTokenLifetime,
     setFederationErrors,
+    setThrottle,
     ...faults.methods,
     ...stats.handleMethods(),
   };

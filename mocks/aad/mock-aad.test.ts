@@ -365,6 +365,28 @@ describe("faults", () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(290);
   });
 
+  it("throttles token requests over the limit with 429 AADSTS90055 and Retry-After; discovery is not counted", async () => {
+    aad.setThrottle({ limit: 2, windowMs: 60_000 });
+    try {
+      await credential().getToken(SCOPE);
+      await credential().getToken(SCOPE);
+      const over = await call(
+        "POST",
+        `/${TENANT}/oauth2/v2.0/token`,
+        "grant_type=client_credentials",
+      );
+      expect([over.status, over.headers["retry-after"]]).toEqual([429, "60"]);
+      expect(JSON.stringify(over.json)).toContain("AADSTS90055");
+      const discovery = await call("GET", `/${TENANT}/v2.0/.well-known/openid-configuration`);
+      expect(discovery.status).toBe(200);
+      const c = aad.counters();
+      expect([c.tokenRequests, c.tokensIssued, c.throttled]).toEqual([3, 2, 1]);
+    } finally {
+      aad.setThrottle(undefined);
+    }
+    expect(await credential().getToken(SCOPE)).toBeTruthy();
+  });
+
   it("applies to one client id only when asked", async () => {
     aad.injectFault({
       action: { type: "status", status: 500 },

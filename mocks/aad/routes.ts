@@ -6,7 +6,7 @@
  * counted and logged here, never with an assertion or a token.
  */
 import type { Logger } from "../../common/logger.ts";
-import { applyFault, type FaultQueue, type FaultRule } from "../faults.ts";
+import { applyFault, type FaultQueue, type FaultRule, type Throttle } from "../faults.ts";
 import type { Call, Reply } from "../https-server.ts";
 import { replyStatus, type RequestStats } from "../request-stats.ts";
 import { checkTokenRequest, type TokenPolicy } from "./auth.ts";
@@ -43,6 +43,8 @@ export interface AadCounters {
   tokenErrors: number;
   /** Requests a fault applied to. */
   faults: number;
+  /** Token requests the throttle answered with 429. */
+  throttled: number;
   /** Tokens issued per client id. */
   tokensByClientId: Record<string, number>;
   /** Refusals per code, e.g. `{ "AADSTS70021": 1 }`. */
@@ -74,6 +76,8 @@ export interface EntraService {
   readonly wire: EntraWire;
   readonly stats: RequestStats<AadCounters, AadRequestRecord>;
   readonly faults: FaultQueue<AadFaultAction, AadFaultMatch, TokenRequestContext>;
+  /** The throttle of token requests in force, if any. */
+  readonly throttle: () => Throttle | undefined;
   readonly now: () => number;
   readonly logger: Logger;
 }
@@ -88,6 +92,7 @@ export function emptyCounters(): AadCounters {
     tokensIssued: 0,
     tokenErrors: 0,
     faults: 0,
+    throttled: 0,
     tokensByClientId: {},
     errorsByCode: {},
   };
@@ -124,9 +129,32 @@ export async function serveRequest(call: Call, service: EntraService): Promise<R
       service.faults.take({ endpoint, clientId }),
       service.stats.counters,
       (action) => service.wire.fault(call, action),
-    )) ?? (await serveEndpoint(call, endpoint, tenant, form, service));
+    )) ??
+    throttleToken(call, endpoint, service) ??
+    (await serveEndpoint(call, endpoint, tenant, form, service));
   record(call, endpoint, clientId, reply, service);
   return reply;
+}
+
+/**
+ * Entra's answer to a token request over the throttle: 429 AADSTS90055 with
+ * the seconds until a slot frees (at least 1). Discovery and keys are not
+ * throttled: MSAL caches them, and the limit that bites a fleet is on tokens.
+ */
+function throttleToken(
+  call: Call,
+  endpoint: AadEndpoint,
+  service: EntraService,
+): Reply | undefined {
+  if (endpoint !== "token") return undefined;
+  const waitMs = service.throttle()?.admit(service.now());
+  if (waitMs === undefined) return undefined;
+  service.stats.counters.throttled++;
+  return service.wire.fault(call, {
+    type: "status",
+    status: 429,
+    retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)),
+  });
 }
 
 /** The endpoint a method and the path after the tenant name. */
