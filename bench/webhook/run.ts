@@ -292,8 +292,8 @@ ${hasWrk ? "closed loop by wrk 4.1 (one thread, HTTPS keep-alive, a Lua script c
 fixed rate by an undici Pool (HTTPS keep-alive, trusting only the benchmark CA).
 Mix of ${cases.length} AdmissionReviews, mean ${(meanBytes / 1024).toFixed(1)} KiB (pods as the apiserver sends them:
 defaults, API-access volume, managed fields): 60% opted in and injected, 30% not opted in, 10% refused.
-The full server logs one pino line per admission to a file and keeps prom-client metrics (with the default
-process metrics); service accounts come from the informer-backed cache (every lookup a hit).
+The full server logs one pino line per admission to a file and keeps its metrics (webhook/metrics.ts);
+service accounts come from the informer-backed cache (every lookup a hit).
 Closed loop: ${CONNECTIONS} connections, ${WARMUP_SECONDS} s warm-up, then ${SECONDS} s; repeated (up to ${MAX_CLOSED_RUNS} times) until one run was quiet, the quietest kept. Fixed rate: ${RATE} requests/s, open loop (each request sent when due, whatever earlier ones are doing), ${SECONDS} s a run, repeated until three runs were quiet (other work under ${QUIET_PCT}% of the CPU) or ${MAX_FIXED_RUNS} were made.
 
 | server | req/s (32 conns) | p50 ms | p99 ms | p50 ms at ${RATE}/s | p99 ms at ${RATE}/s | max ms at ${RATE}/s | peak RSS MiB | errors |
