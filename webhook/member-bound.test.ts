@@ -1,10 +1,6 @@
-import { Readable } from "node:stream";
-import { text } from "node:stream/consumers";
-import { finished } from "node:stream/promises";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ErrorCode, isAkvError } from "../common/errors.ts";
-import { boundMembers, couldExceedMembers, JsonMemberCounter } from "./member-bound.ts";
+import { couldExceedMembers, JsonMemberCounter } from "./member-bound.ts";
 
 const count = (json: string): number => new JsonMemberCounter().feed(Buffer.from(json));
 
@@ -91,37 +87,5 @@ describe("couldExceedMembers", () => {
     ["not a number", 10, true],
   ])("a body of Content-Length %s, at most %i members: counted %s", (length, max, counted) => {
     expect(couldExceedMembers(length, max)).toBe(counted);
-  });
-});
-
-describe("boundMembers", () => {
-  const stream = (json: string, chunk = 4) =>
-    Readable.from(
-      Array.from({ length: Math.ceil(json.length / chunk) }, (_, i) =>
-        Buffer.from(json.slice(i * chunk, (i + 1) * chunk)),
-      ),
-    );
-
-  it("passes a body within the bound through unchanged", async () => {
-    const json = '{"a":{"b":"c:\\"d"},"e":[1,2]}';
-    expect(await text(boundMembers(stream(json), 3))).toBe(json);
-  });
-
-  it("fails past the bound, naming it, before the rest of the body passes", async () => {
-    const json = `{${Array.from({ length: 50 }, (_, i) => `"k${String(i)}":0`).join(",")}}`;
-    const source = stream(json);
-    const seen: string[] = [];
-    const bounded = boundMembers(source, 3);
-    bounded.on("data", (c: Buffer) => seen.push(c.toString()));
-    const error = await new Promise((resolve) => bounded.once("error", resolve));
-    expect(isAkvError(error, ErrorCode.BAD_ADMISSION_REVIEW)).toBe(true);
-    expect((error as Error).message).toBe(
-      "the AdmissionReview has more than 3 JSON object members, more than any pod Kubernetes stores; akv-injector does not read it",
-    );
-    expect((error as { statusCode?: number }).statusCode).toBe(400);
-    expect(seen.join("").length).toBeLessThan(json.length / 2);
-    // The rest is read and dropped, so the request (and its connection) ends.
-    await finished(source);
-    expect(source.readableEnded).toBe(true);
   });
 });

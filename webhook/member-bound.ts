@@ -1,6 +1,6 @@
 /**
  * A bound on the JSON object members of a request body, checked on the raw
- * bytes as they arrive, before `JSON.parse` builds anything.
+ * text before `JSON.parse` builds anything.
  *
  * Why members and not bytes: the cost of parsing is in the objects built,
  * not the text. A 3 MiB review holding 190,000 one-character annotations
@@ -10,7 +10,6 @@
  * limit. No pod Kubernetes stores comes near the bound; a body over it is
  * refused without being parsed.
  */
-import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { AkvError, ErrorCode } from "../common/errors.ts";
 
 /** Object members a review may hold: a pod with 40 containers of 500 environment variables each has 40,000. */
@@ -84,24 +83,4 @@ export function tooManyMembers(max: number): AkvError & { statusCode: number } {
     `the AdmissionReview has more than ${String(max)} JSON object members, more than any pod Kubernetes stores; akv-injector does not read it`,
   );
   return Object.assign(error, { statusCode: 400 });
-}
-
-/**
- * `body` passed through, failing (and passing no more bytes) once it holds
- * more than `max` members: the parser downstream never sees the rest, which
- * is read and dropped so the connection stays usable.
- */
-export function boundMembers(body: Readable, max: number): Readable {
-  const counter = new JsonMemberCounter();
-  const bounded = new Transform({
-    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
-      if (counter.feed(chunk) > max) callback(tooManyMembers(max));
-      else callback(null, chunk);
-    },
-  });
-  bounded.once("error", () => {
-    body.unpipe(bounded);
-    body.resume();
-  });
-  return body.pipe(bounded);
 }
