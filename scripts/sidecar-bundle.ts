@@ -12,6 +12,7 @@
 import { readFile } from "node:fs/promises";
 import { builtinModules, createRequire } from "node:module";
 import type { BuildOptions, Plugin } from "esbuild";
+import { splitBuildOptions } from "./bundles.ts";
 
 const requireHere = createRequire(import.meta.url);
 
@@ -181,30 +182,5 @@ export const noLazyFormData: Plugin = {
  * `<outdir>/sidecar-chunks/*.mjs`.
  */
 export function sidecarBuildOptions(outdir: string, entry = "sidecar/main.ts"): BuildOptions {
-  return {
-    entryPoints: { sidecar: entry },
-    outdir,
-    bundle: true,
-    splitting: true,
-    platform: "node",
-    target: "node24",
-    format: "esm",
-    // .mjs: Node must not sniff the syntax of a .js file (a re-parse).
-    outExtension: { ".js": ".mjs" },
-    chunkNames: "sidecar-chunks/[name]-[hash]",
-    minify: true,
-    // Stack traces keep their function names.
-    keepNames: false,
-    sourcemap: "linked",
-    legalComments: "linked",
-    metafile: true,
-    plugins: [standIns, builtinsAsRequire, noLazyFormData],
-    // CommonJS dependencies inside an ESM bundle still call require(). Every
-    // chunk gets the banner; they share one require (it only loads
-    // built-ins, so whose URL it resolves from does not matter).
-    banner: {
-      js: "import { createRequire as __akvCreateRequire } from 'node:module';\nconst require = (globalThis.__akvRequire ??= __akvCreateRequire(import.meta.url));",
-    },
-    logLevel: "warning",
-  };
+  return splitBuildOptions("sidecar", outdir, entry, [standIns, builtinsAsRequire, noLazyFormData]);
 }

@@ -10,6 +10,7 @@
  * V8's pre-parse.
  */
 import type { BuildOptions, Plugin } from "esbuild";
+import { splitBuildOptions } from "./bundles.ts";
 
 /** fastify's default schema compilers, which `compilersFactory` replaces. */
 const SCHEMA_COMPILERS = ["@fastify/ajv-compiler", "@fastify/fast-json-stringify-compiler"];
@@ -34,26 +35,5 @@ const noSchemaCompilers: Plugin = {
 
 /** esbuild options for the webhook: `<outdir>/webhook.mjs` and `<outdir>/webhook-chunks/*.mjs`. */
 export function webhookBuildOptions(outdir: string, entry = "webhook/entry.ts"): BuildOptions {
-  return {
-    entryPoints: { webhook: entry },
-    outdir,
-    bundle: true,
-    splitting: true,
-    platform: "node",
-    target: "node24",
-    format: "esm",
-    outExtension: { ".js": ".mjs" },
-    chunkNames: "webhook-chunks/[name]-[hash]",
-    minify: true,
-    sourcemap: "linked",
-    legalComments: "linked",
-    metafile: true,
-    plugins: [noSchemaCompilers],
-    // CommonJS dependencies inside an ESM bundle still call require(); the
-    // chunks share one (it only loads built-ins).
-    banner: {
-      js: "import { createRequire as __akvCreateRequire } from 'node:module';\nconst require = (globalThis.__akvRequire ??= __akvCreateRequire(import.meta.url));",
-    },
-    logLevel: "warning",
-  };
+  return splitBuildOptions("webhook", outdir, entry, [noSchemaCompilers]);
 }

@@ -79,6 +79,46 @@ export function knownKeyVaultResource(vaultUrl: string): string | undefined {
     ?.resource;
 }
 
+/**
+ * The options every Key Vault client of the sidecar gets, whatever its API:
+ * the SDK's retries off (the sync loop's are the one retry policy) and the
+ * warm-up gate opened when the first request leaves with its token.
+ */
+export function keyVaultClientOptions(
+  options: Pick<KeyVaultSourceOptions, "disableChallengeResourceVerification" | "httpClient">,
+  gate: ReturnType<typeof createWarmUpGate>,
+) {
+  return {
+    disableChallengeResourceVerification: options.disableChallengeResourceVerification,
+    retryOptions: { maxRetries: 0 },
+    // After the SDK's challenge policy (which runs before the Retry phase).
+    additionalPolicies: [{ policy: openGateOnToken(gate), position: "perRetry" as const }],
+    ...(options.httpClient === undefined ? {} : { httpClient: options.httpClient }),
+  };
+}
+
+/**
+ * A call that asks for the vault's token once, at a source's first read, so
+ * it is under way while the read waits for its challenge. Never for an
+ * exact-host vault: verification is off there, and the resource is not known.
+ */
+export function tokenPrefetcher(
+  options: Pick<
+    KeyVaultSourceOptions,
+    "disableChallengeResourceVerification" | "vaultUrl" | "prefetchToken"
+  >,
+): () => void {
+  const resource = options.disableChallengeResourceVerification
+    ? undefined
+    : knownKeyVaultResource(options.vaultUrl);
+  let pending = options.prefetchToken !== undefined && resource !== undefined;
+  return () => {
+    if (!pending) return;
+    pending = false;
+    options.prefetchToken?.(`${resource ?? ""}/.default`);
+  };
+}
+
 /** Creates the Key Vault source. */
 export function createKeyVaultSource(options: KeyVaultSourceOptions): SecretSource {
   const gate = createWarmUpGate();
@@ -87,25 +127,13 @@ export function createKeyVaultSource(options: KeyVaultSourceOptions): SecretSour
   const agent = new WarmingAgent();
   const arrive = warmOnArrival(agent, options.vaultUrl);
   const client = new SecretClient(options.vaultUrl, options.credential, {
-    disableChallengeResourceVerification: options.disableChallengeResourceVerification,
-    retryOptions: { maxRetries: 0 },
-    // After the SDK's challenge policy (which runs before the Retry phase).
-    additionalPolicies: [{ policy: openGateOnToken(gate), position: "perRetry" }],
+    ...keyVaultClientOptions(options, gate),
     agent,
-    ...(options.httpClient === undefined ? {} : { httpClient: options.httpClient }),
   });
-  // Never for an exact-host vault: verification is off there, and the
-  // resource is not known.
-  const resource = options.disableChallengeResourceVerification
-    ? undefined
-    : knownKeyVaultResource(options.vaultUrl);
-  let prefetched = options.prefetchToken === undefined || resource === undefined;
+  const prefetch = tokenPrefetcher(options);
   return {
     async fetch(ref: SecretRef, fetchOptions: FetchOptions = {}): Promise<FetchedSecret> {
-      if (!prefetched) {
-        prefetched = true;
-        options.prefetchToken?.(`${resource}/.default`);
-      }
+      prefetch();
       if (!gate.isOpen()) arrive();
       return gate.run(async () => {
         try {

@@ -26,8 +26,8 @@ import { formatSecretRef, type SecretRef } from "../common/refs.ts";
 import {
   classifyKeyVaultError,
   createWarmUpGate,
-  knownKeyVaultResource,
-  openGateOnToken,
+  keyVaultClientOptions,
+  tokenPrefetcher,
 } from "./key-vault-source.ts";
 import {
   SourceError,
@@ -50,30 +50,14 @@ export interface ObjectSourceOptions {
 type Gate = ReturnType<typeof createWarmUpGate>;
 type Read = (ref: SecretRef, signal: AbortSignal | undefined) => Promise<FetchedSecret>;
 
-/** The client options both APIs share: ours, as the secrets client gets them. */
-function clientOptions(options: ObjectSourceOptions, gate: Gate) {
-  return {
-    disableChallengeResourceVerification: options.disableChallengeResourceVerification,
-    retryOptions: { maxRetries: 0 },
-    additionalPolicies: [{ policy: openGateOnToken(gate), position: "perRetry" as const }],
-    ...(options.httpClient === undefined ? {} : { httpClient: options.httpClient }),
-  };
-}
-
 /** One read through the gate, its failure classified; the prefetch at the first read. */
 function createReader(options: ObjectSourceOptions, makeRead: (gate: Gate) => Read): SecretSource {
   const gate = createWarmUpGate();
   const read = makeRead(gate);
-  const resource = options.disableChallengeResourceVerification
-    ? undefined
-    : knownKeyVaultResource(options.vaultUrl);
-  let prefetched = options.prefetchToken === undefined || resource === undefined;
+  const prefetch = tokenPrefetcher(options);
   return {
     async fetch(ref: SecretRef, fetchOptions: FetchOptions = {}): Promise<FetchedSecret> {
-      if (!prefetched) {
-        prefetched = true;
-        options.prefetchToken?.(`${resource}/.default`);
-      }
+      prefetch();
       return gate.run(async () => {
         try {
           return await read(ref, fetchOptions.signal);
@@ -96,7 +80,7 @@ export function createCertificateSource(options: ObjectSourceOptions): SecretSou
     const c = new CertificateClient(
       options.vaultUrl,
       options.credential,
-      clientOptions(options, gate),
+      keyVaultClientOptions(options, gate),
     );
     return async (ref, signal) => {
       const abort = signal === undefined ? {} : { abortSignal: signal };
@@ -122,7 +106,11 @@ export function createCertificateSource(options: ObjectSourceOptions): SecretSou
 /** Reads keys: the public part of an RSA or EC key as PEM (SPKI). */
 export function createKeySource(options: ObjectSourceOptions): SecretSource {
   return createReader(options, (gate) => {
-    const c = new KeyClient(options.vaultUrl, options.credential, clientOptions(options, gate));
+    const c = new KeyClient(
+      options.vaultUrl,
+      options.credential,
+      keyVaultClientOptions(options, gate),
+    );
     return async (ref, signal) => {
       const key = await c.getKey(ref.name, {
         ...(ref.version === undefined ? {} : { version: ref.version }),
