@@ -1,5 +1,5 @@
 /**
- * The webhook process as its image runs it (`node --expose-gc webhook.mjs`
+ * The webhook process as its image runs it (`node --expose-gc --max-semi-space-size=4 webhook.mjs`
  * from a copy of dist/ whose compile cache is filled as Dockerfile.webhook
  * fills it; run `npm run build` first), in a cgroup with the chart's memory
  * limit, against a fake apiserver with one service account. Rounds with and
@@ -48,6 +48,8 @@ const rounds = Number(values.rounds);
 const memoryLimitMiB = Number(values["memory-limit"]);
 const BUNDLE = new URL("../../dist/webhook.mjs", import.meta.url).pathname;
 const IDLE_MS = 5000;
+/** The Node flags of Dockerfile.webhook's entrypoint. */
+const IMAGE_FLAGS = ["--expose-gc", "--max-semi-space-size=4"];
 /** Packages whose import cost is measured alone in a bare Node. */
 const HEAVY = ["@kubernetes/client-node", "fastify", "pino", "node-forge", "yaml"];
 
@@ -100,7 +102,7 @@ async function oneRound(
 ): Promise<Round> {
   const review = JSON.stringify(testReview(testPod(TEST_ANNOTATIONS)));
   const t0 = performance.now();
-  const child = spawnInGroup(group, [process.execPath, "--expose-gc", bundle], { env });
+  const child = spawnInGroup(group, [process.execPath, ...IMAGE_FLAGS, bundle], { env });
   let listeningMs = Number.NaN;
   let healthPort = 0;
   child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
@@ -198,7 +200,10 @@ async function withCompileCache(dir: string): Promise<string> {
   await cp(join(dist, "webhook-chunks"), join(app, "webhook-chunks"), { recursive: true });
   await mkdir(join(app, "webhook-cache"));
   const entry = join(app, "webhook.mjs");
-  const filled = spawnSync(process.execPath, ["--expose-gc", entry], { env: {}, encoding: "utf8" });
+  const filled = spawnSync(process.execPath, [...IMAGE_FLAGS, entry], {
+    env: {},
+    encoding: "utf8",
+  });
   if (filled.status !== 1 || !filled.stderr.includes("AKV_SETTINGS_INVALID"))
     throw new Error(`filling the compile cache: exit ${String(filled.status)}: ${filled.stderr}`);
   return entry;
@@ -265,7 +270,7 @@ try {
   const section = `## Start and idle memory
 
 Command: \`npm run build && node bench/webhook/start.ts --rounds ${String(rounds)} --memory-limit ${String(memoryLimitMiB)}\`.
-${describeRun()} The bundle as the image runs it (\`node --expose-gc webhook.mjs\`, its compile cache filled as Dockerfile.webhook fills it), ${group.description},
+${describeRun()} The bundle as the image runs it (\`node ${IMAGE_FLAGS.join(" ")} webhook.mjs\`, its compile cache filled as Dockerfile.webhook fills it), ${group.description},
 against a fake apiserver; ${String(rounds)} starts, median (min–max). Load average at the end:
 ${loadavg()
   .map((l) => l.toFixed(2))
