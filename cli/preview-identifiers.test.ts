@@ -1,8 +1,8 @@
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
+import { PREVIEW_SERVICE_ACCOUNT as SA } from "../testing/cli.ts";
 import { preview, type PreviewInput } from "./preview.ts";
 
-const CLIENT_ID = "4d0e2f2a-7f44-4d9b-9bd8-0e0b8a1f3c11";
 const pod = (annotations: string): string => `apiVersion: v1
 kind: Pod
 metadata:
@@ -17,14 +17,6 @@ spec:
   containers:
     - name: app
       image: busybox
-`;
-const SA = `apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: app
-  namespace: team-a
-  annotations:
-    azure.workload.identity/client-id: ${CLIENT_ID}
 `;
 const input = (annotations: string): PreviewInput => ({
   manifests: { text: pod(annotations), source: "pod.yaml" },

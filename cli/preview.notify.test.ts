@@ -1,16 +1,9 @@
 /** `preview` shows what `notify-<container>` does to a pod, from the same decision as the webhook. */
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
+import { PREVIEW_SERVICE_ACCOUNT as SA } from "../testing/cli.ts";
 import { preview } from "./preview.ts";
 
-const SA = `apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: app
-  namespace: team-a
-  annotations:
-    azure.workload.identity/client-id: 4d0e2f2a-7f44-4d9b-9bd8-0e0b8a1f3c11
-`;
 const pod = (annotation: string, spec: string): string => `apiVersion: v1
 kind: Pod
 metadata:

@@ -3,9 +3,8 @@ import { describe, expect, it } from "vitest";
 import { createCertificateAuthority } from "../certs/index.ts";
 import { ErrorCode, isAkvError } from "../common/errors.ts";
 import { PREVIEW_DEFAULTS } from "./args.ts";
+import { PREVIEW_CLIENT_ID as CLIENT_ID, PREVIEW_SERVICE_ACCOUNT as SA } from "../testing/cli.ts";
 import { formatOutput, preview, type PreviewInput } from "./preview.ts";
-
-const CLIENT_ID = "4d0e2f2a-7f44-4d9b-9bd8-0e0b8a1f3c11";
 
 const POD = `apiVersion: v1
 kind: Pod
@@ -22,14 +21,6 @@ spec:
   containers:
     - name: app
       image: busybox
-`;
-const SA = `apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: app
-  namespace: team-a
-  annotations:
-    azure.workload.identity/client-id: ${CLIENT_ID}
 `;
 
 interface Container {

@@ -17,8 +17,6 @@
  * a secret's are (`classifyKeyVaultError`), naming the object.
  */
 import { X509Certificate, createPublicKey, type JsonWebKey as NodeJwk } from "node:crypto";
-import type { TokenCredential } from "@azure/core-auth";
-import type { HttpClient } from "@azure/core-rest-pipeline";
 import { CertificateClient } from "@azure/keyvault-certificates";
 import { KeyClient, type JsonWebKey } from "@azure/keyvault-keys";
 import { ErrorCode } from "../common/errors.ts";
@@ -28,6 +26,7 @@ import {
   createWarmUpGate,
   keyVaultClientOptions,
   tokenPrefetcher,
+  type KeyVaultSourceOptions,
 } from "./key-vault-source.ts";
 import {
   SourceError,
@@ -36,16 +35,8 @@ import {
   type SecretSource,
 } from "./secret-source.ts";
 
-/** What {@link createCertificateSource} and {@link createKeySource} need (as the Key Vault source). */
-export interface ObjectSourceOptions {
-  readonly vaultUrl: string;
-  readonly credential: TokenCredential;
-  readonly clientId: string;
-  readonly disableChallengeResourceVerification: boolean;
-  readonly now: () => number;
-  readonly prefetchToken?: (scope: string) => void;
-  readonly httpClient?: HttpClient;
-}
+/** What {@link createCertificateSource} and {@link createKeySource} need: what the secrets source does. */
+export type ObjectSourceOptions = KeyVaultSourceOptions;
 
 type Gate = ReturnType<typeof createWarmUpGate>;
 type Read = (ref: SecretRef, signal: AbortSignal | undefined) => Promise<FetchedSecret>;
