@@ -8,8 +8,6 @@
  * refused without a fetch). Each refusal carries Entra's AADSTS code.
  */
 import {
-  compactVerify,
-  createLocalJWKSet,
   decodeJwt,
   decodeProtectedHeader,
   errors as joseErrors,
@@ -19,6 +17,7 @@ import {
 import type { Logger } from "../../common/logger.ts";
 import { trimSlash } from "../azure.ts";
 import { fetchJson } from "../fetch-json.ts";
+import type { KeySetVerifier } from "../key-sets.ts";
 import type { App, Directory } from "./store.ts";
 import type { Grant } from "./tokens.ts";
 import { entraInstant, tenantNotFound, type AadRefusal } from "./wire.ts";
@@ -43,6 +42,8 @@ export interface TokenPolicy {
   readonly clockSkewSec: number;
   readonly federationErrors: () => FederationErrorStyle;
   readonly issuerKeys: IssuerKeys;
+  /** Checks assertions' signatures, each issuer's keys imported once. */
+  readonly keySets: KeySetVerifier;
   readonly now: () => number;
   readonly logger: Logger;
 }
@@ -236,7 +237,7 @@ async function checkSignature(
     };
   }
   try {
-    await compactVerify(assertion, createLocalJWKSet(keys), { algorithms: ["RS256"] });
+    await policy.keySets.verify(assertion, keys);
     return undefined;
   } catch (error) {
     if (

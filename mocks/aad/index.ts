@@ -20,6 +20,7 @@ import {
   type FaultMethods,
   type ThrottleOptions,
 } from "../faults.ts";
+import { KeySetVerifier } from "../key-sets.ts";
 import { listenMock, type ListeningMock } from "../listen.ts";
 import { RequestStats, type RequestStatsMethods } from "../request-stats.ts";
 import type { ServingTls } from "../tls.ts";
@@ -167,6 +168,7 @@ export async function startMockAad(options: MockAadOptions = {}): Promise<MockAa
       clockSkewSec: options.clockSkewSec ?? 300,
       federationErrors: () => federationErrors,
       issuerKeys,
+      keySets: new KeySetVerifier(),
       now,
       logger,
     },

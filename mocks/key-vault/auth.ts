@@ -8,8 +8,6 @@
  * minute, refetched on an unknown `kid`).
  */
 import {
-  compactVerify,
-  createLocalJWKSet,
   decodeJwt,
   decodeProtectedHeader,
   errors as joseErrors,
@@ -19,6 +17,7 @@ import {
 import type { Logger } from "../../common/logger.ts";
 import { accessTokenIssuer, trimSlash } from "../azure.ts";
 import { fetchJson } from "../fetch-json.ts";
+import { KeySetVerifier } from "../key-sets.ts";
 import { PERMISSION_ACTIONS, type Permission, type RoleTable } from "./store.ts";
 import type { VaultError, VaultWire } from "./wire.ts";
 
@@ -66,6 +65,7 @@ export class TokenValidator {
   /** `WWW-Authenticate` of every 401. */
   readonly #challenge: string;
   #remoteKeys: { at: number; jwks: JSONWebKeySet } | undefined;
+  readonly #verifier = new KeySetVerifier();
 
   constructor(options: TokenValidatorOptions) {
     const { authority, resource } = options;
@@ -118,7 +118,7 @@ export class TokenValidator {
       };
     }
     try {
-      await compactVerify(token, createLocalJWKSet(keys), { algorithms: ["RS256"] });
+      await this.#verifier.verify(token, keys);
       return undefined;
     } catch (error) {
       if (error instanceof joseErrors.JWKSNoMatchingKey) {
