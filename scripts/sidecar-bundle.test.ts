@@ -86,7 +86,7 @@ describe("the sidecar bundle's stand-ins and lazy built-ins", () => {
       readFile: true,
       assertThrows: "ERR_ASSERTION",
       debug: { enabled: false, extended: "agent-base:sub" },
-      threadStream: "pino transports are not in the sidecar bundle",
+      threadStream: "pino transports are not in the akv-injector bundles",
     });
     // child_process is only named, never called: it stays unloaded.
     expect(report.after).toEqual(["assert", "fs/promises", "zlib"]);

@@ -1,7 +1,8 @@
 /**
  * The webhook bundle as the image holds it: what its entry file carries and
  * what it leaves to chunks, and that the built process, started with a
- * kubeconfig (its YAML parser is a chunk), answers a review.
+ * kubeconfig (its YAML parser is a chunk), answers a review without loading
+ * the Node modules the build keeps out of its start.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -57,7 +58,7 @@ describe("the webhook bundle", () => {
     expect(inChunks).not.toContain("ajv");
   });
 
-  it("starts from a kubeconfig and answers a review", async () => {
+  it("starts from a kubeconfig and answers a review, without loading Node's undici, http2 or worker threads", async () => {
     const api = new FakeApiServer();
     api.add(
       fakeServiceAccount("team-a", "app", { "azure.workload.identity/client-id": CLIENT_ID }),
@@ -67,7 +68,13 @@ describe("the webhook bundle", () => {
     const work = mkdtempSync(join(tmpdir(), "akv-webhook-run-"));
     writeFileSync(join(work, "kubeconfig"), fakeKubeConfig(apiUrl, api.caPem).yaml);
     const caPem = await writeServingCertificate(work, "bundle-ca");
-    const child = spawn(process.execPath, [join(dir, "webhook.mjs")], {
+    // Asked by a signal, the process says which Node modules it has loaded.
+    const hook = join(work, "modules.cjs");
+    writeFileSync(
+      hook,
+      'process.on("SIGUSR2", () => process.stderr.write("@@modules " + JSON.stringify(process.moduleLoadList) + "\\n"));\n',
+    );
+    const child = spawn(process.execPath, ["--require", hook, join(dir, "webhook.mjs")], {
       env: {
         PATH: process.env.PATH ?? "",
         KUBECONFIG: join(work, "kubeconfig"),
@@ -100,6 +107,15 @@ describe("the webhook bundle", () => {
       }
       expect(answer.status).toBe(200);
       expect(answer.text).toContain('"patchType":"JSONPatch"');
+      child.kill("SIGUSR2");
+      for (let i = 0; i < 100 && !stderr.includes("@@modules "); i++) await sleep(20);
+      const loaded = (JSON.parse(/@@modules (.*)/.exec(stderr)?.[1] ?? "[]") as string[]).map((m) =>
+        m.replace(/^NativeModule /, ""),
+      );
+      expect(loaded).toContain("https");
+      // An ESM import of node:http would load undici (scripts/bundle-plugins.ts).
+      const keptOut = ["internal/deps/undici/undici", "http2", "worker_threads"];
+      expect(keptOut.filter((m) => loaded.includes(m))).toEqual([]);
     } finally {
       child.kill("SIGKILL");
       await api.close();

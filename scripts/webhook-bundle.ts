@@ -5,12 +5,24 @@
  * and without fastify's schema compilers (ajv, fast-json-stringify), which
  * fastify loads only for routes with schemas: the webhook declares none and
  * hands fastify compilers that refuse ({@link NO_SCHEMA_COMPILERS} in
- * `webhook/server.ts`). Measured in bench/webhook/RESULTS.md ("Start and
- * idle memory"): code a process never runs still costs its source text and
- * V8's pre-parse.
+ * `webhook/server.ts`); Node built-ins through `require`, so that
+ * `node:http` does not load Node's undici, those it never calls loaded at
+ * first use, and pino's worker-thread modules replaced (bundle-plugins.ts). Measured
+ * in bench/webhook/RESULTS.md ("Start and idle memory"): code a process
+ * never runs still costs its source text and V8's pre-parse.
  */
 import type { BuildOptions, Plugin } from "esbuild";
+import { builtinsAsRequire, standIns } from "./bundle-plugins.ts";
 import { splitBuildOptions } from "./bundles.ts";
+
+/**
+ * Built-ins the webhook's packages import at load but a webhook never calls,
+ * loaded at first use instead: `http2` (fastify's server factory; the
+ * webhook serves HTTPS/1.1). Others they import are loaded anyway, by their
+ * first call at start (`assert`, from find-my-way's router) or by Node's own
+ * `listen` (`dns`), so deferring them would save nothing.
+ */
+export const WEBHOOK_LAZY_BUILTINS: ReadonlySet<string> = new Set(["http2"]);
 
 /** fastify's default schema compilers, which `compilersFactory` replaces. */
 const SCHEMA_COMPILERS = ["@fastify/ajv-compiler", "@fastify/fast-json-stringify-compiler"];
@@ -35,5 +47,9 @@ const noSchemaCompilers: Plugin = {
 
 /** esbuild options for the webhook: `<outdir>/webhook.mjs` and `<outdir>/webhook-chunks/*.mjs`. */
 export function webhookBuildOptions(outdir: string, entry = "webhook/entry.ts"): BuildOptions {
-  return splitBuildOptions("webhook", outdir, entry, [noSchemaCompilers]);
+  return splitBuildOptions("webhook", outdir, entry, [
+    noSchemaCompilers,
+    standIns,
+    builtinsAsRequire(WEBHOOK_LAZY_BUILTINS),
+  ]);
 }

@@ -20,6 +20,7 @@ import { parseArgs } from "node:util";
 import { JsonMemberCounter, MAX_REVIEW_MEMBERS } from "../../webhook/member-bound.ts";
 import { BODY_LIMIT } from "../../webhook/server.ts";
 import { TEST_ANNOTATIONS, testPod, testReview } from "../../testing/webhook.ts";
+import { IMAGE_NODE_FLAGS } from "./image-server.ts";
 import { makeMemoryGroup, procMemoryMiB, spawnInGroup } from "./process.ts";
 import { describeRun, writeSection } from "./results.ts";
 import { writeServingCertificate } from "./tls.ts";
@@ -185,7 +186,7 @@ const group = await makeMemoryGroup("hostile", memoryLimitMiB);
 // With the flags Dockerfile.webhook's ENTRYPOINT gives node.
 const server = [
   process.execPath,
-  "--expose-gc",
+  ...IMAGE_NODE_FLAGS,
   new URL("server.ts", import.meta.url).pathname,
   "full",
   dir,

@@ -1,20 +1,25 @@
 /**
- * The webhook benchmark (`node bench/webhook/run.ts`, or `npm run bench webhook`):
- * the real webhook server and a bare fastify baseline, each in its own process
- * pinned to core 0, driven over HTTPS from this process pinned to core 1 with
- * the same mix (60% injected, 30% not opted in, 10% refused).
+ * The webhook benchmark (`npm run build && node bench/webhook/run.ts`, or
+ * `npm run bench webhook`): the webhook as its image runs it (the bundle,
+ * the image's Node flags, image-server.ts) and a bare fastify baseline under
+ * the same flags, each in its own process in a memory group with the chart's
+ * limit (Node sizes its heap from it, as in a pod) and pinned to core 0,
+ * driven over HTTPS from this process pinned to core 1 with the same mix
+ * (60% injected, 30% not opted in, 10% refused).
  *
  * For each: closed loop with 32 connections (requests/s, p50/p99), an open
  * loop at a fixed 1,000 requests/s (p99), and the server's peak RSS. Writes
  * its section of bench/webhook/RESULTS.md.
  *
- * Options: `--seconds N` per measurement (default 10); `--profile` writes a
- * V8 CPU profile of each server to bench/out/.
+ * Options: `--seconds N` per measurement (default 10); `--memory-limit MiB`
+ * (default 256, the chart's); `--profile` writes a V8 CPU profile of each
+ * server to bench/out/.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
+import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
@@ -28,6 +33,14 @@ import {
   type Case,
   type Summary,
 } from "./load.ts";
+import {
+  IMAGE_NODE_FLAGS,
+  imageWebhookEnv,
+  requireBundle,
+  startFakeApiServer,
+  startImageWebhook,
+} from "./image-server.ts";
+import { makeMemoryGroup, spawnInGroup } from "./process.ts";
 import { describeRun, writeSection } from "./results.ts";
 import { writeServingCertificate } from "./tls.ts";
 
@@ -35,6 +48,7 @@ const { values } = parseArgs({
   options: {
     seconds: { type: "string", default: "10" },
     profile: { type: "boolean", default: false },
+    "memory-limit": { type: "string", default: "256" },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -46,6 +60,8 @@ const QUIET_PCT = 5;
 const MAX_FIXED_RUNS = 8;
 const MAX_CLOSED_RUNS = 3;
 const SERVER = new URL("server.ts", import.meta.url).pathname;
+/** The service accounts the mix's pods name, each with a client id: every lookup a hit. */
+const ACCOUNTS = ["team-a/app", "team-a/web", "team-a/default"];
 
 const hasTaskset = spawnSync("taskset", ["--version"]).status === 0;
 // A Node client on one core saturates before a Node server on another does; wrk (C) does not.
@@ -69,18 +85,43 @@ interface Started {
   readonly port: number;
 }
 
+/** A port free now on loopback, for a server that takes its port from the environment. */
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/**
+ * `full`: the webhook as its image runs it (image-server.ts); `baseline`:
+ * bare fastify (server.ts) under the same Node flags and memory group.
+ */
 async function startServer(mode: "full" | "baseline", dir: string): Promise<Started> {
-  const node = [
+  const profile = values.profile
+    ? ["--cpu-prof", `--cpu-prof-dir=${new URL("../out", import.meta.url).pathname}`]
+    : [];
+  if (mode === "full") {
+    const port = await freePort();
+    const env = await imageWebhookEnv(dir, api, port);
+    const child = await startImageWebhook({
+      group,
+      env,
+      prefix: prefix(0),
+      flags: [...IMAGE_NODE_FLAGS, ...profile],
+    });
+    return { child, port };
+  }
+  const child = spawnInGroup(group, [
+    ...prefix(0),
     process.execPath,
-    ...(values.profile
-      ? ["--cpu-prof", `--cpu-prof-dir=${new URL("../out", import.meta.url).pathname}`]
-      : []),
+    ...IMAGE_NODE_FLAGS,
+    ...profile,
     SERVER,
     mode,
     dir,
-  ];
-  const [command = process.execPath, ...args] = [...prefix(0), ...node];
-  const child = spawn(command, args, { stdio: ["ignore", "pipe", "inherit"] });
+  ]);
   const port = await new Promise<number>((resolve, reject) => {
     createInterface({ input: child.stdout }).once("line", (line) => {
       resolve((JSON.parse(line) as { port: number }).port);
@@ -268,7 +309,10 @@ async function measure(
   }
 }
 
+await requireBundle();
 const dir = await mkdtemp(join(tmpdir(), "akv-bench-webhook-"));
+const group = await makeMemoryGroup("load", Number(values["memory-limit"]));
+const api = await startFakeApiServer(ACCOUNTS);
 try {
   const caPem = await writeServingCertificate(dir, "bench-ca");
   const cases = buildMix(1000);
@@ -287,13 +331,14 @@ try {
 
 ${describeRun()}
 
-Command: \`node bench/webhook/run.ts --seconds ${SECONDS}\`. Server ${hasTaskset ? "pinned to core 0 (`taskset -c 0`)" : "not pinned (no taskset)"}; load ${hasTaskset ? "pinned to core 1" : "unpinned"}${canRaisePriority ? "; both at `nice -n -15`, since this VM is shared with other work" : ""}:
+Command: \`npm run build && node bench/webhook/run.ts --seconds ${SECONDS} --memory-limit ${values["memory-limit"]}\`. Server ${hasTaskset ? "pinned to core 0 (`taskset -c 0`)" : "not pinned (no taskset)"}; load ${hasTaskset ? "pinned to core 1" : "unpinned"}${canRaisePriority ? "; both at `nice -n -15`, since this VM is shared with other work" : ""}:
 ${hasWrk ? "closed loop by wrk 4.1 (one thread, HTTPS keep-alive, a Lua script cycling through the mix)" : "closed loop by an undici Pool (no wrk here: the Node client on one core may saturate first, so the ratio understates the server)"};
 fixed rate by an undici Pool (HTTPS keep-alive, trusting only the benchmark CA).
 Mix of ${cases.length} AdmissionReviews, mean ${(meanBytes / 1024).toFixed(1)} KiB (pods as the apiserver sends them:
 defaults, API-access volume, managed fields): 60% opted in and injected, 30% not opted in, 10% refused.
-The full server logs one pino line per admission to a file and keeps its metrics (webhook/metrics.ts);
-service accounts come from the informer-backed cache (every lookup a hit).
+Both servers ${group.description}, under the Node flags of Dockerfile.webhook's ENTRYPOINT (\`${IMAGE_NODE_FLAGS.join(" ")}\`).
+The webhook is the bundle as its image runs it (\`dist/webhook.mjs\`), its admission log (one pino line per admission)
+on stdout, a pipe this process drains as a container runtime does, its metrics kept; service accounts come from its informer, listed from a fake apiserver (every lookup a hit).
 Closed loop: ${CONNECTIONS} connections, ${WARMUP_SECONDS} s warm-up, then ${SECONDS} s; repeated (up to ${MAX_CLOSED_RUNS} times) until one run was quiet, the quietest kept. Fixed rate: ${RATE} requests/s, open loop (each request sent when due, whatever earlier ones are doing), ${SECONDS} s a run, repeated until three runs were quiet (other work under ${QUIET_PCT}% of the CPU) or ${MAX_FIXED_RUNS} were made.
 
 | server | req/s (32 conns) | p50 ms | p99 ms | p50 ms at ${RATE}/s | p99 ms at ${RATE}/s | max ms at ${RATE}/s | peak RSS MiB | errors |
@@ -316,5 +361,7 @@ ${row("bare fastify baseline (fixed patch)", baseline)}
     `throughput ${(ratio * 100).toFixed(0)}% of baseline; p99 at ${RATE}/s ${full.fixed.p99.toFixed(2)} ms`,
   );
 } finally {
+  await api.api.close();
+  await group.remove();
   await rm(dir, { recursive: true, force: true });
 }

@@ -1,7 +1,8 @@
 /**
- * The webhook process as its image runs it (`node --expose-gc --max-semi-space-size=4 webhook.mjs`
- * from a copy of dist/ whose compile cache is filled as Dockerfile.webhook
- * fills it; run `npm run build` first), in a cgroup with the chart's memory
+ * The webhook process as its image runs it (`node FLAGS webhook.mjs`, the
+ * flags and environment of Dockerfile.webhook, from a copy of dist/ whose
+ * compile cache is filled as the image's build fills it; run `npm run build`
+ * first), in a cgroup with the chart's memory
  * limit, against a fake apiserver with one service account. Rounds with and
  * without the cache alternate:
  *
@@ -18,7 +19,7 @@
  * section of bench/webhook/RESULTS.md.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { access, cp, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { request } from "node:https";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -28,12 +29,14 @@ import { parseArgs } from "node:util";
 import { build } from "esbuild";
 import { BUNDLE_ENTRIES } from "../../scripts/bundles.ts";
 import { webhookBuildOptions } from "../../scripts/webhook-bundle.ts";
+import { TEST_ANNOTATIONS, testPod, testReview } from "../../testing/webhook.ts";
 import {
-  FakeApiServer,
-  fakeKubeConfig,
-  fakeServiceAccount,
-} from "../../testing/webhook-apiserver.ts";
-import { CLIENT_ID, TEST_ANNOTATIONS, testPod, testReview } from "../../testing/webhook.ts";
+  IMAGE_NODE_FLAGS,
+  WEBHOOK_BUNDLE,
+  imageWebhookEnv,
+  requireBundle,
+  startFakeApiServer,
+} from "./image-server.ts";
 import { makeMemoryGroup, procMemoryMiB, spawnInGroup, type MemoryGroup } from "./process.ts";
 import { describeRun, writeSection } from "./results.ts";
 import { writeServingCertificate } from "./tls.ts";
@@ -46,10 +49,8 @@ const { values } = parseArgs({
 });
 const rounds = Number(values.rounds);
 const memoryLimitMiB = Number(values["memory-limit"]);
-const BUNDLE = new URL("../../dist/webhook.mjs", import.meta.url).pathname;
+const BUNDLE = WEBHOOK_BUNDLE;
 const IDLE_MS = 5000;
-/** The Node flags of Dockerfile.webhook's entrypoint. */
-const IMAGE_FLAGS = ["--expose-gc", "--max-semi-space-size=4"];
 /** Packages whose import cost is measured alone in a bare Node. */
 const HEAVY = ["@kubernetes/client-node", "fastify", "pino", "node-forge", "yaml"];
 
@@ -102,7 +103,7 @@ async function oneRound(
 ): Promise<Round> {
   const review = JSON.stringify(testReview(testPod(TEST_ANNOTATIONS)));
   const t0 = performance.now();
-  const child = spawnInGroup(group, [process.execPath, ...IMAGE_FLAGS, bundle], { env });
+  const child = spawnInGroup(group, [process.execPath, ...IMAGE_NODE_FLAGS, bundle], { env });
   let listeningMs = Number.NaN;
   let healthPort = 0;
   child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
@@ -200,7 +201,7 @@ async function withCompileCache(dir: string): Promise<string> {
   await cp(join(dist, "webhook-chunks"), join(app, "webhook-chunks"), { recursive: true });
   await mkdir(join(app, "webhook-cache"));
   const entry = join(app, "webhook.mjs");
-  const filled = spawnSync(process.execPath, [...IMAGE_FLAGS, entry], {
+  const filled = spawnSync(process.execPath, [...IMAGE_NODE_FLAGS, entry], {
     env: {},
     encoding: "utf8",
   });
@@ -216,33 +217,14 @@ const median = (xs: readonly number[]): number => {
 const range = (xs: readonly number[], digits: number): string =>
   `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
 
-try {
-  await access(BUNDLE);
-} catch {
-  throw new Error(`${BUNDLE} is missing: run \`npm run build\` first`);
-}
+await requireBundle();
 const dir = await mkdtemp(join(tmpdir(), "akv-start-"));
-const api = new FakeApiServer();
+const api = await startFakeApiServer(["team-a/app"]);
 const group = await makeMemoryGroup("start", memoryLimitMiB);
 try {
-  api.add(
-    fakeServiceAccount("team-a", "app", { "azure.workload.identity/client-id": CLIENT_ID }),
-    false,
-  );
-  const apiUrl = await api.listen();
-  await writeFile(join(dir, "kubeconfig"), fakeKubeConfig(apiUrl, api.caPem).yaml);
   const caPem = await writeServingCertificate(dir, "start-ca");
   const port = 18443;
-  const env = {
-    PATH: process.env.PATH ?? "",
-    KUBECONFIG: join(dir, "kubeconfig"),
-    AKV_INJECTOR_TLS_CERT_FILE: join(dir, "tls.crt"),
-    AKV_INJECTOR_TLS_KEY_FILE: join(dir, "tls.key"),
-    AKV_INJECTOR_PORT: String(port),
-    AKV_INJECTOR_HEALTH_PORT: "0",
-    AKV_INJECTOR_SIDECAR_IMAGE: "example/sidecar:1",
-    AZURE_TENANT_ID: "72f988bf-86f1-41af-91ab-2d7cd011db47",
-  };
+  const env = await imageWebhookEnv(dir, api, port);
   const cached = await withCompileCache(dir);
   const measured: Round[] = [];
   const uncached: Round[] = [];
@@ -270,7 +252,7 @@ try {
   const section = `## Start and idle memory
 
 Command: \`npm run build && node bench/webhook/start.ts --rounds ${String(rounds)} --memory-limit ${String(memoryLimitMiB)}\`.
-${describeRun()} The bundle as the image runs it (\`node ${IMAGE_FLAGS.join(" ")} webhook.mjs\`, its compile cache filled as Dockerfile.webhook fills it), ${group.description},
+${describeRun()} The bundle as the image runs it (\`node ${IMAGE_NODE_FLAGS.join(" ")} webhook.mjs\`, its compile cache filled as Dockerfile.webhook fills it), ${group.description},
 against a fake apiserver; ${String(rounds)} starts, median (min–max). Load average at the end:
 ${loadavg()
   .map((l) => l.toFixed(2))
@@ -322,7 +304,7 @@ ${imports.map((i) => `| ${i.pkg} | ${i.ms.toFixed(0)} | ${i.rssMiB.toFixed(1)} |
   process.stdout.write(`${section}\n`);
   await writeSection("start", section);
 } finally {
-  await api.close();
+  await api.api.close();
   await group.remove();
   await rm(dir, { recursive: true, force: true });
 }
