@@ -210,10 +210,7 @@ describe.each([
       !isIgnored(file) && copied.some((c) => file === c || file.startsWith(`${c}/`));
     expect(Object.keys(buildEntries).sort()).toEqual(Object.keys(pkg.bin).sort());
     const files = new Set([
-      "scripts/build.ts",
-      "scripts/bundles.ts",
-      "scripts/sidecar-bundle.ts",
-      "scripts/webhook-bundle.ts",
+      ...sourcesOf("scripts/build.ts"),
       ...Object.values(buildEntries).flatMap((e) => [...sourcesOf(e)]),
     ]);
     expect(files).toContain("common/names.ts");
