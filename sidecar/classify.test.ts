@@ -583,6 +583,20 @@ describe("classifyAuthError: every code it knows", () => {
     expect(e.message).not.toContain("federated identity credential");
   });
 
+  it("AADSTS90061 (Entra could not read the issuer's OIDC metadata) is retried, naming the issuer", () => {
+    const e = classifyAuthError(
+      Object.assign(
+        new Error("invalid_request: AADSTS90061: Request to External OIDC endpoint failed."),
+        { statusCode: 400 },
+      ),
+      ctx,
+    );
+    expect(e.code).toBe(ErrorCode.UNAVAILABLE);
+    expect(e.message).toContain("issuer 'i'");
+    expect(e.message).toContain("AADSTS90061: Request to External OIDC endpoint failed.");
+    expect(e.message).toContain("/.well-known/openid-configuration");
+  });
+
   it.each(["90033", "50000", "90006", "50196"])("AADSTS%s without a status is retried", (code) => {
     expect(classifyAuthError(new Error(`AADSTS${code}: try again`), ctx).code).toBe(
       ErrorCode.UNAVAILABLE,

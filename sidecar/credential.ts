@@ -231,6 +231,14 @@ const FEDERATION_CODES = new Set(["70021", "700211", "700212", "700213", "700024
 const TRANSIENT_CODES = new Set(["90033", "50000", "90006", "50196"]);
 const TRANSIENT_OAUTH_ERRORS = new Set(["temporarily_unavailable", "server_error"]);
 
+/**
+ * AADSTS90061: Entra could not read the service-account issuer's OIDC
+ * discovery document or keys. Entra answers 400, but the cause is between
+ * Entra and the issuer, and an issuer's outage passes: retried, the message
+ * naming the issuer to check if it does not.
+ */
+const ISSUER_UNREACHABLE_CODE = "90061";
+
 /** Context of {@link classifyAuthError}. */
 export interface AuthErrorContext {
   readonly clientId: string;
@@ -285,6 +293,13 @@ export function classifyAuthError(error: unknown, ctx: AuthErrorContext): Source
   }
   const code = aadsts?.[1];
   const description = firstLine(aadsts === null ? texts : texts.slice(aadsts.index));
+  if (code === ISSUER_UNREACHABLE_CODE) {
+    return new SourceError(
+      ErrorCode.UNAVAILABLE,
+      `${where} could not read the OIDC metadata of the service-account token's issuer '${ctx.claims?.iss ?? "?"}' (${description}); retrying. If this lasts, that issuer's /.well-known/openid-configuration and its keys must be reachable from the internet`,
+      { status, cause: error },
+    );
+  }
   let message = `${where} refused the token exchange for client id ${ctx.clientId} in tenant ${ctx.tenantId}${status === undefined ? "" : ` (status ${status})`}: ${description}`;
   if (code !== undefined && FEDERATION_CODES.has(code)) {
     const c = ctx.claims ?? {};
