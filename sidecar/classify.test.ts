@@ -583,6 +583,19 @@ describe("classifyAuthError: every code it knows", () => {
     expect(e.message).not.toContain("federated identity credential");
   });
 
+  it("AADSTS90055 without a status (MSAL repeating Entra's 429 until Retry-After) is throttling, not a refusal", () => {
+    const e = classifyAuthError(
+      new Error(
+        "90055: AADSTS90055: The request is throttled temporarily. Please try after some time.",
+      ),
+      ctx,
+    );
+    expect(e.code).toBe(ErrorCode.THROTTLED);
+    expect(e.message).toContain(
+      "throttled the token request (AADSTS90055, repeated by MSAL until its Retry-After has passed)",
+    );
+  });
+
   it("AADSTS90061 (Entra could not read the issuer's OIDC metadata) is retried, naming the issuer", () => {
     const e = classifyAuthError(
       Object.assign(

@@ -229,6 +229,8 @@ const FEDERATION_CODES = new Set(["70021", "700211", "700212", "700213", "700024
  * without a status: these codes keep that retryable too.
  */
 const TRANSIENT_CODES = new Set(["90033", "50000", "90006", "50196"]);
+/** Entra's throttling (429); MSAL repeats it without the status, as `90055: AADSTS90055: …`. */
+const THROTTLED_CODE = "90055";
 const TRANSIENT_OAUTH_ERRORS = new Set(["temporarily_unavailable", "server_error"]);
 
 /**
@@ -271,11 +273,12 @@ export function classifyAuthError(error: unknown, ctx: AuthErrorContext): Source
   const aadsts = /AADSTS(\d+)/.exec(texts);
   const where = `Entra ID at ${ctx.authorityHost}`;
 
-  if (status === 429) {
-    return new SourceError(ErrorCode.THROTTLED, `${where} throttled the token request (429)`, {
-      status,
-      cause: error,
-    });
+  if (status === 429 || (status === undefined && aadsts?.[1] === THROTTLED_CODE)) {
+    return new SourceError(
+      ErrorCode.THROTTLED,
+      `${where} throttled the token request (${status === undefined ? `AADSTS${THROTTLED_CODE}, repeated by MSAL until its Retry-After has passed` : "429"})`,
+      { status, cause: error },
+    );
   }
   const transient =
     (aadsts !== null && TRANSIENT_CODES.has(aadsts[1] ?? "")) ||

@@ -317,6 +317,29 @@ describe("faults, in process with short timeouts (real SDKs, real HTTPS)", () =>
     expect(b?.token).toBeTruthy();
   });
 
+  it("asked again while Entra's throttle holds, the credential says throttled, not refused (real MSAL, which repeats the 429 itself)", async () => {
+    const { createCredential } = await import("./credential.ts");
+    const credential = createCredential({
+      tenantId: TENANT_ID,
+      clientId: CLIENT_ID,
+      tokenFile: world.tokenFile,
+      authorityHost: world.aad.url,
+      disableInstanceDiscovery: true,
+      readFile: (p) => readFile(p, "utf8"),
+      now: Date.now,
+    });
+    world.aad.injectFault({
+      action: { type: "status", status: 429, retryAfterSeconds: 30 },
+      times: 1,
+    });
+    const scope = "https://vault.azure.net/.default";
+    const first = await credential.getToken(scope).catch((e: unknown) => e);
+    const again = await credential.getToken(scope).catch((e: unknown) => e);
+    expect(world.aad.faults()).toHaveLength(0);
+    expect(isAkvError(first, ErrorCode.THROTTLED), String(first)).toBe(true);
+    expect(isAkvError(again, ErrorCode.THROTTLED), String(again)).toBe(true);
+  });
+
   it("the token file is read afresh for every exchange", async () => {
     const { createCredential } = await import("./credential.ts");
     let reads = 0;
