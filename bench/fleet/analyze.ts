@@ -41,7 +41,8 @@ export function peakOver(
   to = Infinity,
 ): number {
   let peak = 0;
-  const inRange = samples.filter((s) => s.at >= from && s.at <= to);
+  // Whole windows only: one that started before `from` would count what came before.
+  const inRange = samples.filter((s) => s.at - windowMs >= from && s.at <= to);
   for (const s of inRange) {
     peak = Math.max(peak, growth(samples, s.at - windowMs, s.at, key));
   }

@@ -288,7 +288,7 @@ try {
     requestsPerRefresh: steadyRefreshes === 0 ? Number.NaN : steadyKv / steadyRefreshes,
     kvPerMinute: steadyKv / steadyMin,
     kvPeak10s: peakOver(samples, 10_000, "kv", rolloutEnd, steadyEnd),
-    kvPeak60s: peakOver(samples, 60_000, "kv", rolloutEnd + 60_000, steadyEnd),
+    kvPeak60s: peakOver(samples, 60_000, "kv", rolloutEnd, steadyEnd),
   };
 
   let outageFigures: Record<string, unknown> | undefined;
