@@ -6,7 +6,7 @@
  * for loggers made as the webhook and the sidecar make theirs.
  */
 import { Writable } from "node:stream";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { createLogger, REDACT_PATHS, type Logger } from "./logger.ts";
 
 const SECRET = "s3cr3t-VALUE-9f8e7d";
@@ -175,6 +175,28 @@ describe("createLogger line format", () => {
       expect(at).toBeLessThanOrEqual(after);
     }
     expect(lines()).toHaveLength(2);
+  });
+
+  it.each(STYLES)("%s: each line's time is its own millisecond's", (_name, make) => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      const { sink, lines } = createSink();
+      const logger = make(sink);
+      const t0 = Date.parse("2026-12-01T03:00:00.000Z");
+      for (const at of [t0, t0, t0 + 1, t0 + 1_000]) {
+        vi.setSystemTime(at);
+        logger.info("event");
+      }
+      logger.flush();
+      expect(lines().map((l) => l.time)).toEqual([
+        "2026-12-01T03:00:00.000Z",
+        "2026-12-01T03:00:00.000Z",
+        "2026-12-01T03:00:00.001Z",
+        "2026-12-01T03:00:01.000Z",
+      ]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it.each(STYLES)(

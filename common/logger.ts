@@ -51,6 +51,24 @@ function levelByName(label: string): { level: string } {
   return { level: label };
 }
 
+/**
+ * pino's `isoTime`, formatted once per millisecond: a busy webhook writes
+ * several lines in the same one, and each format allocates a Date and a
+ * string.
+ */
+function isoTimeOncePerMs(): () => string {
+  let lastMs = Number.NaN;
+  let last = "";
+  return () => {
+    const now = Date.now();
+    if (now !== lastMs) {
+      lastMs = now;
+      last = `,"time":"${new Date(now).toISOString()}"`;
+    }
+    return last;
+  };
+}
+
 /** Creates the process logger. */
 export function createLogger(options: LoggerOptions): Logger {
   return pino(
@@ -59,7 +77,7 @@ export function createLogger(options: LoggerOptions): Logger {
       level: options.level ?? "info",
       redact: { paths: [...REDACT_PATHS], censor: "[redacted]" },
       formatters: { level: levelByName },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTimeOncePerMs(),
     },
     options.destination ?? pino.destination({ fd: 1, sync: false }),
   );

@@ -48,8 +48,9 @@ export function sortAnnotationKeys(
   const template: string[] = [];
   const format: string[] = [];
   let unknown = 0;
-  for (const key of Object.keys(annotations).sort()) {
-    if (!key.startsWith(PREFIX)) continue;
+  // Only our keys are sorted: a pod carries many others (kubectl, Helm, meshes).
+  const ours = Object.keys(annotations).filter((key) => key.startsWith(PREFIX));
+  for (const key of ours.sort()) {
     if (key.startsWith(FileAnnotationPrefix.secret)) secret.push(key);
     else if (key.startsWith(FileAnnotationPrefix.template)) template.push(key);
     else if (key.startsWith(FileAnnotationPrefix.format)) format.push(key);
