@@ -113,6 +113,12 @@ export async function startImageWebhook(opts: {
     ],
     { env: opts.env },
   );
+  // A bench that dies must not leave a webhook holding its port and core.
+  const killOnExit = (): void => {
+    child.kill("SIGKILL");
+  };
+  process.once("exit", killOnExit);
+  child.once("exit", () => process.off("exit", killOnExit));
   const lines = createInterface({ input: child.stdout });
   const listening = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
