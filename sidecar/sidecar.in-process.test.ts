@@ -31,6 +31,7 @@ import {
   waitFor,
 } from "../testing/sidecar-world.ts";
 import { runSidecar } from "./app.ts";
+import { createCredential, withTokenPrefetch } from "./credential.ts";
 
 let world: MockWorld;
 /** Every line the sidecar logged in this file: checked for values and tokens at the end. */
@@ -65,6 +66,19 @@ async function freePort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise((ok) => server.close(ok));
   return port;
+}
+
+/** The sidecar's credential against the mock Entra ID, reading the token file through `read`. */
+function mockCredential(read: (path: string) => Promise<string> = (p) => readFile(p, "utf8")) {
+  return createCredential({
+    tenantId: TENANT_ID,
+    clientId: CLIENT_ID,
+    tokenFile: world.tokenFile,
+    authorityHost: world.aad.url,
+    disableInstanceDiscovery: true,
+    readFile: read,
+    now: Date.now,
+  });
 }
 
 beforeAll(async () => {
@@ -284,20 +298,7 @@ describe("faults, in process with short timeouts (real SDKs, real HTTPS)", () =>
   });
 
   it("a token prefetch and the Key Vault client's own call cost one token request (real MSAL)", async () => {
-    const { createCredential, withTokenPrefetch } = await import("./credential.ts");
-    const make = () =>
-      withTokenPrefetch(
-        createCredential({
-          tenantId: TENANT_ID,
-          clientId: CLIENT_ID,
-          tokenFile: world.tokenFile,
-          authorityHost: world.aad.url,
-          disableInstanceDiscovery: true,
-          readFile: (p) => readFile(p, "utf8"),
-          now: Date.now,
-        }),
-        TENANT_ID,
-      );
+    const make = () => withTokenPrefetch(mockCredential(), TENANT_ID);
     const scope = "https://vault.azure.net/.default";
     const asKeyVaultDoes = { enableCae: true, tenantId: TENANT_ID };
     // The client's call while the prefetch is in flight: shared.
@@ -318,16 +319,7 @@ describe("faults, in process with short timeouts (real SDKs, real HTTPS)", () =>
   });
 
   it("asked again while Entra's throttle holds, the credential says throttled, not refused (real MSAL, which repeats the 429 itself)", async () => {
-    const { createCredential } = await import("./credential.ts");
-    const credential = createCredential({
-      tenantId: TENANT_ID,
-      clientId: CLIENT_ID,
-      tokenFile: world.tokenFile,
-      authorityHost: world.aad.url,
-      disableInstanceDiscovery: true,
-      readFile: (p) => readFile(p, "utf8"),
-      now: Date.now,
-    });
+    const credential = mockCredential();
     world.aad.injectFault({
       action: { type: "status", status: 429, retryAfterSeconds: 30 },
       times: 1,
@@ -341,19 +333,10 @@ describe("faults, in process with short timeouts (real SDKs, real HTTPS)", () =>
   });
 
   it("the token file is read afresh for every exchange", async () => {
-    const { createCredential } = await import("./credential.ts");
     let reads = 0;
-    const credential = createCredential({
-      tenantId: TENANT_ID,
-      clientId: CLIENT_ID,
-      tokenFile: world.tokenFile,
-      authorityHost: world.aad.url,
-      disableInstanceDiscovery: true,
-      readFile: async (p) => {
-        reads++;
-        return readFile(p, "utf8");
-      },
-      now: Date.now,
+    const credential = mockCredential(async (p) => {
+      reads++;
+      return readFile(p, "utf8");
     });
     await credential.getToken("https://vault.azure.net/.default");
     const first = reads;
