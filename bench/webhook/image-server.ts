@@ -91,8 +91,7 @@ export async function imageWebhookEnv(
 /**
  * Starts the bundle as the image does, `prefix` (taskset, nice) before
  * node, and resolves once its log says it listens. Its stdout is a pipe this
- * process drains, as a container runtime does: a file on disk would stall
- * the server's synchronous log writes whenever the disk flushes.
+ * process drains, as a container runtime drains a container's.
  */
 export async function startImageWebhook(opts: {
   readonly group: MemoryGroup;
@@ -125,16 +124,16 @@ export async function startImageWebhook(opts: {
       child.kill("SIGKILL");
       reject(new Error("the webhook did not listen within 30 s"));
     }, 30_000);
-    const tail: string[] = [];
+    const firstLines: string[] = [];
     lines.on("line", (line) => {
-      if (tail.length < 20) tail.push(line);
+      if (firstLines.length < 20) firstLines.push(line);
       if (!line.includes('"listening"')) return;
       clearTimeout(timer);
       resolve();
     });
     child.once("exit", (code) => {
       clearTimeout(timer);
-      reject(new Error(`the webhook exited with ${String(code)}: ${tail.join("\n")}`));
+      reject(new Error(`the webhook exited with ${String(code)}: ${firstLines.join("\n")}`));
     });
   });
   await listening;
