@@ -34,7 +34,8 @@ export interface StoredKeyVersion {
   enabled: boolean;
 }
 
-interface Named<V> {
+/** An object's name as first written, and its versions, oldest first. */
+export interface Named<V> {
   readonly name: string;
   readonly versions: V[];
 }

@@ -17,7 +17,10 @@ import {
   keyBody,
   keyNotFound,
   objectReply,
+  type Named,
   type ObjectStore,
+  type StoredCertificateVersion,
+  type StoredKeyVersion,
 } from "./objects.ts";
 import { SECRET_NAME, type RoleTable, type SecretStore, type StoredVersion } from "./store.ts";
 import {
@@ -282,9 +285,9 @@ function serveOperation(
     case "getSecret":
       return getSecret(call, name ?? "", route.version, caller, apiVersion, plane);
     case "getCertificate":
-      return getCertificate(call, name ?? "", route.version, caller, plane);
+      return getObject(CERTIFICATES, call, name ?? "", route.version, caller, plane);
     case "getKey":
-      return getKey(call, name ?? "", route.version, caller, plane);
+      return getObject(KEYS, call, name ?? "", route.version, caller, plane);
     case "other":
       return plane.wire.error(call, {
         status: 405,
@@ -365,45 +368,51 @@ function getSecret(
   return plane.wire.secret(call, s, v, apiVersion);
 }
 
-/** `GET /certificates/{name}[/{version}]`: the leaf certificate (`cer`), needing `certificates/read`. */
-function getCertificate(
-  call: Call,
-  name: string,
-  wanted: string | undefined,
-  caller: Caller,
-  plane: DataPlane,
-): Reply {
-  const counters = plane.stats.counters;
-  counters.certificateGets[name] = (counters.certificateGets[name] ?? 0) + 1;
-  const denied = authorize(plane.roles, plane.wire, caller, "getCertificate", name);
-  if (denied !== undefined) return plane.wire.error(call, denied);
-  const entry = plane.objects.certificate(name);
-  const v = findVersion(entry, wanted);
-  if (entry === undefined || v === undefined)
-    return plane.wire.error(
-      call,
-      certificateNotFound(wanted === undefined ? name : `${name}/${wanted}`),
-    );
-  return objectReply(plane.wire.headers(call), certificateBody(call, entry.name, v));
+/** What tells the certificates API's GET from the keys API's. */
+interface ObjectApi<V extends { readonly version: string }> {
+  readonly permission: "getCertificate" | "getKey";
+  readonly counter: "certificateGets" | "keyGets";
+  readonly find: (objects: ObjectStore, name: string) => Named<V> | undefined;
+  readonly notFound: (what: string) => VaultError;
+  readonly body: (call: Call, name: string, v: V) => Record<string, unknown>;
 }
 
+/** `GET /certificates/{name}[/{version}]`: the leaf certificate (`cer`), needing `certificates/read`. */
+const CERTIFICATES: ObjectApi<StoredCertificateVersion> = {
+  permission: "getCertificate",
+  counter: "certificateGets",
+  find: (objects, name) => objects.certificate(name),
+  notFound: certificateNotFound,
+  body: certificateBody,
+};
+
 /** `GET /keys/{name}[/{version}]`: the public JWK, needing `keys/read`. */
-function getKey(
+const KEYS: ObjectApi<StoredKeyVersion> = {
+  permission: "getKey",
+  counter: "keyGets",
+  find: (objects, name) => objects.key(name),
+  notFound: keyNotFound,
+  body: keyBody,
+};
+
+/** A GET of the certificates or keys API: counted, authorized, then the version asked for. */
+function getObject<V extends { readonly version: string }>(
+  api: ObjectApi<V>,
   call: Call,
   name: string,
   wanted: string | undefined,
   caller: Caller,
   plane: DataPlane,
 ): Reply {
-  const counters = plane.stats.counters;
-  counters.keyGets[name] = (counters.keyGets[name] ?? 0) + 1;
-  const denied = authorize(plane.roles, plane.wire, caller, "getKey", name);
+  const gets = plane.stats.counters[api.counter];
+  gets[name] = (gets[name] ?? 0) + 1;
+  const denied = authorize(plane.roles, plane.wire, caller, api.permission, name);
   if (denied !== undefined) return plane.wire.error(call, denied);
-  const entry = plane.objects.key(name);
+  const entry = api.find(plane.objects, name);
   const v = findVersion(entry, wanted);
   if (entry === undefined || v === undefined)
-    return plane.wire.error(call, keyNotFound(wanted === undefined ? name : `${name}/${wanted}`));
-  return objectReply(plane.wire.headers(call), keyBody(call, entry.name, v));
+    return plane.wire.error(call, api.notFound(wanted === undefined ? name : `${name}/${wanted}`));
+  return objectReply(plane.wire.headers(call), api.body(call, entry.name, v));
 }
 
 /** Counts the answer by status and appends it to the request log. */
