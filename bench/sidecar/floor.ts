@@ -25,7 +25,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { build } from "esbuild";
 import { sidecarBuildOptions } from "../../scripts/sidecar-bundle.ts";
-import { choosePinning, median } from "./harness.ts";
+import { median } from "../stats.ts";
+import { choosePinning } from "./harness.ts";
 
 const args = process.argv.slice(2);
 const RUNS = Number(args.find((a) => /^\d+$/.test(a)) ?? 9);

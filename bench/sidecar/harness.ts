@@ -23,9 +23,3 @@ export function choosePinning(enabled = true): { child: string[]; note: string }
     note: `sidecar pinned to CPU ${cpu}, bench process and mocks to CPU 0 (taskset)`,
   };
 }
-
-export const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[mid] ?? Number.NaN) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
-};

@@ -64,7 +64,8 @@ import { build } from "esbuild";
 import { sidecarBuildOptions } from "../../scripts/sidecar-bundle.ts";
 import { SidecarEnv } from "../../common/names.ts";
 import { freePort } from "../../e2e/host/network.ts";
-import { choosePinning, median } from "./harness.ts";
+import { median } from "../stats.ts";
+import { choosePinning } from "./harness.ts";
 import {
   CLIENT_ID,
   rawFiles,

@@ -17,6 +17,7 @@ import { parseArgs } from "node:util";
 import { pino, type DestinationStream, type Logger } from "pino";
 import { createLogger, REDACT_PATHS } from "../../common/logger.ts";
 import { createAdmissionLogger } from "../../webhook/server.ts";
+import { median } from "../stats.ts";
 
 const { values } = parseArgs({
   options: {
@@ -94,11 +95,6 @@ function round(logger: Logger, log: (logger: Logger) => void): number {
   const start = process.hrtime.bigint();
   for (let i = 0; i < LINES; i++) log(logger);
   return Number(process.hrtime.bigint() - start) / 1000 / LINES;
-}
-
-function median(xs: readonly number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 }
 
 /** One line as the logger writes it, for the record. */

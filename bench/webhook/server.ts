@@ -1,12 +1,16 @@
 /**
  * One server under test, run as its own process so it can be pinned to one
- * core and its memory read alone: `node bench/webhook/server.ts full|baseline DIR`.
+ * core and its memory read alone:
+ * `node bench/webhook/server.ts full|baseline|baseline-answer DIR`.
  *
  * - `full`: the real webhook server (`createWebhookServer`) with the real
  *   service-account cache (filled as the informer would fill it), pino logging
  *   to a file, its metrics.
  * - `baseline`: a bare fastify HTTPS handler that parses the same review and
- *   answers a fixed patch.
+ *   answers a fixed one-operation patch (0.1 KiB of answer).
+ * - `baseline-answer`: the same handler answering every review with the
+ *   patch the webhook gives the load mix's first injected pod, computed once
+ *   at start: what the webhook's answer costs to send, without its decision.
  *
  * Prints `{"port":N}` once listening; exits on SIGTERM.
  */
@@ -19,21 +23,38 @@ import { createServiceAccountCache } from "../../webhook/service-accounts.ts";
 import type { ServiceAccount } from "../../webhook/injection-config.ts";
 import { BODY_LIMIT, createWebhookServer } from "../../webhook/server.ts";
 import { testServiceAccount, testSettings } from "../../testing/webhook.ts";
+import { parseAdmissionReview } from "../../webhook/admission-review.ts";
+import { review } from "../../webhook/review.ts";
+import { buildMix } from "./load.ts";
 
+const MODES = ["full", "baseline", "baseline-answer"] as const;
 const [mode, dir] = process.argv.slice(2);
-if ((mode !== "full" && mode !== "baseline") || dir === undefined) {
-  process.stderr.write("usage: node bench/webhook/server.ts full|baseline DIR\n");
+if (!MODES.some((m) => m === mode) || dir === undefined) {
+  process.stderr.write(`usage: node bench/webhook/server.ts ${MODES.join("|")} DIR\n`);
   process.exit(2);
 }
 const certFile = join(dir, "tls.crt");
 const keyFile = join(dir, "tls.key");
 
-/** A fixed answer for the baseline: the patch of a typical injection, precomputed. */
-const FIXED_PATCH = Buffer.from(
+/** The baseline's fixed answer: one operation, the status annotation. */
+const ONE_OP_PATCH = Buffer.from(
   JSON.stringify([
     { op: "add", path: "/metadata/annotations/akv-injector.io~1status", value: "injected" },
   ]),
 ).toString("base64");
+
+/** The patch (base64) the webhook gives the load mix's first injected pod. */
+async function typicalInjectionPatch(): Promise<string> {
+  const injected = buildMix(1000).find((c) => c.expected === "injected");
+  if (injected === undefined) throw new Error("the load mix has no injected pod");
+  const result = await review(parseAdmissionReview(JSON.parse(injected.body)), {
+    settings: testSettings(),
+    lookupServiceAccount: (namespace, name) => Promise.resolve(testServiceAccount(name, namespace)),
+  });
+  const { patch } = result.response.response;
+  if (patch === undefined) throw new Error(`the mix's injected pod was ${result.outcome}`);
+  return patch;
+}
 
 async function startFull(): Promise<{ port: number; close: () => Promise<void> }> {
   const logger = createLogger({
@@ -72,7 +93,7 @@ async function startFull(): Promise<{ port: number; close: () => Promise<void> }
   };
 }
 
-async function startBaseline(): Promise<{ port: number; close: () => Promise<void> }> {
+async function startBaseline(patch: string): Promise<{ port: number; close: () => Promise<void> }> {
   const [cert, key] = await Promise.all([readFile(certFile), readFile(keyFile)]);
   const app = fastify({
     https: { cert, key, minVersion: "TLSv1.2" },
@@ -85,7 +106,7 @@ async function startBaseline(): Promise<{ port: number; close: () => Promise<voi
     return {
       apiVersion: "admission.k8s.io/v1",
       kind: "AdmissionReview",
-      response: { uid, allowed: true, patchType: "JSONPatch", patch: FIXED_PATCH },
+      response: { uid, allowed: true, patchType: "JSONPatch", patch },
     };
   });
   await app.listen({ host: "127.0.0.1", port: 0 });
@@ -96,7 +117,10 @@ async function startBaseline(): Promise<{ port: number; close: () => Promise<voi
   };
 }
 
-const server = mode === "full" ? await startFull() : await startBaseline();
+const server =
+  mode === "full"
+    ? await startFull()
+    : await startBaseline(mode === "baseline" ? ONE_OP_PATCH : await typicalInjectionPatch());
 process.stdout.write(`${JSON.stringify({ port: server.port })}\n`);
 process.on("SIGTERM", () => {
   void server.close().then(() => process.exit(0));

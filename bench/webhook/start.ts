@@ -38,6 +38,7 @@ import {
   startFakeApiServer,
 } from "./image-server.ts";
 import { makeMemoryGroup, procMemoryMiB, spawnInGroup, type MemoryGroup } from "./process.ts";
+import { median } from "../stats.ts";
 import { describeRun, writeSection } from "./results.ts";
 import { writeServingCertificate } from "./tls.ts";
 
@@ -210,10 +211,6 @@ async function withCompileCache(dir: string): Promise<string> {
   return entry;
 }
 
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? Number.NaN;
-};
 const range = (xs: readonly number[], digits: number): string =>
   `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
 
