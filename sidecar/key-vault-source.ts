@@ -86,7 +86,7 @@ export function knownKeyVaultResource(vaultUrl: string): string | undefined {
  */
 export function keyVaultClientOptions(
   options: Pick<KeyVaultSourceOptions, "disableChallengeResourceVerification" | "httpClient">,
-  gate: ReturnType<typeof createWarmUpGate>,
+  gate: WarmUpGate,
 ) {
   return {
     disableChallengeResourceVerification: options.disableChallengeResourceVerification,
@@ -119,39 +119,31 @@ export function tokenPrefetcher(
   };
 }
 
-/** Creates the Key Vault source. */
-export function createKeyVaultSource(options: KeyVaultSourceOptions): SecretSource {
+/** One read of a Key Vault object by its client, behind the warm-up gate. */
+export type GatedRead = (ref: SecretRef, signal: AbortSignal | undefined) => Promise<FetchedSecret>;
+
+/**
+ * A source over one Key Vault client, whatever its API: each read through
+ * the client's warm-up gate, its failure classified, the token prefetched at
+ * the first read. `makeRead` builds the client with the gate (see
+ * {@link keyVaultClientOptions}); `whileClosed` runs as each read arrives
+ * at a gate still closed.
+ */
+export function createGatedSource(
+  options: KeyVaultSourceOptions,
+  makeRead: (gate: WarmUpGate) => GatedRead,
+  whileClosed?: () => void,
+): SecretSource {
   const gate = createWarmUpGate();
-  // Connections for the reads waiting at the gate, opened while the first
-  // read waits for its token (warm-agent.ts).
-  const agent = new WarmingAgent();
-  const arrive = warmOnArrival(agent, options.vaultUrl);
-  const client = new SecretClient(options.vaultUrl, options.credential, {
-    ...keyVaultClientOptions(options, gate),
-    agent,
-  });
+  const read = makeRead(gate);
   const prefetch = tokenPrefetcher(options);
   return {
     async fetch(ref: SecretRef, fetchOptions: FetchOptions = {}): Promise<FetchedSecret> {
       prefetch();
-      if (!gate.isOpen()) arrive();
+      if (!gate.isOpen()) whileClosed?.();
       return gate.run(async () => {
         try {
-          const secret = await client.getSecret(ref.name, {
-            ...(ref.version === undefined ? {} : { version: ref.version }),
-            ...(fetchOptions.signal === undefined ? {} : { abortSignal: fetchOptions.signal }),
-          });
-          if (secret.value === undefined) {
-            throw new SourceError(
-              ErrorCode.SECRET_NOT_FOUND,
-              `Key Vault ${options.vaultUrl} returned secret '${formatSecretRef(ref)}' without a value`,
-            );
-          }
-          return {
-            value: secret.value,
-            contentType: secret.properties.contentType,
-            version: secret.properties.version ?? ref.version ?? "",
-          };
+          return await read(ref, fetchOptions.signal);
         } catch (error) {
           throw classifyKeyVaultError(error, {
             vaultUrl: options.vaultUrl,
@@ -163,6 +155,41 @@ export function createKeyVaultSource(options: KeyVaultSourceOptions): SecretSour
       });
     },
   };
+}
+
+/** Creates the Key Vault source. */
+export function createKeyVaultSource(options: KeyVaultSourceOptions): SecretSource {
+  // Connections for the reads waiting at the gate, opened while the first
+  // read waits for its token (warm-agent.ts).
+  const agent = new WarmingAgent();
+  const arrive = warmOnArrival(agent, options.vaultUrl);
+  return createGatedSource(
+    options,
+    (gate) => {
+      const client = new SecretClient(options.vaultUrl, options.credential, {
+        ...keyVaultClientOptions(options, gate),
+        agent,
+      });
+      return async (ref, signal) => {
+        const secret = await client.getSecret(ref.name, {
+          ...(ref.version === undefined ? {} : { version: ref.version }),
+          ...(signal === undefined ? {} : { abortSignal: signal }),
+        });
+        if (secret.value === undefined) {
+          throw new SourceError(
+            ErrorCode.SECRET_NOT_FOUND,
+            `Key Vault ${options.vaultUrl} returned secret '${formatSecretRef(ref)}' without a value`,
+          );
+        }
+        return {
+          value: secret.value,
+          contentType: secret.properties.contentType,
+          version: secret.properties.version ?? ref.version ?? "",
+        };
+      };
+    },
+    arrive,
+  );
 }
 
 /** Lets calls through one at a time until it is opened (or one succeeds), then all at once. */

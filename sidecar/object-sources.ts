@@ -20,54 +20,20 @@ import { X509Certificate, createPublicKey, type JsonWebKey as NodeJwk } from "no
 import { CertificateClient } from "@azure/keyvault-certificates";
 import { KeyClient, type JsonWebKey } from "@azure/keyvault-keys";
 import { ErrorCode } from "../common/errors.ts";
-import { formatSecretRef, type SecretRef } from "../common/refs.ts";
+import { formatSecretRef } from "../common/refs.ts";
 import {
-  classifyKeyVaultError,
-  createWarmUpGate,
+  createGatedSource,
   keyVaultClientOptions,
-  tokenPrefetcher,
   type KeyVaultSourceOptions,
 } from "./key-vault-source.ts";
-import {
-  SourceError,
-  type FetchedSecret,
-  type FetchOptions,
-  type SecretSource,
-} from "./secret-source.ts";
+import { SourceError, type SecretSource } from "./secret-source.ts";
 
 /** What {@link createCertificateSource} and {@link createKeySource} need: what the secrets source does. */
 export type ObjectSourceOptions = KeyVaultSourceOptions;
 
-type Gate = ReturnType<typeof createWarmUpGate>;
-type Read = (ref: SecretRef, signal: AbortSignal | undefined) => Promise<FetchedSecret>;
-
-/** One read through the gate, its failure classified; the prefetch at the first read. */
-function createReader(options: ObjectSourceOptions, makeRead: (gate: Gate) => Read): SecretSource {
-  const gate = createWarmUpGate();
-  const read = makeRead(gate);
-  const prefetch = tokenPrefetcher(options);
-  return {
-    async fetch(ref: SecretRef, fetchOptions: FetchOptions = {}): Promise<FetchedSecret> {
-      prefetch();
-      return gate.run(async () => {
-        try {
-          return await read(ref, fetchOptions.signal);
-        } catch (error) {
-          throw classifyKeyVaultError(error, {
-            vaultUrl: options.vaultUrl,
-            ref,
-            clientId: options.clientId,
-            now: options.now(),
-          });
-        }
-      });
-    },
-  };
-}
-
 /** Reads certificates: the leaf certificate (`cer`) as one PEM block. */
 export function createCertificateSource(options: ObjectSourceOptions): SecretSource {
-  return createReader(options, (gate) => {
+  return createGatedSource(options, (gate) => {
     const c = new CertificateClient(
       options.vaultUrl,
       options.credential,
@@ -96,7 +62,7 @@ export function createCertificateSource(options: ObjectSourceOptions): SecretSou
 
 /** Reads keys: the public part of an RSA or EC key as PEM (SPKI). */
 export function createKeySource(options: ObjectSourceOptions): SecretSource {
-  return createReader(options, (gate) => {
+  return createGatedSource(options, (gate) => {
     const c = new KeyClient(
       options.vaultUrl,
       options.credential,
