@@ -291,7 +291,7 @@ describe("POST /mutate (inject)", () => {
 
   it("refuses a review with more JSON object members than the bound with HTTP 400, unparsed", async () => {
     const review = testReview(testPod(annotations));
-    const members = new JsonMemberCounter().feed(Buffer.from(JSON.stringify(review)));
+    const members = new JsonMemberCounter().feed(JSON.stringify(review));
     const at = await harness({ maxMembers: members });
     expect((await mutate(at.server, review)).json()).toMatchObject({
       response: { allowed: true },

@@ -241,7 +241,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
     const text = body as string;
     if (
       couldExceedMembers(request.headers["content-length"], maxMembers) &&
-      new JsonMemberCounter().feed(Buffer.from(text)) > maxMembers
+      new JsonMemberCounter().feed(text) > maxMembers
     ) {
       done(tooManyMembers(maxMembers), undefined);
       return;

@@ -40,7 +40,7 @@ const MAX_RSS_RISE_MIB = 32;
 
 /** Object members of a review's JSON, as the server counts them before parsing. */
 const membersOf = (review: Record<string, unknown>): number =>
-  new JsonMemberCounter().feed(Buffer.from(JSON.stringify(review)));
+  new JsonMemberCounter().feed(JSON.stringify(review));
 
 /**
  * A review of a pod of `n` hostile items, with `n` as large as keeps it under
