@@ -156,7 +156,13 @@ describe.each([
   {
     kind: "webhook",
     bin: "akv-injector-webhook",
-    entrypoint: ["/nodejs/bin/node", "--expose-gc", "--max-semi-space-size=4", "/app/webhook.mjs"],
+    entrypoint: [
+      "/nodejs/bin/node",
+      "--expose-gc",
+      "--max-semi-space-size=4",
+      "--no-maglev",
+      "/app/webhook.mjs",
+    ],
   },
   { kind: "sidecar", bin: "akv-injector-sidecar", entrypoint: [...Injected.sidecarEntrypoint] },
 ])("Dockerfile.$kind", ({ kind, bin, entrypoint }) => {
@@ -302,7 +308,13 @@ describe.each([
   },
   {
     kind: "webhook",
-    entrypoint: ["/nodejs/bin/node", "--expose-gc", "--max-semi-space-size=4", "/app/webhook.mjs"],
+    entrypoint: [
+      "/nodejs/bin/node",
+      "--expose-gc",
+      "--max-semi-space-size=4",
+      "--no-maglev",
+      "/app/webhook.mjs",
+    ],
     // A start without settings loads the process (main.ts) and exits 1.
     args: [],
     status: 1,
