@@ -32,6 +32,14 @@ import { webhookBuildOptions } from "./scripts/webhook-bundle.ts";
 
 const ROOT = dirname(fileURLToPath(import.meta.url));
 const UID = "65532";
+/** Dockerfile.webhook's ENTRYPOINT: the image's Node, its V8 flags, the bundle. */
+const WEBHOOK_ENTRYPOINT = [
+  "/nodejs/bin/node",
+  "--expose-gc",
+  "--max-semi-space-size=4",
+  "--no-maglev",
+  "/app/webhook.mjs",
+] as const;
 
 interface Stage {
   readonly from: From;
@@ -156,13 +164,7 @@ describe.each([
   {
     kind: "webhook",
     bin: "akv-injector-webhook",
-    entrypoint: [
-      "/nodejs/bin/node",
-      "--expose-gc",
-      "--max-semi-space-size=4",
-      "--no-maglev",
-      "/app/webhook.mjs",
-    ],
+    entrypoint: [...WEBHOOK_ENTRYPOINT],
   },
   { kind: "sidecar", bin: "akv-injector-sidecar", entrypoint: [...Injected.sidecarEntrypoint] },
 ])("Dockerfile.$kind", ({ kind, bin, entrypoint }) => {
@@ -308,13 +310,7 @@ describe.each([
   },
   {
     kind: "webhook",
-    entrypoint: [
-      "/nodejs/bin/node",
-      "--expose-gc",
-      "--max-semi-space-size=4",
-      "--no-maglev",
-      "/app/webhook.mjs",
-    ],
+    entrypoint: [...WEBHOOK_ENTRYPOINT],
     // A start without settings loads the process (main.ts) and exits 1.
     args: [],
     status: 1,
