@@ -271,6 +271,7 @@ async function closedRun(
 interface Measured {
   readonly mode: Mode;
   readonly label: string;
+  readonly server: Started;
   /** One closed-loop run per round, in round order. */
   readonly closed: Run[];
   /** Every fixed-rate run, in order. */
@@ -308,15 +309,14 @@ try {
     started.push(server);
     await checkMix(server.port, caPem, cases, mode);
     await closedRun(server, caPem, cases, WARMUP_SECONDS);
-    measured.push({ mode, label, closed: [], fixedRuns: [], peakRssMiB: Number.NaN });
+    measured.push({ mode, label, server, closed: [], fixedRuns: [], peakRssMiB: Number.NaN });
   }
-  const pairs = started.map((server, i) => ({ server, m: measured[i] as Measured }));
 
   // Rounds interleave the servers, so drift in the machine's speed (other
-  // sessions' work on this VM) falls on all of them alike.
+  // work on this VM or on its host) falls on all of them alike.
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const { server, m } of pairs) {
-      const run = await closedRun(server, caPem, cases, SECONDS);
+    for (const m of measured) {
+      const run = await closedRun(m.server, caPem, cases, SECONDS);
       m.closed.push(run);
       console.log(
         `round ${round}, ${m.mode}: ${run.perSecond.toFixed(0)} req/s (other work ${run.foreignPct.toFixed(0)}%)`,
@@ -328,23 +328,22 @@ try {
   // quiet ones (other work under QUIET_PCT of the CPU) or MAX_FIXED_RUNS.
   // The connections are opened first: the apiserver keeps its connections
   // to a webhook open.
-  const pools = started.map((s) => createPool(s.port, caPem, CONNECTIONS));
-  await Promise.all(pools.map((pool) => closedLoop(pool, cases, CONNECTIONS, 1)));
+  const pooled = measured.map((m) => ({ m, pool: createPool(m.server.port, caPem, CONNECTIONS) }));
+  await Promise.all(pooled.map(({ pool }) => closedLoop(pool, cases, CONNECTIONS, 1)));
   const needsRuns = (m: Measured): boolean =>
     m.fixedRuns.length < MAX_FIXED_RUNS &&
     m.fixedRuns.filter((r) => r.foreignPct < QUIET_PCT).length < 3;
   while (measured.some(needsRuns)) {
-    for (const [i, { server, m }] of pairs.entries()) {
-      const pool = pools[i];
-      if (pool === undefined || !needsRuns(m)) continue;
-      const { result, foreignPct } = await withForeignCpu(server.child.pid ?? 0, () =>
+    for (const { m, pool } of pooled) {
+      if (!needsRuns(m)) continue;
+      const { result, foreignPct } = await withForeignCpu(m.server.child.pid ?? 0, () =>
         openLoop(pool, cases, RATE, SECONDS),
       );
       m.fixedRuns.push({ ...result, foreignPct });
     }
   }
-  await Promise.all(pools.map((pool) => pool.close()));
-  for (const { server, m } of pairs) m.peakRssMiB = peakRssMiB(server.child.pid ?? 0);
+  await Promise.all(pooled.map(({ pool }) => pool.close()));
+  for (const m of measured) m.peakRssMiB = peakRssMiB(m.server.child.pid ?? 0);
 
   const byMode = (mode: Mode): Measured => {
     const m = measured.find((x) => x.mode === mode);
@@ -381,9 +380,8 @@ try {
     m.closed.map((r) => `${r.foreignPct.toFixed(0)}%`).join(", ");
   const verdict = (ok: boolean): string => (ok ? "met" : "**missed**");
   const fullFixed = fixedOf(full).run;
-  const answerServer = started[measured.indexOf(answer)];
   const answerKiB =
-    (await answerTo(answerServer?.port ?? 0, caPem, cases, "injected")).text.length / 1024;
+    (await answerTo(answer.server.port, caPem, cases, "injected")).text.length / 1024;
   const markdown = `## Throughput and latency
 
 ${describeRun()}
@@ -393,7 +391,7 @@ ${hasWrk ? "closed loop by wrk 4.1 (one thread, HTTPS keep-alive, a Lua script c
 fixed rate by an undici Pool (HTTPS keep-alive, trusting only the benchmark CA).
 Mix of ${cases.length} AdmissionReviews, mean ${(meanBytes / 1024).toFixed(1)} KiB (pods as the apiserver sends them:
 defaults, API-access volume, managed fields): 60% opted in and injected, 30% not opted in, 10% refused.
-Each server ${started[0]?.group.description ?? ""} (a group each), under the Node flags of Dockerfile.webhook's ENTRYPOINT (\`${IMAGE_NODE_FLAGS.join(" ")}\`).
+Each server ${full.server.group.description} (a group each), under the Node flags of Dockerfile.webhook's ENTRYPOINT (\`${IMAGE_NODE_FLAGS.join(" ")}\`).
 The webhook is the bundle as its image runs it (\`dist/webhook.mjs\`), its admission log (one pino line per admission)
 on stdout, a pipe this process drains as a container runtime does, its metrics kept; service accounts come from its informer, listed from a fake apiserver (every lookup a hit).
 The two bare fastify servers parse the same reviews with fastify's JSON parser and answer a fixed patch: one operation (0.1 KiB of answer),
