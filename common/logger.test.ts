@@ -3,13 +3,17 @@
  * secret put at any redacted path never reaches the output. The shapes are
  * listed here, not read from `REDACT_PATHS`, so emptying or trimming that
  * list fails a test. Line format: the level by name and an RFC 3339 `time`,
- * for loggers made as the webhook and the sidecar make theirs.
+ * for loggers made as the webhook and the sidecar make theirs. Standard
+ * output, in a process of its own: every line reaches it once, the last
+ * turn's before `process.exit` ends the process.
  */
+import { execFileSync } from "node:child_process";
 import { Writable } from "node:stream";
 import { describe, expect, it, vi } from "vitest";
 import { createLogger, REDACT_PATHS, type Logger } from "./logger.ts";
 
 const SECRET = "s3cr3t-VALUE-9f8e7d";
+const LOGGER = new URL("./logger.ts", import.meta.url).href;
 
 /** A sink that keeps what is written, and the lines parsed. */
 function createSink(): {
@@ -216,4 +220,32 @@ describe("createLogger line format", () => {
       });
     },
   );
+});
+
+describe("the default destination, standard output", () => {
+  /** Runs `body` in a Node process with `logger` made by createLogger; returns its stdout. */
+  function runWithLogger(body: string): string {
+    const script = `import { createLogger } from ${JSON.stringify(LOGGER)};
+const logger = createLogger({ name: "exit-test" });
+${body}`;
+    return execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+      encoding: "utf8",
+    });
+  }
+
+  it("writes the lines logged in the turn that calls process.exit", () => {
+    const out = runWithLogger(`logger.info("one"); logger.warn({ n: 2 }, "two"); process.exit(0);`);
+    const lines = out
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => l.msg)).toEqual(["one", "two"]);
+  });
+
+  it("writes each line once, the lines of later turns too", () => {
+    const out = runWithLogger(
+      `logger.info("first"); setTimeout(() => { logger.info("later"); logger.flush(() => process.exit(0)); }, 5);`,
+    );
+    expect(out.match(/"msg":"[a-z]+"/g)).toEqual(['"msg":"first"', '"msg":"later"']);
+  });
 });

@@ -10,6 +10,7 @@
  * pino's numeric level and epoch milliseconds.
  */
 import { pino, type DestinationStream, type Logger } from "pino";
+import { batchPerTurn, type TurnBatchedDestination } from "./batch-per-turn.ts";
 
 /** Log-object paths that are always censored. */
 export const REDACT_PATHS = [
@@ -69,6 +70,29 @@ function isoTimeOncePerMs(): () => string {
   };
 }
 
+let stdout: TurnBatchedDestination | undefined;
+
+/**
+ * Standard output, one per process (every logger's lines in the order
+ * logged): each turn's lines in one synchronous write (batch-per-turn.ts),
+ * through sonic-boom, which finishes partial writes and waits out EAGAIN.
+ * Synchronous as Node's own `process.stdout` is on a Linux pipe, which is
+ * what a container's standard output is: when the runtime stops reading,
+ * the process waits for it instead of holding ever more lines. The last
+ * turn's lines are written on exit, `process.exit` included.
+ */
+function stdoutDestination(): TurnBatchedDestination {
+  if (stdout === undefined) {
+    const fd1 = pino.destination({ fd: 1, sync: true });
+    const lines = batchPerTurn((text) => fd1.write(text));
+    process.once("exit", () => {
+      lines.flushSync();
+    });
+    stdout = lines;
+  }
+  return stdout;
+}
+
 /** Creates the process logger. */
 export function createLogger(options: LoggerOptions): Logger {
   return pino(
@@ -79,7 +103,7 @@ export function createLogger(options: LoggerOptions): Logger {
       formatters: { level: levelByName },
       timestamp: isoTimeOncePerMs(),
     },
-    options.destination ?? pino.destination({ fd: 1, sync: false }),
+    options.destination ?? stdoutDestination(),
   );
 }
 

@@ -8,17 +8,23 @@
  * and pinned to core 0, driven over HTTPS from this process pinned to core
  * 1 with the same mix (60% injected, 30% not opted in, 10% refused).
  *
- * For each: closed loop with 32 connections (requests/s, p50/p99) in rounds
+ * For each: closed loop with 32 connections (requests/s, p50/p99, and the
+ * server's CPU time and context switches per request, all its threads, from
+ * /proc: where a change moves the work, such as onto another thread) in rounds
  * that take the servers in turn, an open loop at a fixed 1,000 requests/s
  * (p99), and the server's peak RSS. Writes its section of
  * bench/webhook/RESULTS.md.
  *
  * Options: `--seconds N` per measurement (default 10); `--rounds N` of the
  * closed loop (default 4); `--memory-limit MiB` (default 256, the chart's);
- * `--profile` writes a V8 CPU profile of each server to bench/out/.
+ * `--profile` writes a V8 CPU profile of each server to bench/out/;
+ * `--compare "LABEL=PATH"` (repeatable) adds another build of the webhook
+ * (PATH: its webhook.mjs, webhook-chunks/ beside it, e.g. `npm run build`
+ * in a worktree of an earlier commit) to the rounds, run as the image runs
+ * this one.
  */
 import { spawnSync, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { createServer, type AddressInfo } from "node:net";
@@ -54,6 +60,7 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "4" },
     profile: { type: "boolean", default: false },
     "memory-limit": { type: "string", default: "256" },
+    compare: { type: "string", multiple: true, default: [] },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -64,6 +71,8 @@ const WARMUP_SECONDS = 3;
 /** A fixed-rate run is quiet when processes outside the benchmark used less than this share of the CPU. */
 const QUIET_PCT = 5;
 const MAX_FIXED_RUNS = 8;
+/** USER_HZ, the unit of /proc's CPU times: 100 on every Linux Node runs on. */
+const CLOCK_TICKS_PER_S = 100;
 const SERVER = new URL("server.ts", import.meta.url).pathname;
 /** The service accounts the mix's pods name, each with a client id: every lookup a hit. */
 const ACCOUNTS = ["team-a/app", "team-a/web", "team-a/default"];
@@ -87,11 +96,34 @@ const prefix = (core: number): string[] => [
 
 type Mode = "full" | "baseline" | "baseline-answer";
 
+interface ServerSpec {
+  /** What it runs: a webhook build (`full`) or a bare fastify server. */
+  readonly mode: Mode;
+  /** Its name in the rounds' lines: the mode, or a compared build's label. */
+  readonly name: string;
+  readonly label: string;
+  /** A webhook build's entry; default dist/webhook.mjs. */
+  readonly entry?: string;
+}
+
+/** `--compare "LABEL=PATH"`: another webhook build in the rounds. */
+function comparedBuild(arg: string): ServerSpec {
+  const at = arg.indexOf("=");
+  if (at <= 0) throw new Error(`--compare ${arg}: expected LABEL=PATH to a webhook.mjs`);
+  const label = arg.slice(0, at);
+  return { mode: "full", name: label, label: `webhook, ${label}`, entry: arg.slice(at + 1) };
+}
+
 /** The servers, in the order each round runs them. */
-const SERVERS: readonly { readonly mode: Mode; readonly label: string }[] = [
-  { mode: "full", label: "webhook (full logic, logging, metrics)" },
-  { mode: "baseline", label: "bare fastify baseline (one-operation patch)" },
-  { mode: "baseline-answer", label: "bare fastify, answering a typical injection's patch" },
+const SERVERS: readonly ServerSpec[] = [
+  { mode: "full", name: "full", label: "webhook (full logic, logging, metrics)" },
+  { mode: "baseline", name: "baseline", label: "bare fastify baseline (one-operation patch)" },
+  {
+    mode: "baseline-answer",
+    name: "baseline-answer",
+    label: "bare fastify, answering a typical injection's patch",
+  },
+  ...values.compare.map(comparedBuild),
 ];
 
 interface Started {
@@ -114,8 +146,9 @@ async function freePort(): Promise<number> {
  * bare fastify (server.ts) under the same Node flags. Each in a memory
  * group of its own with the chart's limit, since all run at once.
  */
-async function startServer(mode: Mode, dir: string): Promise<Started> {
-  const group = await makeMemoryGroup(`load-${mode}`, Number(values["memory-limit"]));
+async function startServer(spec: ServerSpec, index: number, dir: string): Promise<Started> {
+  const { mode } = spec;
+  const group = await makeMemoryGroup(`load-${String(index)}`, Number(values["memory-limit"]));
   const profile = values.profile
     ? ["--cpu-prof", `--cpu-prof-dir=${new URL("../out", import.meta.url).pathname}`]
     : [];
@@ -127,6 +160,7 @@ async function startServer(mode: Mode, dir: string): Promise<Started> {
       env,
       prefix: prefix(0),
       flags: [...IMAGE_NODE_FLAGS, ...profile],
+      ...(spec.entry === undefined ? {} : { entry: spec.entry }),
     });
     return { child, port, group };
   }
@@ -175,6 +209,17 @@ function statFields(pid: number | "self"): string[] {
 function processTicks(pid: number): number {
   const f = statFields(pid);
   return Number(f[11]) + Number(f[12]);
+}
+
+/** Context switches of a process so far, voluntary and not, all its threads. */
+function contextSwitches(pid: number): number {
+  let n = 0;
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    const status = readFileSync(`/proc/${pid}/task/${task}/status`, "utf8");
+    for (const m of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm))
+      n += Number(m[1]);
+  }
+  return n;
 }
 
 /** CPU ticks of this process and of its finished children (wrk). */
@@ -250,6 +295,12 @@ async function checkMix(
 }
 
 type Run = Summary & { readonly foreignPct: number };
+/** A closed-loop run, with what each request cost the server. */
+type ClosedRun = Run & {
+  /** CPU time (user + system, all threads) per request, µs. */
+  readonly cpuUsPerRequest: number;
+  readonly switchesPerRequest: number;
+};
 
 /** One closed-loop run of `seconds` against a server, and the other work meanwhile. */
 async function closedRun(
@@ -257,23 +308,31 @@ async function closedRun(
   caPem: string,
   cases: readonly Case[],
   seconds: number,
-): Promise<Run> {
-  const { result, foreignPct } = await withForeignCpu(server.child.pid ?? 0, async () => {
+): Promise<ClosedRun> {
+  const pid = server.child.pid ?? 0;
+  const ticks0 = processTicks(pid);
+  const switches0 = contextSwitches(pid);
+  const { result, foreignPct } = await withForeignCpu(pid, async () => {
     if (hasWrk) return closedLoopWrk(server.port, cases, CONNECTIONS, seconds, dir, prefix(1));
     const pool = createPool(server.port, caPem, CONNECTIONS);
     const summary = await closedLoop(pool, cases, CONNECTIONS, seconds);
     await pool.close();
     return summary;
   });
-  return { ...result, foreignPct };
+  const requests = Math.max(1, result.requests);
+  return {
+    ...result,
+    foreignPct,
+    cpuUsPerRequest: ((processTicks(pid) - ticks0) * (1e6 / CLOCK_TICKS_PER_S)) / requests,
+    switchesPerRequest: (contextSwitches(pid) - switches0) / requests,
+  };
 }
 
 interface Measured {
-  readonly mode: Mode;
-  readonly label: string;
+  readonly spec: ServerSpec;
   readonly server: Started;
   /** One closed-loop run per round, in round order. */
-  readonly closed: Run[];
+  readonly closed: ClosedRun[];
   /** Every fixed-rate run, in order. */
   readonly fixedRuns: Run[];
   peakRssMiB: number;
@@ -284,7 +343,7 @@ function fixedOf(m: Measured): { run: Run; basis: string } {
   const quiet = m.fixedRuns.filter((r) => r.foreignPct < QUIET_PCT);
   const chosen = [...(quiet.length > 0 ? quiet : m.fixedRuns)].sort((a, b) => a.p99 - b.p99);
   const run = chosen[Math.floor((chosen.length - 1) / 2)];
-  if (run === undefined) throw new Error(`${m.mode}: no fixed-rate run`);
+  if (run === undefined) throw new Error(`${m.spec.name}: no fixed-rate run`);
   const basis =
     quiet.length > 0
       ? `median of ${quiet.length} quiet runs`
@@ -304,12 +363,12 @@ try {
     `mix: ${cases.length} bodies, mean ${(meanBytes / 1024).toFixed(1)} KiB; ${ROUNDS} rounds of ${SECONDS} s`,
   );
   const measured: Measured[] = [];
-  for (const { mode, label } of SERVERS) {
-    const server = await startServer(mode, dir);
+  for (const [index, spec] of SERVERS.entries()) {
+    const server = await startServer(spec, index, dir);
     started.push(server);
-    await checkMix(server.port, caPem, cases, mode);
+    await checkMix(server.port, caPem, cases, spec.mode);
     await closedRun(server, caPem, cases, WARMUP_SECONDS);
-    measured.push({ mode, label, server, closed: [], fixedRuns: [], peakRssMiB: Number.NaN });
+    measured.push({ spec, server, closed: [], fixedRuns: [], peakRssMiB: Number.NaN });
   }
 
   // Rounds interleave the servers, so drift in the machine's speed (other
@@ -319,7 +378,7 @@ try {
       const run = await closedRun(m.server, caPem, cases, SECONDS);
       m.closed.push(run);
       console.log(
-        `round ${round}, ${m.mode}: ${run.perSecond.toFixed(0)} req/s (other work ${run.foreignPct.toFixed(0)}%)`,
+        `round ${round}, ${m.spec.name}: ${run.perSecond.toFixed(0)} req/s, ${run.cpuUsPerRequest.toFixed(0)} µs CPU and ${run.switchesPerRequest.toFixed(2)} context switches a request (other work ${run.foreignPct.toFixed(0)}%)`,
       );
     }
   }
@@ -345,14 +404,15 @@ try {
   await Promise.all(pooled.map(({ pool }) => pool.close()));
   for (const m of measured) m.peakRssMiB = peakRssMiB(m.server.child.pid ?? 0);
 
-  const byMode = (mode: Mode): Measured => {
-    const m = measured.find((x) => x.mode === mode);
-    if (m === undefined) throw new Error(`no ${mode} server`);
+  const byName = (name: string): Measured => {
+    const m = measured.find((x) => x.spec.name === name);
+    if (m === undefined) throw new Error(`no ${name} server`);
     return m;
   };
-  const full = byMode("full");
-  const baseline = byMode("baseline");
-  const answer = byMode("baseline-answer");
+  const full = byName("full");
+  const baseline = byName("baseline");
+  const answer = byName("baseline-answer");
+  const compared = measured.filter((m) => m.spec.entry !== undefined);
   /** Per round, one server's req/s over another's; the median of the rounds. */
   const ratioOver = (of: Measured, over: Measured): { median: number; rounds: number[] } => {
     const rounds = of.closed.map((r, i) => r.perSecond / (over.closed[i]?.perSecond ?? Number.NaN));
@@ -367,7 +427,9 @@ try {
     const rates = m.closed.map((r) => r.perSecond);
     const p = (key: "p50" | "p99"): string => median(m.closed.map((r) => r[key])).toFixed(2);
     const errors = [...m.closed, ...m.fixedRuns].reduce((n, r) => n + r.errors, 0);
-    return `| ${m.label} | ${median(rates).toFixed(0)} (${Math.min(...rates).toFixed(0)}–${Math.max(...rates).toFixed(0)}) | ${p("p50")} | ${p("p99")} | ${fixed.p50.toFixed(2)} | ${fixed.p99.toFixed(2)} | ${fixed.max.toFixed(2)} | ${m.peakRssMiB.toFixed(1)} | ${errors} |`;
+    const cpu = median(m.closed.map((r) => r.cpuUsPerRequest)).toFixed(0);
+    const switches = median(m.closed.map((r) => r.switchesPerRequest)).toFixed(2);
+    return `| ${m.spec.label} | ${median(rates).toFixed(0)} (${Math.min(...rates).toFixed(0)}–${Math.max(...rates).toFixed(0)}) | ${cpu} | ${switches} | ${p("p50")} | ${p("p99")} | ${fixed.p50.toFixed(2)} | ${fixed.p99.toFixed(2)} | ${fixed.max.toFixed(2)} | ${m.peakRssMiB.toFixed(1)} | ${errors} |`;
   };
   const fixedRunsOf = (m: Measured): string =>
     m.fixedRuns
@@ -386,7 +448,7 @@ try {
 
 ${describeRun()}
 
-Command: \`npm run build && node bench/webhook/run.ts --seconds ${SECONDS} --rounds ${ROUNDS} --memory-limit ${values["memory-limit"]}\`. Servers ${hasTaskset ? "pinned to core 0 (`taskset -c 0`)" : "not pinned (no taskset)"}; load ${hasTaskset ? "pinned to core 1" : "unpinned"}${canRaisePriority ? "; both at `nice -n -15`, since this VM is shared with other work" : ""}:
+Command: \`npm run build && node bench/webhook/run.ts --seconds ${SECONDS} --rounds ${ROUNDS} --memory-limit ${values["memory-limit"]}${compared.map((m) => ` --compare '${m.spec.name}=${m.spec.entry ?? ""}'`).join("")}\`. Servers ${hasTaskset ? "pinned to core 0 (`taskset -c 0`)" : "not pinned (no taskset)"}; load ${hasTaskset ? "pinned to core 1" : "unpinned"}${canRaisePriority ? "; both at `nice -n -15`, since this VM is shared with other work" : ""}:
 ${hasWrk ? "closed loop by wrk 4.1 (one thread, HTTPS keep-alive, a Lua script cycling through the mix)" : "closed loop by an undici Pool (no wrk here: the Node client on one core may saturate first, so the ratio understates the server)"};
 fixed rate by an undici Pool (HTTPS keep-alive, trusting only the benchmark CA).
 Mix of ${cases.length} AdmissionReviews, mean ${(meanBytes / 1024).toFixed(1)} KiB (pods as the apiserver sends them:
@@ -396,18 +458,18 @@ The webhook is the bundle as its image runs it (\`dist/webhook.mjs\`), its admis
 on stdout, a pipe this process drains as a container runtime does, its metrics kept; service accounts come from its informer, listed from a fake apiserver (every lookup a hit).
 The two bare fastify servers parse the same reviews with fastify's JSON parser and answer a fixed patch: one operation (0.1 KiB of answer),
 or the patch the webhook gives the mix's first injected pod (${answerKiB.toFixed(1)} KiB of answer, for every review): what sending the webhook's answer costs, without its decision.
-Closed loop: ${CONNECTIONS} connections, ${WARMUP_SECONDS} s warm-up each, then ${ROUNDS} rounds of ${SECONDS} s, each round running the three servers in turn (the issue's method: interleaved rounds); the table gives the median round (min–max).
+Closed loop: ${CONNECTIONS} connections, ${WARMUP_SECONDS} s warm-up each, then ${ROUNDS} rounds of ${SECONDS} s, each round running the ${measured.length} servers in turn (the issue's method: interleaved rounds); the table gives the median round (min–max) and the medians of the server's CPU time (user + system, every thread) and context switches per request.
 Fixed rate: ${RATE} requests/s, open loop (each request sent when due, whatever earlier ones are doing), ${SECONDS} s a run, the servers in turn, until each had three quiet runs (other work under ${QUIET_PCT}% of the CPU) or ${MAX_FIXED_RUNS}.
 
-| server | req/s (32 conns) | p50 ms | p99 ms | p50 ms at ${RATE}/s | p99 ms at ${RATE}/s | max ms at ${RATE}/s | peak RSS MiB | errors |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| server | req/s (32 conns) | CPU µs per request | context switches per request | p50 ms | p99 ms | p50 ms at ${RATE}/s | p99 ms at ${RATE}/s | max ms at ${RATE}/s | peak RSS MiB | errors |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${measured.map(row).join("\n")}
 
 - Throughput: the webhook made ${pct(ratio.median)} of the one-operation baseline's requests (median of the rounds: ${ratio.rounds.map(pct).join(", ")}; target ≥ 50%: ${verdict(ratio.median >= 0.5)}).
 - Where the rest goes: answering the webhook's patch instead of one operation takes the baseline to ${pct(answerRatio.median)} of itself (rounds: ${answerRatio.rounds.map(pct).join(", ")}); the webhook makes ${pct(fullOverAnswer.median)} of that (rounds: ${fullOverAnswer.rounds.map(pct).join(", ")}), the cost of its decision, log line and metrics.
-- p99 at ${RATE} requests/s: ${fullFixed.p99.toFixed(2)} ms (${fixedOf(full).basis}; target ≤ 2 ms: ${verdict(fullFixed.p99 <= 2)}).
-- Fixed-rate runs, p99: ${measured.map((m) => `${m.mode} ${fixedRunsOf(m)}`).join("; ")}.
-- Other work during the closed-loop rounds: ${measured.map((m) => `${m.mode} ${foreignOf(m)}`).join("; ")}.
+${compared.map((m) => `- ${m.spec.label}: ${pct(ratioOver(m, baseline).median)} of the baseline (rounds: ${ratioOver(m, baseline).rounds.map(pct).join(", ")}); this build makes ${pct(ratioOver(full, m).median)} of its requests/s (rounds: ${ratioOver(full, m).rounds.map(pct).join(", ")}).\n`).join("")}- p99 at ${RATE} requests/s: ${fullFixed.p99.toFixed(2)} ms (${fixedOf(full).basis}; target ≤ 2 ms: ${verdict(fullFixed.p99 <= 2)}).
+- Fixed-rate runs, p99: ${measured.map((m) => `${m.spec.name} ${fixedRunsOf(m)}`).join("; ")}.
+- Other work during the closed-loop rounds: ${measured.map((m) => `${m.spec.name} ${foreignOf(m)}`).join("; ")}.
 - "Other work" is the CPU that processes outside the benchmark (other sessions' builds and tests on this VM)
   used during a run, in percent of both cores.
 - Load average at the end: ${loadavg()

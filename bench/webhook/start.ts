@@ -11,7 +11,10 @@
  * - idle: RSS (`VmRSS`) and V8's used heap (`/metrics`) after 5 s at rest,
  *   the informer synced;
  * - where the weight comes from: the bundle's bytes by package (esbuild's
- *   metafile), and what importing each heavy package costs a bare Node.
+ *   metafile), and what importing each heavy package costs a bare Node;
+ * - the floors, in the same rounds: the least server fastify makes and the
+ *   least `node:https` makes (floors/), bundled as the webhook is and run
+ *   under its flags, what any webhook on each would start and idle at.
  *
  * Targets (issue 13): start ≤ 200 ms, idle ≤ 60 MiB.
  *
@@ -52,6 +55,11 @@ const rounds = Number(values.rounds);
 const memoryLimitMiB = Number(values["memory-limit"]);
 const BUNDLE = WEBHOOK_BUNDLE;
 const IDLE_MS = 5000;
+/** The floor servers (floors/), each bundled and run as the webhook is. */
+const FLOORS = [
+  { name: "fastify", label: "the least fastify HTTPS server (`floors/fastify.ts`)" },
+  { name: "https", label: "the least `node:https` server (`floors/https.ts`)" },
+] as const;
 /** Packages whose import cost is measured alone in a bare Node. */
 const HEAVY = ["@kubernetes/client-node", "fastify", "pino", "node-forge", "yaml"];
 
@@ -128,7 +136,8 @@ async function oneRound(
       listeningMs,
       firstAnswerMs,
       idleRssMiB: await procMemoryMiB(child.pid ?? 0, "VmRSS"),
-      heapUsedMiB: await heapUsedMiB(healthPort),
+      // The floors serve no metrics.
+      heapUsedMiB: healthPort > 0 ? await heapUsedMiB(healthPort) : Number.NaN,
     };
   } finally {
     child.kill("SIGKILL");
@@ -190,6 +199,14 @@ console.log(JSON.stringify({ ms, rssMiB: process.memoryUsage().rss / 2 ** 20 }))
   return JSON.parse(out) as { ms: number; rssMiB: number };
 }
 
+/** A floor server bundled with the webhook's esbuild options; returns its entry. */
+async function buildFloor(name: string, dir: string): Promise<string> {
+  const outdir = join(dir, `floor-${name}`);
+  const entry = new URL(`floors/${name}.ts`, import.meta.url).pathname;
+  await build({ ...webhookBuildOptions(outdir, entry), logLevel: "silent" });
+  return join(outdir, "webhook.mjs");
+}
+
 /**
  * A copy of dist/'s webhook with its compile cache filled as
  * Dockerfile.webhook fills it: one start without settings (exit 1).
@@ -225,9 +242,13 @@ try {
   const cached = await withCompileCache(dir);
   const measured: Round[] = [];
   const uncached: Round[] = [];
+  const floorEntries = await Promise.all(FLOORS.map((f) => buildFloor(f.name, dir)));
+  const floorRounds: Round[][] = FLOORS.map(() => []);
   for (let r = 0; r < rounds; r++) {
     const round = await oneRound(cached, group, env, caPem, port);
     const plain = await oneRound(BUNDLE, group, env, caPem, port);
+    for (const [i, entry] of floorEntries.entries())
+      floorRounds[i]?.push(await oneRound(entry, group, env, caPem, port));
     process.stderr.write(`round ${String(r + 1)}: ${JSON.stringify({ round, plain })}\n`);
     measured.push(round);
     uncached.push(plain);
@@ -277,6 +298,29 @@ ${loadavg()
     measured.map((m) => m.heapUsedMiB),
     1,
   )} MiB | |
+
+The floors, in the same rounds (each bundled as the webhook is, run under the same flags, without
+compile cache; their first answer allows the review unchanged):
+
+| server | spawn to first answer, ms | RSS after ${String(IDLE_MS / 1000)} s idle, MiB |
+| --- | --- | --- |
+| the webhook, as the image runs it | ${range(
+    measured.map((m) => m.firstAnswerMs),
+    0,
+  )} | ${range(
+    measured.map((m) => m.idleRssMiB),
+    1,
+  )} |
+${FLOORS.map(
+  (f, i) =>
+    `| ${f.label} | ${range(
+      (floorRounds[i] ?? []).map((m) => m.firstAnswerMs),
+      0,
+    )} | ${range(
+      (floorRounds[i] ?? []).map((m) => m.idleRssMiB),
+      1,
+    )} |`,
+).join("\n")}
 
 What a start loads of the bundle (scripts/webhook-bundle.ts: the entry, the process's chunk and
 their static imports), ${(total / 2 ** 20).toFixed(2)} MiB of JavaScript, by package (largest first):
