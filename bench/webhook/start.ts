@@ -242,13 +242,18 @@ try {
   const cached = await withCompileCache(dir);
   const measured: Round[] = [];
   const uncached: Round[] = [];
-  const floorEntries = await Promise.all(FLOORS.map((f) => buildFloor(f.name, dir)));
-  const floorRounds: Round[][] = FLOORS.map(() => []);
+  const floors = await Promise.all(
+    FLOORS.map(async (f) => ({
+      ...f,
+      entry: await buildFloor(f.name, dir),
+      rounds: [] as Round[],
+    })),
+  );
   for (let r = 0; r < rounds; r++) {
     const round = await oneRound(cached, group, env, caPem, port);
     const plain = await oneRound(BUNDLE, group, env, caPem, port);
-    for (const [i, entry] of floorEntries.entries())
-      floorRounds[i]?.push(await oneRound(entry, group, env, caPem, port));
+    for (const floor of floors)
+      floor.rounds.push(await oneRound(floor.entry, group, env, caPem, port));
     process.stderr.write(`round ${String(r + 1)}: ${JSON.stringify({ round, plain })}\n`);
     measured.push(round);
     uncached.push(plain);
@@ -311,16 +316,18 @@ compile cache; their first answer allows the review unchanged):
     measured.map((m) => m.idleRssMiB),
     1,
   )} |
-${FLOORS.map(
-  (f, i) =>
-    `| ${f.label} | ${range(
-      (floorRounds[i] ?? []).map((m) => m.firstAnswerMs),
-      0,
-    )} | ${range(
-      (floorRounds[i] ?? []).map((m) => m.idleRssMiB),
-      1,
-    )} |`,
-).join("\n")}
+${floors
+  .map(
+    (f) =>
+      `| ${f.label} | ${range(
+        f.rounds.map((m) => m.firstAnswerMs),
+        0,
+      )} | ${range(
+        f.rounds.map((m) => m.idleRssMiB),
+        1,
+      )} |`,
+  )
+  .join("\n")}
 
 What a start loads of the bundle (scripts/webhook-bundle.ts: the entry, the process's chunk and
 their static imports), ${(total / 2 ** 20).toFixed(2)} MiB of JavaScript, by package (largest first):
